@@ -16,6 +16,7 @@ from stereo.patchnet.models.layers import (
     central_crop,
     conv_trunk,
     decision_head,
+    he_init,
     surround,
 )
 
@@ -40,6 +41,7 @@ class TwoChannel(PatchNet):
             self.pool = SpatialPyramidPool(spp_levels)
             self.input_size = None
         self.head = decision_head([features, 1])
+        he_init(self)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         """``a, b``: ``(B, 1, H, W)`` normalised → ``(B,)`` scores."""
@@ -57,6 +59,7 @@ class TwoChannel2Stream(PatchNet):
         self.central = conv_trunk(STREAM_2CH, 2)
         self.surround = conv_trunk(STREAM_2CH, 2)
         self.head = decision_head([1536, 768, 1])
+        he_init(self)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         """``a, b``: ``(B, 1, 64, 64)`` normalised → ``(B,)`` scores."""
@@ -103,6 +106,7 @@ class Siamese(DescriptorNet):
         self.branch_b = None if shared else make()
         self.metric = "decision" if head else "l2"
         self.head = decision_head([2 * self.descriptor_size] * 2 + [1]) if head else None
+        he_init(self)
 
     def embed(self, x: Tensor, side: int = 0) -> Tensor:
         """``(B, 1, 64, 64)`` normalised → ``(B, D)``; ``side`` picks the pseudo-siamese

@@ -24,10 +24,18 @@ class CNN3(DescriptorNet):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 7), nn.Tanh(), L2Pool(2), SubtractiveNorm(5),
-            nn.Conv2d(32, 64, 6), nn.Tanh(), L2Pool(3), SubtractiveNorm(5),
-            nn.Conv2d(64, 128, 5), nn.Tanh(), L2Pool(4),
-        )  # fmt: skip
+            nn.Conv2d(1, 32, 7),
+            nn.Tanh(),
+            L2Pool(2),
+            SubtractiveNorm(5),
+            nn.Conv2d(32, 64, 6),
+            nn.Tanh(),
+            L2Pool(3),
+            SubtractiveNorm(5),
+            nn.Conv2d(64, 128, 5),
+            nn.Tanh(),
+            L2Pool(4),
+        )
 
     def embed(self, x: Tensor) -> Tensor:
         """``(B, 1, 64, 64)`` normalised → ``(B, 128)``."""

@@ -23,8 +23,15 @@ from stereo.patchnet.models.base import DescriptorNet, l2_normalise
 from stereo.patchnet.models.layers import central_crop
 
 #: (out_channels, kernel, stride, padding) of the seven convolutions.
-L2NET_LAYERS = [(32, 3, 1, 1), (32, 3, 1, 1), (64, 3, 2, 1), (64, 3, 1, 1),
-                (128, 3, 2, 1), (128, 3, 1, 1), (128, 8, 1, 0)]  # fmt: skip
+L2NET_LAYERS = [
+    (32, 3, 1, 1),
+    (32, 3, 1, 1),
+    (64, 3, 2, 1),
+    (64, 3, 1, 1),
+    (128, 3, 2, 1),
+    (128, 3, 1, 1),
+    (128, 8, 1, 0),
+]
 
 
 class L2NetTower(nn.Module):

@@ -7,6 +7,7 @@ against the paper: ``C(n,k[,s])`` convolution + ReLU (no padding), ``P`` 2×2 ma
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import torch
@@ -49,11 +50,25 @@ def conv_trunk(spec: str, in_channels: int) -> nn.Sequential:
 def decision_head(sizes: list[int]) -> nn.Sequential:
     """Fully connected layers ``sizes[0] → sizes[1] → … → sizes[-1]``, ReLU between them."""
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         if i > 0:
             layers.append(nn.ReLU(inplace=True))
         layers.append(nn.Linear(n_in, n_out))
     return nn.Sequential(*layers)
+
+
+def he_init(module: nn.Module) -> None:
+    """He (Kaiming) normal initialisation of every convolution and linear layer, zero biases.
+
+    PyTorch's default initialisation shrinks the small DeepCompare inputs (grey levels in
+    [0, 1] minus the mean) layer after layer, so SGD stalls at a zero output in the deeper
+    models; He initialisation keeps the activation scale through ReLU layers.
+    """
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
 
 
 def central_crop(x: Tensor, size: int) -> Tensor:

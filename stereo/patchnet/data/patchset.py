@@ -1,0 +1,178 @@
+"""In-memory patch collections and their compact ``.npz`` files.
+
+* :class:`PatchSet` — ``patches`` ``(N, 64, 64)`` uint8 and ``point_ids`` ``(N,)`` int64 (the
+  3D point each patch shows). Saved as ``.npz`` with those two arrays (plus optional
+  ``meta`` JSON).
+* :class:`PairSet` — a benchmark pair file: ``a``, ``b`` ``(N, 64, 64)`` uint8 and ``label``
+  ``(N,)`` (1 = same 3D point, 0 = not).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stereo.errors import StereoError
+
+PATCH_SIZE = 64
+
+
+def check_patch_array(patches: np.ndarray, what: str, size: int | None = PATCH_SIZE) -> np.ndarray:
+    """Check ``(N, S, S)`` uint8 patches (``S = size`` unless ``size`` is None)."""
+    patches = np.asarray(patches)
+    if patches.ndim != 3 or patches.shape[1] != patches.shape[2]:
+        raise StereoError(f"{what}: expected patches of shape (N, S, S), got {patches.shape}")
+    if size is not None and patches.shape[1] != size:
+        raise StereoError(
+            f"{what}: patches are {patches.shape[1]}x{patches.shape[2]}, expected "
+            f"{size}x{size}; resample them"
+        )
+    if patches.dtype != np.uint8:
+        raise StereoError(f"{what}: patches have dtype {patches.dtype}, expected uint8 grey levels")
+    return patches
+
+
+def _load_npz(path: Path, keys: tuple[str, ...], kind: str) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise StereoError(f"{kind} file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in keys if k not in npz.files]
+            if missing:
+                raise StereoError(
+                    f"{path} is not a {kind} file: it lacks {', '.join(missing)} "
+                    f"(has {', '.join(npz.files) or 'nothing'})"
+                )
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as error:
+        raise StereoError(f"cannot read {kind} file {path}: {error}") from None
+
+
+@dataclass
+class PatchSet:
+    """Patches with the 3D point id of each; ``patches (N, 64, 64) uint8``, ``point_ids (N,)``."""
+
+    patches: np.ndarray
+    point_ids: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.patches = check_patch_array(self.patches, "patch set")
+        self.point_ids = np.asarray(self.point_ids, dtype=np.int64).ravel()
+        if self.point_ids.size != self.patches.shape[0]:
+            raise StereoError(
+                f"patch set has {self.patches.shape[0]} patches but {self.point_ids.size} "
+                "point ids; give one id per patch"
+            )
+
+    def __len__(self) -> int:
+        return int(self.patches.shape[0])
+
+    @property
+    def n_points(self) -> int:
+        """Number of distinct 3D points."""
+        return int(np.unique(self.point_ids).size)
+
+    def subset(self, index: np.ndarray) -> PatchSet:
+        """The patches at ``index`` (bool mask or integer indices)."""
+        return PatchSet(self.patches[index], self.point_ids[index], dict(self.meta))
+
+    def split_by_points(self, fraction: float, seed: int = 0) -> tuple[PatchSet, PatchSet]:
+        """Split into two sets with disjoint 3D points; the second gets ``fraction`` of them."""
+        points = np.unique(self.point_ids)
+        rng = np.random.default_rng(seed)
+        held = rng.choice(points, size=max(1, round(fraction * points.size)), replace=False)
+        mask = np.isin(self.point_ids, held)
+        return self.subset(~mask), self.subset(mask)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the compact ``.npz`` (uncompressed: patches barely compress)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            path,
+            patches=self.patches,
+            point_ids=self.point_ids,
+            meta=np.array(json.dumps(self.meta)),
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> PatchSet:
+        """Read a compact ``.npz`` written by :meth:`save`."""
+        arrays = _load_npz(Path(path), ("patches", "point_ids"), "patch set")
+        meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
+        try:
+            return cls(arrays["patches"], arrays["point_ids"], meta)
+        except StereoError as error:
+            raise StereoError(f"{path}: {error}") from None
+
+
+@dataclass
+class PairSet:
+    """A benchmark pair file: ``a``, ``b`` ``(N, 64, 64)`` uint8, ``label`` ``(N,)`` in {0, 1}."""
+
+    a: np.ndarray
+    b: np.ndarray
+    label: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.a = check_patch_array(self.a, "pair set 'a'")
+        self.b = check_patch_array(self.b, "pair set 'b'")
+        self.label = np.asarray(self.label).ravel().astype(np.int64)
+        n = self.a.shape[0]
+        if self.b.shape[0] != n or self.label.size != n:
+            raise StereoError(
+                f"pair set has {n} 'a', {self.b.shape[0]} 'b' patches and {self.label.size} "
+                "labels; they must be equal in number"
+            )
+        if not np.isin(self.label, (0, 1)).all():
+            raise StereoError("pair set labels must be 1 (same 3D point) or 0 (different)")
+
+    def __len__(self) -> int:
+        return int(self.label.size)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the pair ``.npz``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, a=self.a, b=self.b, label=self.label.astype(np.uint8))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> PairSet:
+        """Read a pair ``.npz`` (arrays ``a``, ``b``, ``label``)."""
+        arrays = _load_npz(Path(path), ("a", "b", "label"), "pair")
+        try:
+            return cls(arrays["a"], arrays["b"], arrays["label"])
+        except StereoError as error:
+            raise StereoError(f"{path}: {error}") from None
+
+
+def make_pairs(patchset: PatchSet, n_pairs: int, seed: int = 0) -> PairSet:
+    """Half positive, half negative pairs drawn from a patch set.
+
+    Positives: two different patches of one 3D point (points with ≥ 2 patches, drawn
+    uniformly over points). Negatives: patches of two different points.
+    """
+    index_pairs, labels = sample_pair_indices(patchset.point_ids, n_pairs, seed)
+    return PairSet(patchset.patches[index_pairs[:, 0]], patchset.patches[index_pairs[:, 1]], labels)
+
+
+def sample_pair_indices(point_ids: np.ndarray, n_pairs: int, seed: int = 0):
+    """Indices ``(n_pairs, 2)`` of half positive / half negative pairs and their labels."""
+    from stereo.patchnet.sampling import PointIndex
+
+    rng = np.random.default_rng(seed)
+    index = PointIndex(point_ids)
+    n_pos = n_pairs // 2
+    pos = index.positive_pairs(n_pos, rng)
+    neg = index.negative_pairs(n_pairs - n_pos, rng)
+    pairs = np.concatenate([pos, neg])
+    labels = np.r_[np.ones(n_pos, np.int64), np.zeros(n_pairs - n_pos, np.int64)]
+    order = rng.permutation(n_pairs)
+    return pairs[order], labels[order]

@@ -1,0 +1,63 @@
+"""Resolve a data argument of the command line to a patch set.
+
+Accepted forms:
+
+* ``FILE.npz`` — a compact patch set (``patches``, ``point_ids``);
+* a folder with ``info.txt`` and ``patches*.bmp`` — Brown / UBC format;
+* a folder of sequence folders with ``.png`` strips — HPatches style;
+* ``warped:N[:V]`` — ``N`` points × ``V`` views (default 3) cut from scikit-image's sample
+  photographs under random warps (the embedded default, needs no download).
+
+Several sources joined with ``+`` are concatenated (their point ids kept distinct).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from stereo.errors import StereoError
+from stereo.patchnet.data.brown import read_brown
+from stereo.patchnet.data.hpatches import read_hpatches
+from stereo.patchnet.data.patchset import PatchSet
+from stereo.patchnet.data.warped import warped_patch_set
+
+
+def load_one(spec: str, seed: int = 0) -> PatchSet:
+    """One source (see module docstring)."""
+    if spec.startswith("warped:"):
+        parts = spec.split(":")[1:]
+        try:
+            n_points = int(parts[0])
+            views = int(parts[1]) if len(parts) > 1 else 3
+        except (ValueError, IndexError):
+            raise StereoError(f"bad source {spec!r}; write warped:N or warped:N:VIEWS") from None
+        return warped_patch_set(n_points, views, seed=seed)
+    path = Path(spec)
+    if path.suffix == ".npz":
+        return PatchSet.load(path)
+    if path.is_dir():
+        if (path / "info.txt").exists():
+            return read_brown(path)
+        if any(p.is_dir() for p in path.iterdir()):
+            return read_hpatches(path)
+        raise StereoError(f"{path} is neither a Brown folder (info.txt) nor an HPatches folder")
+    raise StereoError(
+        f"patch data {spec!r} not found; give a .npz, a Brown or HPatches folder, or warped:N"
+    )
+
+
+def load_patch_source(spec: str, seed: int = 0) -> PatchSet:
+    """One or more sources joined with ``+`` (see module docstring)."""
+    sets = [load_one(part, seed + i) for i, part in enumerate(spec.split("+")) if part]
+    if not sets:
+        raise StereoError("no patch data given")
+    if len(sets) == 1:
+        return sets[0]
+    patches, ids, offset = [], [], 0
+    for s in sets:
+        patches.append(s.patches)
+        ids.append(s.point_ids - s.point_ids.min() + offset)
+        offset = int(ids[-1].max()) + 1
+    return PatchSet(np.concatenate(patches), np.concatenate(ids), {"source": spec})

@@ -1,0 +1,188 @@
+"""Training-pair sampling, hard-example mining and augmentation.
+
+* :class:`PointIndex` — patches grouped by 3D point; draws positive / negative index pairs.
+* :func:`random_pairs` — balanced random pairs (DeepCompare).
+* :func:`fracking_select` — DeepDesc "fracking": of ``B_P`` positives and ``B_N`` negatives
+  forwarded, keep the hardest ``B_P / R_P`` and ``B_N / R_N`` for back-propagation.
+* :func:`semi_hard_negatives` — FaceNet-style semi-hard negatives within a batch.
+* :class:`ProgressiveSampler` — L2-Net: ``p₁`` points taken in order + ``p₂`` at random from
+  the rest, one matching pair each (all ``p² − p`` in-batch pairs are the negatives).
+* :func:`augment_pairs` — flips and 90° rotations, the same for both patches of a pair.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from stereo.errors import StereoError
+
+
+class PointIndex:
+    """Patch indices grouped by 3D point.
+
+    Args:
+        point_ids: ``(N,)`` the 3D point of each patch.
+    """
+
+    def __init__(self, point_ids: np.ndarray) -> None:
+        point_ids = np.asarray(point_ids).ravel()
+        self.order = np.argsort(point_ids, kind="stable")
+        sorted_ids = point_ids[self.order]
+        boundaries = np.r_[0, np.nonzero(np.diff(sorted_ids))[0] + 1, sorted_ids.size]
+        self.starts = boundaries[:-1]
+        self.counts = np.diff(boundaries)
+        self.point_of_patch = point_ids
+        #: groups (points) with at least two patches — the ones that give positives
+        self.matchable = np.nonzero(self.counts >= 2)[0]
+        if self.matchable.size == 0:
+            raise StereoError("no 3D point has two patches: cannot form matching pairs")
+        if self.counts.size < 2:
+            raise StereoError("all patches show one 3D point: cannot form non-matching pairs")
+
+    @property
+    def n_points(self) -> int:
+        """Number of distinct points."""
+        return int(self.counts.size)
+
+    def two_patches_of(self, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Two different patches of each group (point) in ``groups``: ``(len(groups), 2)``."""
+        counts = self.counts[groups]
+        first = rng.integers(0, counts)
+        second = (first + 1 + rng.integers(0, counts - 1)) % counts
+        starts = self.starts[groups]
+        return np.stack([self.order[starts + first], self.order[starts + second]], axis=1)
+
+    def positive_pairs(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n, 2)`` indices of matching pairs, points drawn uniformly."""
+        groups = self.matchable[rng.integers(0, self.matchable.size, n)]
+        return self.two_patches_of(groups, rng)
+
+    def negative_pairs(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n, 2)`` indices of patches of different points (uniform over patches)."""
+        total = self.point_of_patch.size
+        pairs = rng.integers(0, total, (n, 2))
+        same = self.point_of_patch[pairs[:, 0]] == self.point_of_patch[pairs[:, 1]]
+        while same.any():
+            pairs[same, 1] = rng.integers(0, total, int(same.sum()))
+            same = self.point_of_patch[pairs[:, 0]] == self.point_of_patch[pairs[:, 1]]
+        return pairs
+
+
+def random_pairs(index: PointIndex, batch_size: int, rng: np.random.Generator):
+    """Balanced random batch: ``(batch_size, 2)`` indices and ``(batch_size,)`` labels."""
+    n_pos = batch_size // 2
+    pairs = np.concatenate(
+        [index.positive_pairs(n_pos, rng), index.negative_pairs(batch_size - n_pos, rng)]
+    )
+    labels = np.r_[np.ones(n_pos), np.zeros(batch_size - n_pos)].astype(np.int64)
+    return pairs, labels
+
+
+def fracking_select(
+    losses: Tensor, labels: Tensor, keep_positive: int, keep_negative: int
+) -> Tensor:
+    """Indices of the hardest (highest-loss) ``keep_positive`` positives and
+    ``keep_negative`` negatives of a mined batch.
+
+    Args:
+        losses: ``(B,)`` per-pair loss of the forwarded candidates.
+        labels: ``(B,)`` 1 / 0.
+
+    Returns:
+        ``(≤ keep_positive + keep_negative,)`` long indices into the batch.
+    """
+    chosen = []
+    for value, keep in ((1, keep_positive), (0, keep_negative)):
+        members = torch.nonzero(labels == value).flatten()
+        k = min(keep, members.numel())
+        if k > 0:
+            chosen.append(members[torch.topk(losses[members], k).indices])
+    return torch.cat(chosen)
+
+
+def semi_hard_negatives(anchor: Tensor, positive: Tensor, margin: float) -> Tensor:
+    """In-batch negative for each anchor: the closest other-point positive that is farther
+    than the anchor's own positive (semi-hard, ``d(a,p) < d(a,n) < d(a,p) + m`` preferred);
+    where none is farther, the farthest available one (the easiest negative) is used.
+
+    Args:
+        anchor, positive: ``(p, D)`` descriptors; row ``i`` of both shows point ``i``.
+        margin: triplet margin ``m``.
+
+    Returns:
+        ``(p,)`` long: index ``j ≠ i`` of the row of ``positive`` used as negative for ``i``.
+    """
+    distance = torch.cdist(anchor, positive)
+    d_pos = torch.diagonal(distance)[:, None]
+    eye = torch.eye(distance.shape[0], dtype=torch.bool, device=distance.device)
+    farther = (distance > d_pos) & ~eye
+    semi_hard = farther & (distance < d_pos + margin)
+    inf = torch.full_like(distance, float("inf"))
+    closest_semi = torch.where(semi_hard, distance, inf).min(dim=1)
+    closest_farther = torch.where(farther, distance, inf).min(dim=1)
+    fallback = torch.where(eye, -inf, distance).max(dim=1).indices
+    return torch.where(
+        torch.isfinite(closest_semi.values),
+        closest_semi.indices,
+        torch.where(torch.isfinite(closest_farther.values), closest_farther.indices, fallback),
+    )
+
+
+class ProgressiveSampler:
+    """L2-Net progressive sampling over the matchable points.
+
+    Each batch takes the next ``p1`` points in a fixed shuffled order (so an epoch visits
+    every point) and ``p2`` more drawn at random from the rest, then one matching pair per
+    point: ``(p1 + p2, 2)`` patch indices whose row ``i`` is a positive and whose
+    cross rows are the ``p² − p`` negatives.
+    """
+
+    def __init__(self, index: PointIndex, p1: int, p2: int, seed: int = 0) -> None:
+        if index.matchable.size < p1 + p2:
+            raise StereoError(
+                f"progressive sampling needs {p1 + p2} points with two patches, the data "
+                f"has {index.matchable.size}; lower p1/p2 or add data"
+            )
+        self.index, self.p1, self.p2 = index, p1, p2
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(index.matchable)
+        self.cursor = 0
+
+    def next_batch(self) -> np.ndarray:
+        """``(p1 + p2, 2)`` patch indices, one matching pair per distinct point."""
+        if self.cursor + self.p1 > self.order.size:
+            self.order = self.rng.permutation(self.index.matchable)
+            self.cursor = 0
+        sequential = self.order[self.cursor : self.cursor + self.p1]
+        self.cursor += self.p1
+        rest = np.setdiff1d(self.index.matchable, sequential, assume_unique=True)
+        extra = self.rng.choice(rest, size=self.p2, replace=False)
+        return self.index.two_patches_of(np.r_[sequential, extra], self.rng)
+
+
+def dihedral(x: Tensor, transform: int) -> Tensor:
+    """One of the 8 flips/90° rotations of ``(..., H, W)``: ``transform`` in 0…7 —
+    ``transform % 4`` quarter turns, then a horizontal flip if ``transform ≥ 4``."""
+    x = torch.rot90(x, transform % 4, dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if transform >= 4 else x
+
+
+def augment_pairs(a: Tensor, b: Tensor, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+    """Apply a random dihedral transform per pair, identical for both patches.
+
+    Args:
+        a, b: ``(B, ..., H, W)`` with ``H = W``.
+
+    Returns:
+        The transformed ``a, b`` (new tensors).
+    """
+    transforms = torch.as_tensor(rng.integers(0, 8, a.shape[0]))
+    a, b = a.clone(), b.clone()
+    for t in range(1, 8):
+        members = torch.nonzero(transforms == t).flatten()
+        if members.numel():
+            a[members] = dihedral(a[members], t)
+            b[members] = dihedral(b[members], t)
+    return a, b

@@ -1,0 +1,130 @@
+"""Trained weights: files, model cards and loading by name.
+
+A weights file ``NAME.DATA.pt`` holds ``{"model": registry name, "state_dict": …,
+"format": 1}``; the model card ``NAME.DATA.json`` beside it says what data and recipe made it
+and what it scores. Loading maps to CPU first, is ``strict``, and refuses non-finite weights.
+
+Shipped weights live in the repository's ``models/`` folder (or ``$STEREO_MODELS_DIR``);
+``models/defaults.json`` maps a registry name to the file loaded for that name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stereo.errors import StereoError
+from stereo.patchnet.models import MODELS, PatchNet, build_model, check_model_name
+
+FORMAT_VERSION = 1
+
+
+def models_dir() -> Path:
+    """Folder of shipped weights: ``$STEREO_MODELS_DIR`` or the repository's ``models/``."""
+    env = os.environ.get("STEREO_MODELS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
+
+
+def card_path(weights: Path) -> Path:
+    """The model card beside a weights file (``x.pt`` → ``x.json``)."""
+    return weights.with_suffix(".json")
+
+
+def save_weights(
+    model: PatchNet, path: str | Path, card: dict[str, Any], half: bool = False
+) -> Path:
+    """Write ``model``'s weights (fp16 if ``half``) and its JSON model card.
+
+    Returns:
+        The weights path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
+        for k, v in model.state_dict().items()
+    }
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({"model": model.name, "state_dict": state, "format": FORMAT_VERSION}, tmp)
+    tmp.replace(path)
+    full_card = {"model": model.name, "weights": path.name, "fp16": half, **card}
+    card_path(path).write_text(json.dumps(full_card, indent=2) + "\n")
+    return path
+
+
+def shipped_weights(name: str) -> Path | None:
+    """The shipped default weights file for registry ``name``, if any."""
+    defaults = models_dir() / "defaults.json"
+    if not defaults.is_file():
+        return None
+    table = json.loads(defaults.read_text())
+    file = table.get(name)
+    return models_dir() / file if file else None
+
+
+def load_weights_file(path: Path, device: str | torch.device = "cpu") -> PatchNet:
+    """Build the model a weights file names and load it strictly (CPU first, then device)."""
+    if not path.is_file():
+        raise StereoError(f"weights file {path} does not exist")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise StereoError(f"cannot read weights file {path}: {type(error).__name__}") from None
+    if not isinstance(blob, dict) or "model" not in blob or "state_dict" not in blob:
+        raise StereoError(f"{path} is not a weights file of this project (no model name)")
+    model = build_model(str(blob["model"]))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise StereoError(
+            f"{path} holds NaN or infinite weights (in {bad[0]}); retrain or "
+            "use an earlier checkpoint"
+        )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise StereoError(f"{path} does not fit model {blob['model']!r}: {first}") from None
+    return model.to(device).eval()
+
+
+def load_model(
+    name_or_path: str | Path, device: str | torch.device = "cpu", untrained: bool = False
+) -> PatchNet:
+    """A ready model (eval mode) from a weights file or a registry name.
+
+    Args:
+        name_or_path: a ``.pt`` file, or a registry name whose shipped default is loaded.
+        device: ``"cpu"``, ``"cuda"`` …
+        untrained: with a registry name, return a randomly initialised network instead
+            (for tests and timing, never for results).
+    """
+    text = str(name_or_path)
+    if text.endswith(".pt") or Path(text).is_file():
+        return load_weights_file(Path(text), device)
+    check_model_name(text)
+    if untrained:
+        return build_model(text).to(device).eval()
+    path = shipped_weights(text)
+    if path is None or not path.is_file():
+        shipped = ", ".join(sorted(_shipped_names())) or "none yet"
+        raise StereoError(
+            f"no shipped weights for model {text!r} (shipped: {shipped}); pass a weights file "
+            "(.pt) or train one with `stereo-patches train`"
+        )
+    return load_weights_file(path, device)
+
+
+def _shipped_names() -> list[str]:
+    defaults = models_dir() / "defaults.json"
+    if not defaults.is_file():
+        return []
+    return [
+        n
+        for n, f in json.loads(defaults.read_text()).items()
+        if n in MODELS and (models_dir() / f).is_file()
+    ]
