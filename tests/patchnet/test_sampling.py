@@ -1,0 +1,82 @@
+"""Samplers, mining and augmentation on hand-built cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stereo.errors import StereoError
+from stereo.patchnet.sampling import (
+    PointIndex,
+    ProgressiveSampler,
+    augment_pairs,
+    dihedral,
+    fracking_select,
+    random_pairs,
+    semi_hard_negatives,
+)
+
+IDS = np.array([7, 7, 7, 3, 3, 9, 5, 5, 5, 5])
+
+
+def test_positive_and_negative_pairs():
+    index, rng = PointIndex(IDS), np.random.default_rng(0)
+    pos = index.positive_pairs(500, rng)
+    assert (IDS[pos[:, 0]] == IDS[pos[:, 1]]).all() and (pos[:, 0] != pos[:, 1]).all()
+    assert 9 not in set(IDS[pos[:, 0]])  # point 9 has a single patch
+    neg = index.negative_pairs(500, rng)
+    assert (IDS[neg[:, 0]] != IDS[neg[:, 1]]).all()
+    pairs, labels = random_pairs(index, 64, rng)
+    assert labels.sum() == 32
+    assert ((IDS[pairs[:, 0]] == IDS[pairs[:, 1]]) == labels.astype(bool)).all()
+
+
+def test_point_index_errors():
+    with pytest.raises(StereoError, match="two patches"):
+        PointIndex(np.array([1, 2, 3]))
+    with pytest.raises(StereoError, match="one 3D point"):
+        PointIndex(np.array([4, 4, 4]))
+
+
+def test_fracking_keeps_hardest_of_each_label():
+    losses = torch.tensor([0.1, 0.9, 0.5, 0.3, 0.8, 0.2, 0.7])
+    labels = torch.tensor([1, 1, 1, 0, 0, 0, 0])
+    chosen = fracking_select(losses, labels, keep_positive=2, keep_negative=2)
+    assert sorted(chosen.tolist()) == [1, 2, 4, 6]
+
+
+def test_semi_hard_negatives_hand_case():
+    # 1-D descriptors: anchors at 0, 10, 20; positives at 1, 10.5, 23
+    anchor = torch.tensor([[0.0], [10.0], [20.0]])
+    positive = torch.tensor([[1.0], [10.5], [23.0]])
+    # anchor 0: d(a,p) = 1; others 10.5, 23 → none within 1 + m = 15? 10.5 is: semi-hard → 1
+    # anchor 1: d(a,p) = 0.5; others 9, 13 → none < 0.5 + 5 → closest farther: index 0
+    # anchor 2: d(a,p) = 3; others 19, 9.5 → 9.5 < 3 + 15 → semi-hard, closest → 1
+    assert semi_hard_negatives(anchor, positive, 15.0)[0] == 1
+    assert semi_hard_negatives(anchor, positive, 5.0)[1] == 0
+    assert semi_hard_negatives(anchor, positive, 15.0)[2] == 1
+
+
+def test_progressive_sampler_visits_all_points_with_distinct_points_per_batch():
+    ids = np.repeat(np.arange(40), 2)
+    sampler = ProgressiveSampler(PointIndex(ids), p1=8, p2=4, seed=0)
+    seen = set()
+    for _ in range(5):  # 5 × 8 sequential = one epoch over 40 points
+        batch = sampler.next_batch()
+        points = ids[batch[:, 0]]
+        assert (points == ids[batch[:, 1]]).all() and len(set(points)) == 12
+        seen |= set(points[:8])
+    assert seen == set(range(40))
+
+
+def test_dihedral_group_and_identical_pair_augmentation():
+    x = torch.arange(9).reshape(1, 3, 3)
+    images = {tuple(dihedral(x, t).flatten().tolist()) for t in range(8)}
+    assert len(images) == 8
+    a = torch.randint(0, 255, (50, 1, 8, 8))
+    b = a.clone()
+    aa, bb = augment_pairs(a, b, np.random.default_rng(0))
+    assert torch.equal(aa, bb) and not torch.equal(aa, a)
+    for i in range(50):  # each output is one dihedral transform of its input
+        assert any(torch.equal(dihedral(a[i], t), aa[i]) for t in range(8))

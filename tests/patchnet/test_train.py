@@ -1,0 +1,161 @@
+"""Training: every architecture learns on real patches, recipes, resume, NaN stop, weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stereo.errors import StereoError
+from stereo.patchnet.data import make_pairs
+from stereo.patchnet.models import MODELS, build_model
+from stereo.patchnet.recipes import default_recipe, get_recipe
+from stereo.patchnet.train import Trainer, score_pairs, train
+from stereo.patchnet.weights import load_model, load_weights_file, save_weights
+
+SHORT = {
+    "steps": "30",
+    "batch_size": "32",
+    "points_sequential": "16",
+    "points_random": "16",
+    "log_every": "10",
+    "val_every": "0",
+    "checkpoint_every": "100",
+    "val_pairs": "100",
+}
+
+
+def _run(tmp_path, model, recipe, data, **kw):
+    return train(model, recipe.with_overrides(SHORT), data, tmp_path, progress=False, **kw)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_short_training_lowers_loss(tmp_path, warped_small, name):
+    """30 steps on a few hundred real patch pairs with the recipe of the model's own paper:
+    the mean loss of the last 10 steps is below that of the first 10."""
+    result = _run(tmp_path, name, default_recipe(name), warped_small)
+    assert result.last_loss < result.first_loss, result.losses
+
+
+@pytest.mark.parametrize("recipe", ["contrastive", "triplet", "margin", "dbl", "deepdesc"])
+def test_descriptor_recipes_lower_loss(tmp_path, warped_small, recipe):
+    result = _run(tmp_path, "siam-l2", get_recipe(recipe), warped_small)
+    assert result.last_loss < result.first_loss, result.losses
+
+
+def test_training_improves_held_out_fpr95(tmp_path, warped_small):
+    data, held = warped_small.split_by_points(0.3, seed=0)
+    pairs = make_pairs(held, 400, seed=0)
+    model = build_model("siam-l2")
+    torch.manual_seed(0)
+    before = score_pairs(model, pairs)
+    recipe = get_recipe("contrastive").with_overrides({**SHORT, "steps": "60"})
+    result = train("siam-l2", recipe, data, tmp_path, val_pairs=pairs, progress=False)
+    from stereo.patchnet.metrics import fpr95
+
+    assert result.card["validation"]["fpr95"] < fpr95(before, pairs.label)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path, warped_small):
+    recipe = get_recipe("deepcompare-adam").with_overrides(
+        {**SHORT, "steps": "20", "checkpoint_every": "10"}
+    )
+    straight = train("siam-l2", recipe, warped_small, tmp_path / "a", progress=False)
+    train(
+        "siam-l2",
+        recipe.with_overrides({"steps": "10"}),
+        warped_small,
+        tmp_path / "b",
+        progress=False,
+    )
+    resumed = train("siam-l2", recipe, warped_small, tmp_path / "b", resume=True, progress=False)
+    a = load_weights_file(straight.weights).state_dict()
+    b = load_weights_file(resumed.weights).state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, warped_small, monkeypatch):
+    calls = {"n": 0}
+    original = Trainer.compute_loss
+
+    def poisoned(self):
+        calls["n"] += 1
+        loss = original(self)
+        return loss * float("nan") if calls["n"] > 12 else loss
+
+    monkeypatch.setattr(Trainer, "compute_loss", poisoned)
+    recipe = get_recipe("deepcompare-adam").with_overrides({**SHORT, "checkpoint_every": "5"})
+    with pytest.raises(StereoError, match="NaN") as info:
+        train("2ch", recipe, warped_small, tmp_path, progress=False)
+    assert "checkpoint.pt" in str(info.value) and "\n" not in str(info.value)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 10
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_incompatible_and_unknown_recipes(warped_small):
+    with pytest.raises(StereoError, match="descriptor compared by L2"):
+        Trainer(build_model("2ch"), get_recipe("contrastive"), warped_small, torch.device("cpu"), 0)
+    with pytest.raises(StereoError, match="valid recipes"):
+        get_recipe("fast")
+    with pytest.raises(StereoError, match="valid fields"):
+        get_recipe("deepcompare").with_overrides({"learning_rate": "1"})
+    with pytest.raises(StereoError, match="takes a float"):
+        get_recipe("deepcompare").with_overrides({"lr": "fast"})
+
+
+def test_model_card_and_weights_round_trip(tmp_path, warped_small):
+    result = _run(tmp_path, "cnn3", get_recipe("deepdesc"), warped_small, seed=3)
+    card = json.loads(result.weights.with_suffix(".json").read_text())
+    for key in (
+        "model",
+        "recipe",
+        "data",
+        "steps",
+        "seed",
+        "wall_time_s",
+        "hardware",
+        "validation",
+    ):
+        assert key in card
+    assert card["model"] == "cnn3" and card["seed"] == 3 and card["steps"] == 30
+    assert 0 <= card["validation"]["fpr95"] <= 1
+    model = load_model(result.weights)
+    half = save_weights(model, tmp_path / "cnn3.half.pt", {"note": "fp16"}, half=True)
+    assert half.stat().st_size < 0.6 * result.weights.stat().st_size
+    x = torch.randint(0, 256, (4, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            load_model(half).score(x, x.flip(0)), model.score(x, x.flip(0)), atol=2e-2, rtol=2e-3
+        )
+
+
+def test_bad_weights_files(tmp_path):
+    model = build_model("2ch")
+    with torch.no_grad():
+        model.head[0].weight[0, 0] = float("nan")
+    save_weights(model, tmp_path / "nan.pt", {})
+    with pytest.raises(StereoError, match="NaN"):
+        load_model(tmp_path / "nan.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(StereoError, match="cannot read"):
+        load_model(tmp_path / "junk.pt")
+    with pytest.raises(StereoError, match="valid names"):
+        load_model("2ch-deeper")
+    with pytest.raises(StereoError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_registry_name_without_shipped_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEREO_MODELS_DIR", str(tmp_path))
+    with pytest.raises(StereoError, match="no shipped weights for model 'siam'"):
+        load_model("siam")
+    model = build_model("siam")
+    save_weights(model, tmp_path / "siam.test.pt", {})
+    (tmp_path / "defaults.json").write_text(json.dumps({"siam": "siam.test.pt"}))
+    loaded = load_model("siam")
+    assert not loaded.training
+    assert np.allclose(loaded.head[0].bias.detach().numpy(), model.head[0].bias.detach().numpy())
