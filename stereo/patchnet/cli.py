@@ -215,6 +215,41 @@ def score_command(
     click.echo(json.dumps(report, indent=2))
 
 
+@cli.command("evaluate")
+@click.option("--data", required=True, help="Patch source with point ids (as for train).")
+@click.option("--model", default=None, help="Registry name (shipped weights) or a .pt file.")
+@click.option("--baseline", "baselines", multiple=True, type=click.Choice(list(BASELINES)))
+@click.option("--queries", type=int, default=1000, show_default=True)
+@click.option("--negatives", type=int, default=1000, show_default=True)
+@click.option("--untrained", is_flag=True, help="Randomly initialised network (tests only).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def evaluate_command(
+    data: str,
+    model: str | None,
+    baselines: tuple[str, ...],
+    queries: int,
+    negatives: int,
+    untrained: bool,
+    device: str,
+    seed: int,
+) -> None:
+    """DeepDesc protocol: one true match against NEGATIVES non-matches per query; prints
+    JSON with PR AUC, ROC AUC and CMC for the model and each baseline."""
+    from stereo.patchnet.evaluate import one_vs_many
+    from stereo.patchnet.weights import load_model
+
+    if model is None and not baselines:
+        raise StereoError("give --model NAME|FILE and/or --baseline sift|ncc|raw-l2")
+    patches = load_patch_source(data, seed)
+    methods = [load_model(model, device=device, untrained=untrained)] if model else []
+    report = {}
+    for method in [*methods, *baselines]:
+        label = method if isinstance(method, str) else method.name
+        report[label] = one_vs_many(method, patches, queries, negatives, seed)
+    click.echo(json.dumps(report, indent=2))
+
+
 @cli.command("make-pairs")
 @click.option("--data", required=True, help="Patch source (as for train).")
 @click.option("--n", "n_pairs", type=int, default=100000, show_default=True)
@@ -255,6 +290,18 @@ def convert_command(data: str, out_path: str, n_pairs: int) -> None:
         index = sample_pair_indices(patches.point_ids, n_pairs)[0] if n_pairs else None
         write_brown(out_path, patches, index)
     click.echo(f"wrote {len(patches)} patches ({patches.n_points} points) to {out_path}")
+
+
+@cli.command("download-brown")
+@click.argument("name")
+@click.option("--dest", type=click.Path(), default="datasets/brown", show_default=True)
+@click.option("--url", default=None, help="Archive address (default: the authors' site).")
+def download_brown_command(name: str, dest: str, url: str | None) -> None:
+    """Download and extract a Brown/UBC set (liberty, notredame, yosemite, *_harris)."""
+    from stereo.patchnet.data.download import download_brown
+
+    folder = download_brown(name, dest, url)
+    click.echo(f"Brown set {name} ready in {folder}")
 
 
 @cli.command("demo")

@@ -136,3 +136,22 @@ def test_sources_concatenate_with_distinct_ids(tmp_path):
     assert set(joined.point_ids[:300]).isdisjoint(joined.point_ids[300:])
     with pytest.raises(StereoError, match="not found"):
         load_patch_source("nowhere.bin")
+
+
+def test_brown_downloader_on_a_local_archive(tmp_path):
+    import shutil
+
+    from stereo.patchnet.data.download import download_brown
+
+    original = _random_set(n=100)
+    write_brown(tmp_path / "src" / "liberty", original)
+    shutil.make_archive(str(tmp_path / "liberty"), "zip", tmp_path / "src")
+    url = (tmp_path / "liberty.zip").as_uri()
+    folder = download_brown("liberty", tmp_path / "dl", url=url)
+    assert np.array_equal(read_brown(folder).patches, original.patches)
+    (tmp_path / "liberty.zip").unlink()
+    assert download_brown("liberty", tmp_path / "dl", url=url) == folder  # finished: no fetch
+    with pytest.raises(StereoError, match="cannot download"):
+        download_brown("yosemite", tmp_path / "dl", url=(tmp_path / "none.zip").as_uri())
+    with pytest.raises(StereoError, match="valid"):
+        download_brown("paris", tmp_path / "dl")
