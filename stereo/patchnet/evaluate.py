@@ -22,19 +22,23 @@ Method = PatchNet | str
 
 
 @torch.no_grad()
-def describe(model: DescriptorNet, patches: np.ndarray, side: int = 0,
-             batch_size: int = 512) -> torch.Tensor:  # fmt: skip
+def describe(
+    model: DescriptorNet, patches: np.ndarray, side: int = 0, batch_size: int = 512
+) -> torch.Tensor:
     """Descriptors ``(N, D)`` of ``(N, 64, 64)`` uint8 patches (CPU tensor)."""
     model.eval()
     kwargs = {"side": side} if side else {}
-    out = [model.describe(torch.from_numpy(patches[s : s + batch_size]), **kwargs).float().cpu()
-           for s in range(0, len(patches), batch_size)]  # fmt: skip
+    out = [
+        model.describe(torch.from_numpy(patches[s : s + batch_size]), **kwargs).float().cpu()
+        for s in range(0, len(patches), batch_size)
+    ]
     return torch.cat(out) if out else torch.zeros(0, model.descriptor_size)
 
 
 @torch.no_grad()
-def score_index_pairs(method: Method, patches: np.ndarray, pairs: np.ndarray,
-                      batch_size: int = 512) -> np.ndarray:  # fmt: skip
+def score_index_pairs(
+    method: Method, patches: np.ndarray, pairs: np.ndarray, batch_size: int = 512
+) -> np.ndarray:
     """Scores ``(M,)`` float64 of ``patches[pairs[:, 0]]`` against ``patches[pairs[:, 1]]``.
 
     Args:
@@ -51,16 +55,18 @@ def score_index_pairs(method: Method, patches: np.ndarray, pairs: np.ndarray,
             desc = sift_descriptors(patches[used])[inverse.reshape(pairs.shape)]
             return -np.linalg.norm(desc[:, 0] - desc[:, 1], axis=1).astype(np.float64)
         fn = BASELINES[method]
-        return np.concatenate([fn(patches[pairs[s : s + batch_size, 0]],
-                                  patches[pairs[s : s + batch_size, 1]])
-                               for s in range(0, len(pairs), batch_size)])  # fmt: skip
+        return np.concatenate(
+            [
+                fn(patches[pairs[s : s + batch_size, 0]], patches[pairs[s : s + batch_size, 1]])
+                for s in range(0, len(pairs), batch_size)
+            ]
+        )
     method.eval()
     if isinstance(method, DescriptorNet):
         used_a, inv_a = np.unique(pairs[:, 0], return_inverse=True)
         used_b, inv_b = np.unique(pairs[:, 1], return_inverse=True)
         da = describe(method, patches[used_a], 0, batch_size)
-        db = describe(method, patches[used_b], 1 if method.name == "pseudo-siam" else 0,
-                      batch_size)  # fmt: skip
+        db = describe(method, patches[used_b], 1 if method.name == "pseudo-siam" else 0, batch_size)
         device = next(method.parameters()).device
         scores = []
         for s in range(0, len(pairs), 4 * batch_size):
@@ -76,8 +82,13 @@ def score_index_pairs(method: Method, patches: np.ndarray, pairs: np.ndarray,
     return np.concatenate(out).astype(np.float64)
 
 
-def one_vs_many(method: Method, patchset: PatchSet, n_queries: int = 1000,
-                n_negatives: int = 1000, seed: int = 0) -> dict[str, float]:  # fmt: skip
+def one_vs_many(
+    method: Method,
+    patchset: PatchSet,
+    n_queries: int = 1000,
+    n_negatives: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
     """The DeepDesc protocol: for ``n_queries`` points, two patches of the point (query and
     true match) and ``n_negatives`` patches of other points; PR AUC and ROC AUC over the
     pooled scores, and the CMC of the true match's rank.

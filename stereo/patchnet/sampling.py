@@ -54,6 +54,16 @@ class PointIndex:
         starts = self.starts[groups]
         return np.stack([self.order[starts + first], self.order[starts + second]], axis=1)
 
+    def all_positive_pairs(self) -> np.ndarray:
+        """``(M, 2)`` every unordered pair of distinct patches of one point (i < j in the
+        point's patch order)."""
+        out = []
+        for group in self.matchable:
+            members = self.order[self.starts[group] : self.starts[group] + self.counts[group]]
+            i, j = np.triu_indices(members.size, k=1)
+            out.append(np.stack([members[i], members[j]], axis=1))
+        return np.concatenate(out)
+
     def positive_pairs(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``(n, 2)`` indices of matching pairs, points drawn uniformly."""
         groups = self.matchable[rng.integers(0, self.matchable.size, n)]

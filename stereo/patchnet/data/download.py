@@ -21,9 +21,15 @@ from stereo.patchnet.data.brown import read_info
 #: where the authors' archives have been published (override with ``url=``).
 BROWN_URLS = {
     name: f"http://matthewalunbrown.com/patchdata/{name}.zip"
-    for name in ("liberty", "notredame", "yosemite", "liberty_harris", "notredame_harris",
-                 "yosemite_harris")
-}  # fmt: skip
+    for name in (
+        "liberty",
+        "notredame",
+        "yosemite",
+        "liberty_harris",
+        "notredame_harris",
+        "yosemite_harris",
+    )
+}
 
 
 def _fetch(url: str, target: Path) -> None:
@@ -38,8 +44,9 @@ def _fetch(url: str, target: Path) -> None:
     except (urllib.error.URLError, OSError) as error:
         partial.unlink(missing_ok=True)
         reason = getattr(error, "reason", error)
-        raise StereoError(f"cannot download {url}: {reason}; check the connection or "
-                          "pass another --url") from None  # fmt: skip
+        raise StereoError(
+            f"cannot download {url}: {reason}; check the connection or pass another --url"
+        ) from None
     partial.replace(target)
 
 

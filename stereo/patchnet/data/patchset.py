@@ -156,8 +156,9 @@ class PairSet:
 def make_pairs(patchset: PatchSet, n_pairs: int, seed: int = 0) -> PairSet:
     """Half positive, half negative pairs drawn from a patch set.
 
-    Positives: two different patches of one 3D point (points with ≥ 2 patches, drawn
-    uniformly over points). Negatives: patches of two different points.
+    Positives: distinct pairs of patches of one 3D point, drawn without replacement from all
+    such pairs (all of them when ``n_pairs / 2`` reaches their number; asking for more is an
+    error). Negatives: patches of two different points, uniform over patches.
     """
     index_pairs, labels = sample_pair_indices(patchset.point_ids, n_pairs, seed)
     return PairSet(patchset.patches[index_pairs[:, 0]], patchset.patches[index_pairs[:, 1]], labels)
@@ -170,7 +171,13 @@ def sample_pair_indices(point_ids: np.ndarray, n_pairs: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     index = PointIndex(point_ids)
     n_pos = n_pairs // 2
-    pos = index.positive_pairs(n_pos, rng)
+    every = index.all_positive_pairs()
+    if n_pos > len(every):
+        raise StereoError(
+            f"asked for {n_pos} positive pairs but the patches give only "
+            f"{len(every)} distinct ones; ask for at most {2 * len(every)} pairs"
+        )
+    pos = every[rng.choice(len(every), n_pos, replace=False)]
     neg = index.negative_pairs(n_pairs - n_pos, rng)
     pairs = np.concatenate([pos, neg])
     labels = np.r_[np.ones(n_pos, np.int64), np.zeros(n_pairs - n_pos, np.int64)]

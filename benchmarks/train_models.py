@@ -1,0 +1,112 @@
+"""Train the shipped patch models: one documented command per model.
+
+    python benchmarks/train_models.py --model 2ch-deep            # one model
+    python benchmarks/train_models.py --all                       # every shipped model
+
+Each model is trained on ``TRAIN`` (castle-P19 + the six Oxford sequences, built by
+``stereo-dataset build`` + ``merge``; see ``benchmarks/README.md``) with the loss and sampling
+of its own paper and Adam (lr 1e-3) for a fixed number of steps chosen to give every model
+about the same CPU time on the 2-core development machine (~8 minutes). The run folder
+``runs/shipped/NAME`` keeps the fp32 weights and the log; the fp16 weights and their model card
+go to ``models/NAME.castle+oxford.pt`` / ``.json``, and ``models/defaults.json`` is updated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stereo.patchnet.data.patchset import PatchSet  # noqa: E402
+from stereo.patchnet.recipes import get_recipe  # noqa: E402
+from stereo.patchnet.train import train  # noqa: E402
+from stereo.patchnet.weights import load_weights_file, save_weights  # noqa: E402
+
+TRAIN = ROOT / "datasets" / "patches" / "castle+oxford.npz"
+TRAIN_NAME = "castle+oxford"
+
+#: model → (recipe, steps, extra overrides); steps give each model about 8 CPU minutes.
+PLAN: dict[str, tuple[str, int, dict[str, str]]] = {
+    "2ch": ("deepcompare-adam", 2400, {}),
+    "2ch-deep": ("deepcompare-adam", 1300, {}),
+    "2ch-2stream": ("deepcompare-adam", 1400, {}),
+    "siam": ("deepcompare-adam", 2400, {}),
+    "siam-l2": ("deepcompare-adam", 2400, {}),
+    "siam-2stream-l2": ("deepcompare-adam", 2000, {}),
+    "cnn3": ("deepdesc", 650, {"batch_size": "64"}),
+    "l2net": ("l2net", 700, {}),
+}
+ADAM = {"optimizer": "adam", "lr": "0.001", "momentum": "0", "weight_decay": "0"}
+
+
+def train_one(name: str, seed: int = 0, device: str = "cpu") -> Path:
+    """Train ``name`` as :data:`PLAN` says; returns the shipped fp16 weights path."""
+    recipe_name, steps, extra = PLAN[name]
+    overrides = {
+        **ADAM,
+        **extra,
+        "steps": str(steps),
+        "val_every": str(max(steps // 4, 1)),
+        "checkpoint_every": "200",
+        "lr_step": "0",
+    }
+    recipe = get_recipe(recipe_name).with_overrides(overrides)
+    data = PatchSet.load(TRAIN)
+    run = ROOT / "runs" / "shipped" / name
+    t0 = time.time()
+    result = train(
+        name,
+        recipe,
+        data,
+        run,
+        seed=seed,
+        device=device,
+        weights_name=f"{name}.{TRAIN_NAME}.fp32.pt",
+        data_description=f"{TRAIN_NAME}: castle-P19 (Strecha) + Oxford graf, bark, "
+        "boat, bikes, trees, ubc; built by `stereo-dataset build` (scale factor 5)",
+    )
+    card = dict(result.card)
+    card["command"] = f"python benchmarks/train_models.py --model {name} --seed {seed}"
+    card["recipe_base"] = recipe_name
+    card["overrides"] = overrides
+    card["train_points"] = data.n_points
+    card["wall_time_s"] = round(time.time() - t0, 1)
+    model = load_weights_file(result.weights)
+    shipped = ROOT / "models" / f"{name}.{TRAIN_NAME}.pt"
+    save_weights(
+        model, shipped, {k: v for k, v in card.items() if k not in ("model", "weights")}, half=True
+    )
+    defaults_path = ROOT / "models" / "defaults.json"
+    defaults = json.loads(defaults_path.read_text()) if defaults_path.is_file() else {}
+    defaults[name] = shipped.name
+    defaults_path.write_text(json.dumps(dict(sorted(defaults.items())), indent=2) + "\n")
+    shutil.copy(run / "log.jsonl", run / f"{name}.log.jsonl")
+    return shipped
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--model", choices=list(PLAN))
+    group.add_argument("--all", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    if not TRAIN.is_file():
+        sys.exit(f"error: {TRAIN} is missing; build it first (see benchmarks/README.md)")
+    torch.set_num_threads(2 if args.device == "cpu" else torch.get_num_threads())
+    for name in PLAN if args.all else [args.model]:
+        path = train_one(name, args.seed, args.device)
+        print(f"{name}: {path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""``stereo-dataset``: build training patches and benchmark pairs from real data.
+
+``stereo-dataset build SOURCE… --out DIR`` writes, for each source (a calibrated scene in the
+Strecha layout, or an Oxford-style homography sequence):
+
+* ``DIR/NAME.npz`` — compact patch set (``patches``, ``point_ids`` + builder statistics),
+* ``DIR/NAME.pairs.npz`` — a benchmark pair file (half positives, half negatives), all the
+  pairs the scene gives up to ``--pairs``,
+* ``DIR/NAME/`` — the same patches in Brown format, with ``--brown``.
+
+Finished outputs are skipped on a rerun unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from stereo.datasets.calibrated import SceneBuildConfig, build_scene_patches
+from stereo.datasets.homography import HomographyBuildConfig, build_sequence_patches
+from stereo.errors import StereoError
+from stereo.geometry.scene import load_scene
+from stereo.patchnet.data.brown import write_brown
+from stereo.patchnet.data.patchset import PatchSet, make_pairs, sample_pair_indices
+from stereo.patchnet.data.sources import load_patch_source
+from stereo.patchnet.sampling import PointIndex
+
+
+def is_sequence(folder: Path) -> bool:
+    """Whether ``folder`` is a homography sequence (has ``H1to2p``)."""
+    return (folder / "H1to2p").is_file()
+
+
+def build_source(
+    folder: str | Path,
+    scale_factor: float = 5.0,
+    progress: bool = True,
+    normalise: str = "keypoint",
+    fixed_scale: float = 0.5,
+) -> PatchSet:
+    """Patches of one scene or sequence folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StereoError(f"data folder {folder} does not exist")
+    if is_sequence(folder):
+        return build_sequence_patches(folder, HomographyBuildConfig(scale_factor=scale_factor))
+    cfg = SceneBuildConfig(scale_factor=scale_factor, normalise=normalise, fixed_scale=fixed_scale)
+    return build_scene_patches(load_scene(folder), cfg, progress=progress).patches
+
+
+def max_pairs(patchset: PatchSet) -> int:
+    """How many distinct positive pairs a patch set gives, ×2 (pairs are half positive)."""
+    return 2 * len(PointIndex(patchset.point_ids).all_positive_pairs())
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except StereoError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=_Group)
+def cli() -> None:
+    """Build patch datasets from calibrated scenes and homography sequences."""
+
+
+@cli.command("build")
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_dir", type=click.Path(), default="datasets/patches", show_default=True)
+@click.option(
+    "--pairs",
+    "n_pairs",
+    type=int,
+    default=100000,
+    show_default=True,
+    help="Benchmark pairs per source (fewer if the source gives fewer).",
+)
+@click.option(
+    "--scale-factor",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Patch window side = factor × keypoint size (OpenCV diameter).",
+)
+@click.option(
+    "--normalise",
+    type=click.Choice(["keypoint", "fixed"]),
+    default="keypoint",
+    show_default=True,
+    help="Scenes: keypoint scale+orientation, or fixed scale.",
+)
+@click.option(
+    "--fixed-scale",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="With --normalise fixed: image scale of the 64×64 window.",
+)
+@click.option("--brown", is_flag=True, help="Also write each set in Brown format.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Rebuild outputs that exist.")
+def build_command(
+    sources: tuple[str, ...],
+    out_dir: str,
+    n_pairs: int,
+    scale_factor: float,
+    normalise: str,
+    fixed_scale: float,
+    brown: bool,
+    seed: int,
+    overwrite: bool,
+) -> None:
+    """Build patches + pair files from scene / sequence folders."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {}
+    for source in sources:
+        name = Path(source).name
+        target = out / f"{name}.npz"
+        if target.is_file() and not overwrite:
+            patchset = PatchSet.load(target)
+            click.echo(f"{name}: exists, skipped ({len(patchset)} patches)", err=True)
+        else:
+            patchset = build_source(
+                source, scale_factor, normalise=normalise, fixed_scale=fixed_scale
+            )
+            patchset.save(target)
+        pairs_path = out / f"{name}.pairs.npz"
+        n = min(n_pairs, max_pairs(patchset))
+        if overwrite or not pairs_path.is_file():
+            make_pairs(patchset, n, seed).save(pairs_path)
+        if brown and (overwrite or not (out / name / "info.txt").is_file()):
+            write_brown(out / name, patchset, sample_pair_indices(patchset.point_ids, n, seed)[0])
+        summary[name] = {
+            "points": patchset.n_points,
+            "patches": len(patchset),
+            "pairs": n,
+            "file": str(target),
+        }
+    click.echo(json.dumps(summary, indent=2))
+
+
+@cli.command("merge")
+@click.argument("output", type=click.Path())
+@click.argument("inputs", nargs=-1, required=True)
+def merge_command(output: str, inputs: tuple[str, ...]) -> None:
+    """Concatenate patch sets (point ids kept distinct) into OUTPUT.npz."""
+    merged = load_patch_source("+".join(inputs))
+    merged.meta = {"source": " + ".join(Path(i).stem for i in inputs)}
+    merged.save(output)
+    click.echo(f"wrote {len(merged)} patches ({merged.n_points} points) to {output}")
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="stereo-dataset")

@@ -1,0 +1,125 @@
+"""Patch builders: orientation normalisation, calibrated scenes, homography sequences."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from stereo.datasets.calibrated import SceneBuildConfig, build_scene_patches
+from stereo.datasets.homography import build_sequence_patches, read_homography
+from stereo.datasets.patches import cut_patch, keypoint_frame, pyramid
+from stereo.datasets.synthetic import make_scene
+from stereo.errors import StereoError
+from stereo.geometry.scene import load_scene
+from stereo.patchnet.baselines import ncc_scores
+from stereo.patchnet.data import make_pairs
+from stereo.patchnet.data.warped import sample_photographs
+
+
+def test_cut_patch_translation_is_an_exact_crop():
+    image = sample_photographs(("camera",))[0]
+    T = np.array([[1.0, 0, 40], [0, 1, 30], [0, 0, 1]])
+    np.testing.assert_array_equal(cut_patch(pyramid(image), T), image[30:94, 40:104])
+    # an upright keypoint window of side 64 centred on pixel centre (71.5, 61.5) is the same
+    np.testing.assert_array_equal(
+        cut_patch(pyramid(image), keypoint_frame(71.5, 61.5, 64, 0)), image[30:94, 40:104]
+    )
+
+
+def test_orientation_normalisation_follows_opencv_angles():
+    image = sample_photographs(("astronaut",))[0]
+    h, w = image.shape
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), 30, 1.0)
+    rotated = cv2.warpAffine(image, M, (w, h))
+    sift = cv2.SIFT_create(500)
+    k1, d1 = sift.detectAndCompute(image, None)
+    k2, d2 = sift.detectAndCompute(rotated, None)
+    pairs = []
+    for m, n in cv2.BFMatcher().knnMatch(d1, d2, 2):
+        if m.distance < 0.7 * n.distance:
+            a, b = k1[m.queryIdx], k2[m.trainIdx]
+            if np.linalg.norm(M @ np.r_[a.pt, 1] - b.pt) < 1.5:
+                pairs.append((a, b))
+    assert len(pairs) > 50
+    levels1, levels2 = pyramid(image), pyramid(rotated)
+    p1 = np.array(
+        [cut_patch(levels1, keypoint_frame(*a.pt, 5 * a.size, a.angle)) for a, _ in pairs]
+    )
+    p2 = np.array(
+        [cut_patch(levels2, keypoint_frame(*b.pt, 5 * b.size, b.angle)) for _, b in pairs]
+    )
+    assert np.median(ncc_scores(p1, p2)) > 0.9
+
+
+@pytest.fixture(scope="module")
+def synthetic_scene_dir(tmp_path_factory):
+    return make_scene(3).save(tmp_path_factory.mktemp("synthetic"))
+
+
+def test_calibrated_builder_on_a_rendered_scene(synthetic_scene_dir):
+    built = build_scene_patches(load_scene(synthetic_scene_dir), SceneBuildConfig(), progress=False)
+    assert built.stats["points"] > 100
+    assert built.reprojection_px.max() <= 1.0
+    # triangulated points lie on the rendered surfaces: compare with the exact depth maps
+    scene = load_scene(synthetic_scene_dir)
+    depth = np.load(synthetic_scene_dir / "depth" / "0000.npy")
+    xy, z = scene.cameras[0].project(built.points)
+    ix, iy = np.rint(xy).astype(int).T
+    inside = (ix >= 0) & (ix < 640) & (iy >= 0) & (iy < 480)
+    rel = np.abs(z[inside] - depth[iy[inside], ix[inside]]) / depth[iy[inside], ix[inside]]
+    assert np.median(rel) < 0.01
+    pairs = make_pairs(built.patches, 400, seed=0)
+    ncc = ncc_scores(pairs.a, pairs.b)
+    assert ncc[pairs.label == 1].mean() > ncc[pairs.label == 0].mean() + 0.5
+
+
+def test_calibrated_builder_on_a_crop_of_fountain(shared_data):
+    scene = load_scene(shared_data / "strecha" / "fountain-P11")
+    cfg = SceneBuildConfig(views=(4, 5, 6), roi=(500, 300, 1000, 700), max_keypoints=3000)
+    built = build_scene_patches(scene, cfg, progress=False)
+    assert built.stats["points"] > 50
+    assert built.reprojection_px.max() <= 1.0  # every view of every track within a pixel
+    pairs = make_pairs(built.patches, min(400, 2 * built.stats["points"]), seed=0)
+    ncc = ncc_scores(pairs.a, pairs.b)
+    assert ncc[pairs.label == 1].mean() > ncc[pairs.label == 0].mean() + 0.4
+    assert set(np.unique(built.image_index)) <= {4, 5, 6}
+
+
+def _write_sequence(root, image, homographies):
+    root.mkdir()
+    cv2.imwrite(str(root / "img1.png"), image)
+    h, w = image.shape
+    for n, H in enumerate(homographies, start=2):
+        cv2.imwrite(str(root / f"img{n}.png"), cv2.warpPerspective(image, H, (w, h)))
+        np.savetxt(root / f"H1to{n}p", H)
+
+
+def test_homography_builder_gives_exact_positives(tmp_path):
+    image = sample_photographs(("astronaut",))[0]
+    H2 = np.array([[0.9, 0.1, 20], [-0.08, 0.95, 15], [1e-4, -5e-5, 1.0]])
+    H3 = np.array([[1.1, 0, -30], [0.05, 1.05, -10], [0, 0, 1.0]])
+    _write_sequence(tmp_path / "seq", image, [H2, H3])
+    patches = build_sequence_patches(tmp_path / "seq")
+    assert patches.n_points > 100
+    pairs = make_pairs(patches, 400, seed=0)
+    ncc = ncc_scores(pairs.a, pairs.b)
+    assert np.median(ncc[pairs.label == 1]) > 0.95
+    assert ncc[pairs.label == 0].mean() < 0.5
+
+
+def test_homography_file_errors(tmp_path):
+    np.savetxt(tmp_path / "H1to2p", np.eye(2))
+    with pytest.raises(StereoError, match=r"H1to2p holds a 2x2 matrix, expected 3x3"):
+        read_homography(tmp_path / "H1to2p")
+    (tmp_path / "H1to3p").write_text("1 2 x\n")
+    with pytest.raises(StereoError, match="does not parse"):
+        read_homography(tmp_path / "H1to3p")
+
+
+def test_oxford_graf_patches(shared_data):
+    patches = build_sequence_patches(shared_data / "oxford" / "graf")
+    assert patches.n_points > 300
+    pairs = make_pairs(patches, 1000, seed=0)
+    ncc = ncc_scores(pairs.a, pairs.b)
+    assert ncc[pairs.label == 1].mean() > ncc[pairs.label == 0].mean() + 0.4
