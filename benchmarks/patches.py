@@ -1,0 +1,176 @@
+"""The patch benchmark: DeepCompare's Table 1 layout on the Strecha scenes.
+
+    python benchmarks/patches.py                      # every split with trained weights
+    python benchmarks/patches.py --models 2ch siam-l2 --splits castle+oxford:fountain-P11
+
+For each split TRAIN → TEST, every model trained on TRAIN scores the pair file of TEST (all
+the pairs the scene gives, up to 100,000; half positive) and FPR95 is reported in percent,
+with SIFT, NCC and raw-pixel L2 on the same pairs. Weights are looked up as
+``models/MODEL.TRAIN.pt`` (shipped, fp16) and ``runs/patch_splits/TRAIN/MODEL.TRAIN.pt``.
+The fp32 weights of the shipped models (``runs/shipped/MODEL/…fp32.pt``), where present, are
+scored too, to show whether storing fp16 moves FPR95.
+
+Prints a Markdown table and writes ``benchmarks/results/patches.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stereo.patchnet.baselines import BASELINES  # noqa: E402
+from stereo.patchnet.data.patchset import PairSet  # noqa: E402
+from stereo.patchnet.metrics import fpr95  # noqa: E402
+from stereo.patchnet.train import score_pairs  # noqa: E402
+from stereo.patchnet.weights import load_weights_file  # noqa: E402
+
+DATA = ROOT / "datasets" / "patches"
+MODELS = ["2ch", "2ch-deep", "2ch-2stream", "siam", "siam-l2", "siam-2stream-l2", "cnn3", "l2net"]
+SCENES = ["castle-P19", "fountain-P11", "Herz-Jesu-P8"]
+DEFAULT_SPLITS = [
+    f"{a}:{b}"
+    for a in ["castle+oxford", *SCENES]
+    for b in SCENES[1:] + SCENES[:1]
+    if a.split("+")[0] != b
+]
+
+
+def find_weights(model: str, train: str) -> Path | None:
+    """Weights of ``model`` trained on ``train``, shipped first."""
+    for path in (
+        ROOT / "models" / f"{model}.{train}.pt",
+        ROOT / "runs" / "patch_splits" / train / f"{model}.{train}.pt",
+    ):
+        if path.is_file():
+            return path
+    return None
+
+
+def hardware() -> str:
+    """CPU model and thread count (or the GPU) the benchmark ran on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=MODELS)
+    parser.add_argument("--splits", nargs="+", default=DEFAULT_SPLITS, help="TRAIN:TEST")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "patches"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    results: dict[str, dict] = {}
+    baseline_names = ["sift", "ncc", "raw-l2"]
+    for split in args.splits:
+        train, test = split.split(":")
+        pairs_path = DATA / f"{test}.pairs.npz"
+        if not pairs_path.is_file():
+            sys.exit(f"error: {pairs_path} missing; build it (see benchmarks/README.md)")
+        weights = {m: find_weights(m, train) for m in args.models}
+        if not any(weights.values()):
+            print(f"skip {split}: no trained weights", file=sys.stderr)
+            continue
+        pairs = PairSet.load(pairs_path)
+        row: dict = {"n_pairs": len(pairs), "fpr95": {}, "seconds": {}, "fp32_fpr95": {}}
+        for name in baseline_names:
+            t0 = time.time()
+            row["fpr95"][name] = 100 * fpr95(BASELINES[name](pairs.a, pairs.b), pairs.label)
+            row["seconds"][name] = round(time.time() - t0, 1)
+        for model, path in weights.items():
+            if path is None:
+                continue
+            t0 = time.time()
+            row["fpr95"][model] = 100 * fpr95(
+                score_pairs(load_weights_file(path), pairs), pairs.label
+            )
+            row["seconds"][model] = round(time.time() - t0, 1)
+            fp32 = ROOT / "runs" / "shipped" / model / f"{model}.{train}.fp32.pt"
+            if path.parent.name == "models" and fp32.is_file():
+                row["fp32_fpr95"][model] = 100 * fpr95(
+                    score_pairs(load_weights_file(fp32), pairs), pairs.label
+                )
+            print(f"{split} {model}: {row['fpr95'][model]:.2f}", file=sys.stderr, flush=True)
+        results[split] = row
+    columns = [m for m in args.models if any(m in r["fpr95"] for r in results.values())]
+    columns += baseline_names
+    lines = [
+        "| train → test | pairs | " + " | ".join(columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for split, row in results.items():
+        cells = [f"{row['fpr95'][c]:.2f}" if c in row["fpr95"] else "–" for c in columns]
+        lines.append(
+            f"| {split.replace(':', ' → ')} | {row['n_pairs']:,} | " + " | ".join(cells) + " |"
+        )
+    means = {
+        c: float(np.mean([r["fpr95"][c] for r in results.values() if c in r["fpr95"]]))
+        for c in columns
+    }
+    lines.append("| **mean** | | " + " | ".join(f"**{means[c]:.2f}**" for c in columns) + " |")
+    table = "\n".join(lines)
+    print(table)
+    models_only = {c: v for c, v in means.items() if c not in baseline_names}
+    best = min(models_only, key=models_only.get) if models_only else None
+    summary = {
+        "hardware": hardware(),
+        "date": time.strftime("%Y-%m-%d"),
+        "splits": results,
+        "mean_fpr95": means,
+        "best_model": best,
+        "sift_over_best": means["sift"] / models_only[best] if best else None,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    fp16_lines = [
+        f"| {s.replace(':', ' → ')} | {m} | {r['fpr95'][m]:.2f} | {v:.2f} |"
+        for s, r in results.items()
+        for m, v in r["fp32_fpr95"].items()
+    ]
+    md = [
+        "# Patch benchmark: FPR95 (%) on the Strecha scenes",
+        "",
+        f"Generated by `python benchmarks/patches.py` on {summary['date']}; hardware: "
+        f"{summary['hardware']}. Lower is better. Each TEST column uses all the pairs the "
+        "scene gives (up to 100,000), half positive; see `benchmarks/README.md` for how the "
+        "data and models are made.",
+        "",
+        table,
+        "",
+    ]
+    if best:
+        md.append(
+            f"Best model: **{best}**, mean FPR95 {models_only[best]:.2f} % against SIFT's "
+            f"{means['sift']:.2f} % — SIFT / best = {summary['sift_over_best']:.2f}."
+        )
+    if fp16_lines:
+        md += [
+            "",
+            "fp16 (shipped) against fp32 weights, FPR95 %:",
+            "",
+            "| split | model | fp16 | fp32 |",
+            "|---|---|---|---|",
+            *fp16_lines,
+        ]
+    out.with_suffix(".md").write_text("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
