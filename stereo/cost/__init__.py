@@ -1,0 +1,1 @@
+"""Matching costs: patch networks run densely, and hand-crafted baselines."""

@@ -1,0 +1,202 @@
+"""Patch networks run fully convolutionally over whole images, at stride 1.
+
+Every strided layer (convolution stride, pooling) is turned into a stride-1 layer and the
+layers after it are dilated by the stride ("filter rarefaction"), so the network's output at
+every pixel is computed once for the whole image instead of once per patch. Fully connected
+layers become convolutions with the kernel of the map they flattened.
+
+Alignment: the dense output at ``(y, x)`` is the network on the 64×64 patch whose top-left
+pixel is ``(y − 32, x − 32)``, i.e. the patch *around* ``(y, x)``; images are reflect-padded
+by 32 (top/left) and 31 (bottom/right) so outputs cover the whole image.
+
+Input normalisation: the patch networks normalise each patch by its own mean (and standard
+deviation), which cannot be shared between overlapping patches. Densely, each pixel is
+normalised by the statistics of the 64×64 window around it (:func:`normalise_image`); the
+networks then see exactly what the patch network would see for that normalised image. For
+the DeepCompare families (``2ch``, ``2ch-2stream``, ``siam*``) the dense output equals the
+patch network on the patch of the normalised image (tested). ``2ch-deep`` (its ceil-mode
+pool reads one row past the patch), ``cnn3`` (subtractive normalisation) and ``l2net`` (zero
+padding inside the patch) differ from it near patch borders only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stereo.errors import StereoError
+from stereo.patchnet.models import DescriptorNet, PatchNet
+from stereo.patchnet.models.deepcompare import Siamese, TwoChannel, TwoChannel2Stream
+from stereo.patchnet.models.deepdesc import CNN3
+from stereo.patchnet.models.l2net import CSL2Net, L2Net, L2NetTower
+from stereo.patchnet.models.layers import L2Pool, SubtractiveNorm
+
+PATCH = 64
+PAD_BEFORE, PAD_AFTER = 32, 31
+#: extra bottom/right padding: 2ch-deep's ceil-mode pool reads 3 pixels past the patch.
+SPARE = 8
+
+
+def dilated_avg_pool(x: Tensor, kernel: int, dilation: int) -> Tensor:
+    """Average over ``kernel × kernel`` samples spaced ``dilation`` apart, stride 1."""
+    channels = x.shape[1]
+    weight = x.new_full((channels, 1, kernel, kernel), 1.0 / (kernel * kernel))
+    return F.conv2d(x, weight, dilation=dilation, groups=channels)
+
+
+def run_dense(layers: nn.Module, x: Tensor, dilation: int) -> tuple[Tensor, int]:
+    """Run a sequence of layers densely. Returns the output and the dilation after it."""
+    for layer in layers if isinstance(layers, nn.Sequential) else [layers]:
+        if isinstance(layer, nn.Conv2d):
+            pad = layer.padding[0] * dilation if isinstance(layer.padding, tuple) else 0
+            x = F.conv2d(x, layer.weight, layer.bias, stride=1, padding=pad,
+                         dilation=dilation * layer.dilation[0])  # fmt: skip
+            dilation *= layer.stride[0]
+        elif isinstance(layer, nn.MaxPool2d):
+            x = F.max_pool2d(x, layer.kernel_size, stride=1, dilation=dilation)
+            dilation *= layer.stride
+        elif isinstance(layer, L2Pool):
+            k = layer.kernel
+            x = torch.sqrt(dilated_avg_pool(x * x, k, dilation) * (k * k) + 1e-8)
+            dilation *= k
+        elif isinstance(layer, SubtractiveNorm):
+            x = _dense_subtractive_norm(layer, x, dilation)
+        elif isinstance(layer, (nn.ReLU, nn.Tanh, nn.BatchNorm2d)):
+            x = layer(x)
+        elif isinstance(layer, nn.Flatten):
+            break
+        else:
+            raise StereoError(f"no dense form for layer {type(layer).__name__}")
+    return x, dilation
+
+
+def _dense_subtractive_norm(layer: SubtractiveNorm, x: Tensor, dilation: int) -> Tensor:
+    pad = (layer.size // 2) * dilation
+    mean_map = F.conv2d(x.mean(dim=1, keepdim=True), layer.kernel, padding=pad,
+                        dilation=dilation)  # fmt: skip
+    return x - mean_map
+
+
+def trunk_shape(layers: nn.Module, channels: int, size: int) -> tuple[int, int, int]:
+    """``(C, h, w)`` of the trunk output for one ``size × size`` patch."""
+    with torch.no_grad():
+        p = next(layers.parameters())
+        y = layers(torch.zeros(1, channels, size, size, dtype=p.dtype, device=p.device))
+    return tuple(y.shape[1:])  # type: ignore[return-value]
+
+
+def linear_as_conv(linear: nn.Linear, shape: tuple[int, int, int], x: Tensor, dilation: int,
+                   columns: slice = slice(None)) -> Tensor:  # fmt: skip
+    """Apply ``linear`` (or the input ``columns`` of it) to a dense map of flattened
+    ``shape = (C, h, w)`` trunk outputs, as a dilated ``h × w`` convolution (no bias)."""
+    weight = linear.weight[:, columns].reshape(linear.out_features, *shape)
+    return F.conv2d(x, weight, dilation=dilation)
+
+
+def normalise_image(image: Tensor, mode: str, window: int = PATCH) -> Tensor:
+    """Dense input normalisation: every pixel by the statistics of the ``window × window``
+    patch around it (as the patch networks normalise whole patches).
+
+    Args:
+        image: ``(B, 1, H, W)`` grey levels in [0, 255], already padded.
+        mode: ``"unit_mean"`` or ``"standardise"`` (see :func:`normalise_patches`).
+    """
+    x = image.float() / 255.0
+    # mean over the window whose top-left is at offset −32 from the pixel
+    padded = F.pad(x, (PAD_BEFORE, PAD_AFTER, PAD_BEFORE, PAD_AFTER), mode="replicate")
+    mean = F.avg_pool2d(padded, window, stride=1)
+    if mode == "unit_mean":
+        return x - mean
+    var = (F.avg_pool2d(padded * padded, window, stride=1) - mean * mean).clamp(min=0)
+    return (x - mean) / (var.sqrt() + 1e-4)
+
+
+def pad_image(image: Tensor) -> Tensor:
+    """Reflect-pad ``(B, C, H, W)`` so that dense outputs cover every pixel."""
+    after = PAD_AFTER + SPARE
+    return F.pad(image, (PAD_BEFORE, after, PAD_BEFORE, after), mode="reflect")
+
+
+class DenseDescriptor(nn.Module):
+    """Per-pixel descriptors of a descriptor network: ``(B, 1, H, W)`` normalised image
+    (:func:`normalise_image`) → ``(B, D, H, W)``; the descriptor at ``(y, x)`` is that of the
+    patch around ``(y, x)``."""
+
+    def __init__(self, model: DescriptorNet) -> None:
+        super().__init__()
+        if model.name == "pseudo-siam":
+            raise StereoError("pseudo-siam has two different branches; use siam or siam-l2")
+        self.model = model.eval()
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        return self._dense(pad_image(x))[..., :h, :w]
+
+    def _dense(self, x: Tensor) -> Tensor:
+        m = self.model
+        if isinstance(m, Siamese):
+            branch = m.branch
+            if hasattr(branch, "central"):
+                central, _ = run_dense(branch.central, x, 1)
+                surround, _ = run_dense(branch.surround, F.avg_pool2d(x, 2, stride=1), 2)
+                h, w = surround.shape[-2:]
+                d = torch.cat([central[..., 16 : 16 + h, 16 : 16 + w], surround], dim=1)
+            else:
+                d, _ = run_dense(branch[0], x, 1)
+            return d if m.head is not None else F.normalize(d, dim=1, eps=1e-8)
+        if isinstance(m, CNN3):
+            d, _ = run_dense(m.features, x, 1)
+            return d
+        if isinstance(m, L2Net):
+            return _dense_l2net_tower(m.tower, F.avg_pool2d(x, 2, stride=1), 2)
+        if isinstance(m, CSL2Net):
+            d1 = _dense_l2net_tower(m.tower, F.avg_pool2d(x, 2, stride=1), 2)
+            d2 = _dense_l2net_tower(m.central_tower, x, 1)
+            h, w = d1.shape[-2:]
+            return torch.cat([d1, d2[..., 16 : 16 + h, 16 : 16 + w]], dim=1) / 2**0.5
+        raise StereoError(f"no dense descriptor for model {m.name!r}")
+
+
+def _dense_l2net_tower(tower: L2NetTower, x: Tensor, dilation: int) -> Tensor:
+    for i, (conv, norm) in enumerate(zip(tower.convs, tower.norms, strict=True)):
+        x, dilation = run_dense(nn.Sequential(conv, norm), x, dilation)
+        if i < len(tower.convs) - 1:
+            x = F.relu(x)
+    return F.normalize(x, dim=1, eps=1e-8)
+
+
+class DenseTwoChannel(nn.Module):
+    """Per-pixel scores of a 2-channel network on a stacked pair: ``(B, 2, H, W)``
+    normalised (:func:`normalise_image` per channel) → ``(B, H, W)``."""
+
+    def __init__(self, model: PatchNet) -> None:
+        super().__init__()
+        if not isinstance(model, (TwoChannel, TwoChannel2Stream)) or model.input_size is None:
+            raise StereoError(f"no dense 2-channel form for model {model.name!r}")
+        self.model = model.eval()
+        if isinstance(model, TwoChannel):
+            self.shape = trunk_shape(model.trunk, 2, PATCH)
+        else:
+            self.shape = trunk_shape(model.central, 2, 32)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        return self._dense(pad_image(x))[..., :h, :w]
+
+    def _dense(self, x: Tensor) -> Tensor:
+        m = self.model
+        if isinstance(m, TwoChannel):
+            y, d = run_dense(m.trunk, x, 1)
+            y = linear_as_conv(m.head[0], self.shape, y, d) + m.head[0].bias[:, None, None]
+            return y[:, 0]
+        central, dc = run_dense(m.central, x, 1)
+        surround, ds = run_dense(m.surround, F.avg_pool2d(x, 2, stride=1), 2)
+        n = self.shape[0] * self.shape[1] * self.shape[2]
+        first = m.head[0]
+        zs = linear_as_conv(first, self.shape, surround, ds, slice(n, 2 * n))
+        zc = linear_as_conv(first, self.shape, central, dc, slice(0, n))
+        h, w = zs.shape[-2:]
+        z = F.relu(zc[..., 16 : 16 + h, 16 : 16 + w] + zs + first.bias[:, None, None])
+        last = m.head[2]
+        return torch.einsum("bchw,c->bhw", z, last.weight[0]) + last.bias[0]

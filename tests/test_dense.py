@@ -1,0 +1,72 @@
+"""Dense (fully convolutional) networks equal the patch networks on the patch around a pixel."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stereo.cost.dense import DenseDescriptor, DenseTwoChannel, normalise_image, pad_image
+from stereo.patchnet.models import build_model
+
+PIXELS = [(0, 0), (5, 7), (39, 49), (20, 33), (39, 0)]
+
+
+def _image(seed=0, shape=(40, 50)):
+    torch.manual_seed(seed)
+    return torch.rand(1, 1, *shape) * 255
+
+
+def _patch(normalised: torch.Tensor, y: int, x: int) -> torch.Tensor:
+    """The 64×64 patch around (y, x): top-left (y − 32, x − 32) in the image, reflect-padded."""
+    return pad_image(normalised)[..., y : y + 64, x : x + 64]
+
+
+@pytest.mark.parametrize("name", ["siam-l2", "siam", "siam-2stream-l2", "siam-2stream"])
+def test_dense_descriptors_equal_patch_network(name):
+    model = build_model(name).eval()
+    x = normalise_image(_image(), model.normalisation)
+    with torch.no_grad():
+        dense = DenseDescriptor(model)(x)
+        assert dense.shape == (1, model.descriptor_size, 40, 50)
+        for y, xx in PIXELS:
+            expected = model.embed(_patch(x, y, xx))[0]
+            torch.testing.assert_close(dense[0, :, y, xx], expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["2ch", "2ch-2stream"])
+def test_dense_two_channel_equals_patch_network(name):
+    model = build_model(name).eval()
+    a = normalise_image(_image(1), model.normalisation)
+    b = normalise_image(_image(2), model.normalisation)
+    with torch.no_grad():
+        dense = DenseTwoChannel(model)(torch.cat([a, b], dim=1))
+        assert dense.shape == (1, 40, 50)
+        for y, xx in PIXELS:
+            expected = model(_patch(a, y, xx), _patch(b, y, xx))[0]
+            torch.testing.assert_close(dense[0, y, xx], expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["2ch-deep", "cnn3", "l2net", "cs-l2net"])
+def test_approximate_dense_forms_have_the_image_size(name):
+    model = build_model(name).eval()
+    x = normalise_image(_image(), model.normalisation)
+    with torch.no_grad():
+        if model.is_descriptor:
+            out = DenseDescriptor(model)(x)
+            assert out.shape == (1, model.descriptor_size, 40, 50)
+        else:
+            out = DenseTwoChannel(model)(torch.cat([x, x], dim=1))
+            assert out.shape == (1, 40, 50)
+    assert torch.isfinite(out).all()
+
+
+def test_dense_normalisation_is_the_window_statistics():
+    img = _image(3, (120, 130))
+    y, x = 50, 60  # its window (rows 18…81, columns 28…91) lies inside the image
+    window = img[0, 0, y - 32 : y + 32, x - 32 : x + 32] / 255.0
+    pixel = img[0, 0, y, x] / 255.0
+    unit = normalise_image(img, "unit_mean")[0, 0, y, x]
+    std = normalise_image(img, "standardise")[0, 0, y, x]
+    torch.testing.assert_close(unit, pixel - window.mean(), rtol=1e-4, atol=1e-5)
+    expected = (pixel - window.mean()) / (window.std(unbiased=False) + 1e-4)
+    torch.testing.assert_close(std, expected, rtol=1e-4, atol=1e-4)
