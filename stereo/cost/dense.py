@@ -50,8 +50,14 @@ def run_dense(layers: nn.Module, x: Tensor, dilation: int) -> tuple[Tensor, int]
     for layer in layers if isinstance(layers, nn.Sequential) else [layers]:
         if isinstance(layer, nn.Conv2d):
             pad = layer.padding[0] * dilation if isinstance(layer.padding, tuple) else 0
-            x = F.conv2d(x, layer.weight, layer.bias, stride=1, padding=pad,
-                         dilation=dilation * layer.dilation[0])  # fmt: skip
+            x = F.conv2d(
+                x,
+                layer.weight,
+                layer.bias,
+                stride=1,
+                padding=pad,
+                dilation=dilation * layer.dilation[0],
+            )
             dilation *= layer.stride[0]
         elif isinstance(layer, nn.MaxPool2d):
             x = F.max_pool2d(x, layer.kernel_size, stride=1, dilation=dilation)
@@ -73,8 +79,7 @@ def run_dense(layers: nn.Module, x: Tensor, dilation: int) -> tuple[Tensor, int]
 
 def _dense_subtractive_norm(layer: SubtractiveNorm, x: Tensor, dilation: int) -> Tensor:
     pad = (layer.size // 2) * dilation
-    mean_map = F.conv2d(x.mean(dim=1, keepdim=True), layer.kernel, padding=pad,
-                        dilation=dilation)  # fmt: skip
+    mean_map = F.conv2d(x.mean(dim=1, keepdim=True), layer.kernel, padding=pad, dilation=dilation)
     return x - mean_map
 
 
@@ -86,8 +91,13 @@ def trunk_shape(layers: nn.Module, channels: int, size: int) -> tuple[int, int, 
     return tuple(y.shape[1:])  # type: ignore[return-value]
 
 
-def linear_as_conv(linear: nn.Linear, shape: tuple[int, int, int], x: Tensor, dilation: int,
-                   columns: slice = slice(None)) -> Tensor:  # fmt: skip
+def linear_as_conv(
+    linear: nn.Linear,
+    shape: tuple[int, int, int],
+    x: Tensor,
+    dilation: int,
+    columns: slice = slice(None),
+) -> Tensor:
     """Apply ``linear`` (or the input ``columns`` of it) to a dense map of flattened
     ``shape = (C, h, w)`` trunk outputs, as a dilated ``h × w`` convolution (no bias)."""
     weight = linear.weight[:, columns].reshape(linear.out_features, *shape)

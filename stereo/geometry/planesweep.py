@@ -18,8 +18,10 @@ def inverse_depth_labels(depth_min: float, depth_max: float, n_labels: int) -> n
     if not (np.isfinite(depth_min) and np.isfinite(depth_max)) or depth_min <= 0:
         raise StereoError(f"depth range {depth_min}–{depth_max} must be positive and finite")
     if depth_min >= depth_max:
-        raise StereoError(f"depth range min {depth_min} must be below max {depth_max}; "
-                          "swap them or widen the range")  # fmt: skip
+        raise StereoError(
+            f"depth range min {depth_min} must be below max {depth_max}; "
+            "swap them or widen the range"
+        )
     if n_labels < 2:
         raise StereoError(f"need at least 2 depth labels, got {n_labels}")
     return 1.0 / np.linspace(1.0 / depth_min, 1.0 / depth_max, n_labels)

@@ -1,0 +1,308 @@
+"""Cost volumes: the matching cost of every reference pixel under every hypothesis.
+
+A :class:`Sweep` says where each hypothesis sends each reference pixel in the second image
+(plane sweep: a homography per depth; rectified pair: a shift per disparity). A *cost*
+turns the two images and the sweep into a ``(L, H, W)`` volume, lower = better match, NaN
+where the hypothesis leaves the second image. Every cost differs only in how it compares
+pixels, so comparisons between learned costs and baselines are fair.
+
+Costs:
+
+* :class:`DescriptorCost` — descriptor networks: per-pixel descriptors of both images
+  computed once (:class:`~stereo.cost.dense.DenseDescriptor`); the second image's are
+  sampled bilinearly at each hypothesis; cost ``‖a − b‖₂`` (or minus the decision layers'
+  score, applied as 1×1 convolutions, for ``siam`` / ``siam-2stream``).
+* :class:`TwoChannelCost` — 2-channel networks: the second image is warped to the reference
+  for each hypothesis, stacked with it and scored densely.
+* :class:`ZNCCCost`, :class:`CensusCost`, :class:`DaisyCost` — baselines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from stereo.cost.dense import DenseDescriptor, DenseTwoChannel, normalise_image
+from stereo.errors import StereoError
+from stereo.geometry.camera import Camera
+from stereo.geometry.planesweep import plane_homography
+from stereo.patchnet.models import DescriptorNet, PatchNet
+
+#: reference rows processed at once when sampling the second image (bounds memory).
+ROW_CHUNK = 128
+
+
+@dataclass
+class Sweep:
+    """Hypotheses of a reference image of ``height × width`` pixels.
+
+    Exactly one of the geometries is set: ``reference``/``other`` cameras with ``labels`` =
+    depths (plane sweep), or ``labels`` = disparities of a rectified pair (the second image's
+    pixel is ``x − d``).
+    """
+
+    labels: np.ndarray
+    height: int
+    width: int
+    kind: str  # "depth" | "disparity"
+    reference: Camera | None = None
+    other: Camera | None = None
+
+    @classmethod
+    def planes(cls, reference: Camera, other: Camera, depths: np.ndarray) -> Sweep:
+        """Fronto-parallel planes of the reference camera at ``depths`` (metres)."""
+        return cls(
+            np.asarray(depths, float), reference.height, reference.width, "depth", reference, other
+        )
+
+    @classmethod
+    def disparities(cls, height: int, width: int, disparities: np.ndarray) -> Sweep:
+        """Row-aligned shifts of a rectified pair (reference = left image)."""
+        return cls(np.asarray(disparities, float), height, width, "disparity")
+
+    def __len__(self) -> int:
+        return int(self.labels.size)
+
+    def coordinates(self, label: int, rows: slice = slice(None)) -> np.ndarray:
+        """``(h, W, 2)`` float32 pixel coordinates ``(x, y)`` in the second image of the
+        reference pixels of ``rows`` under hypothesis ``label``."""
+        ys = np.arange(self.height, dtype=np.float64)[rows]
+        xs = np.arange(self.width, dtype=np.float64)
+        gx, gy = np.meshgrid(xs, ys)
+        if self.kind == "disparity":
+            return np.stack([gx - self.labels[label], gy], axis=-1).astype(np.float32)
+        assert self.reference is not None and self.other is not None
+        H = plane_homography(self.reference, self.other, float(self.labels[label]))
+        p = np.stack([gx, gy, np.ones_like(gx)], axis=-1) @ H.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xy = p[..., :2] / p[..., 2:3]
+        xy[p[..., 2] <= 0] = -1e6  # behind the second camera
+        return xy.astype(np.float32)
+
+
+def sample(image: Tensor, xy: np.ndarray) -> tuple[Tensor, Tensor]:
+    """Bilinearly sample ``(C, Hs, Ws)`` at pixel coordinates ``(h, w, 2)``.
+
+    Returns:
+        ``(C, h, w)`` values and ``(h, w)`` bool: inside the image.
+    """
+    _, hs, ws = image.shape
+    grid = torch.from_numpy(xy).to(image.device)
+    inside = (grid[..., 0] >= 0) & (grid[..., 0] <= ws - 1) & (grid[..., 1] >= 0)
+    inside &= grid[..., 1] <= hs - 1
+    norm = torch.stack(
+        [2 * grid[..., 0] / max(ws - 1, 1) - 1, 2 * grid[..., 1] / max(hs - 1, 1) - 1], dim=-1
+    )
+    values = F.grid_sample(
+        image[None], norm[None], mode="bilinear", padding_mode="border", align_corners=True
+    )[0]
+    return values, inside
+
+
+def _to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)[None, None]
+
+
+class Cost:
+    """Base of the matching costs: :meth:`volume` of two grey uint8 images under a sweep."""
+
+    name = "cost"
+
+    def volume(
+        self, reference: np.ndarray, other: np.ndarray, sweep: Sweep, progress: bool = False
+    ) -> np.ndarray:
+        """``(L, H, W)`` float32 costs (lower = better), NaN outside the second image."""
+        raise NotImplementedError
+
+
+class DescriptorCost(Cost):
+    """Distance of dense descriptors (descriptor networks, or any per-pixel features)."""
+
+    def __init__(self, model: DescriptorNet, device: str | torch.device = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.name = model.name
+        self.dense = DenseDescriptor(self.model)
+
+    @torch.no_grad()
+    def features(self, image: np.ndarray) -> Tensor:
+        """``(D, H, W)`` per-pixel descriptors of a grey uint8 image."""
+        x = normalise_image(_to_tensor(image, self.device), self.model.normalisation)
+        return dense_in_strips(self.dense, x)[0]
+
+    @torch.no_grad()
+    def volume(self, reference, other, sweep, progress=False):
+        d_ref, d_other = self.features(reference), self.features(other)
+        head = getattr(self.model, "head", None)
+        return descriptor_volume(d_ref, d_other, sweep, head, self.name, progress)
+
+
+class TwoChannelCost(Cost):
+    """Minus the score of a 2-channel network on the reference and the warped second image."""
+
+    def __init__(self, model: PatchNet, device: str | torch.device = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.name = model.name
+        self.dense = DenseTwoChannel(self.model)
+
+    @torch.no_grad()
+    def volume(self, reference, other, sweep, progress=False):
+        mode = self.model.normalisation
+        ref = normalise_image(_to_tensor(reference, self.device), mode)
+        src = _to_tensor(other, self.device)[0]
+        out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
+        for label in tqdm(
+            range(len(sweep)), desc=f"cost {self.name}", disable=not progress, leave=False
+        ):
+            warped, inside = sample(src, sweep.coordinates(label))
+            pair = torch.cat([ref, normalise_image(warped[None], mode)], dim=1)
+            score = dense_in_strips(self.dense, pair)[0]
+            score[~inside] = float("nan")
+            out[label] = -score.cpu().numpy()
+        return out
+
+
+def dense_in_strips(dense: torch.nn.Module, x: Tensor, rows: int = 96) -> Tensor:
+    """Run a dense network (:class:`DenseDescriptor` / :class:`DenseTwoChannel`) on
+    ``(1, C, H, W)`` in horizontal strips of ``rows`` output rows: the image is padded once
+    and each strip gets the padded rows its receptive field needs, so the result equals one
+    pass over the whole image while memory stays bounded."""
+    from stereo.cost.dense import PATCH, SPARE, pad_image
+
+    h, w = x.shape[-2:]
+    padded = pad_image(x)
+    outs = []
+    for r0 in range(0, h, rows):
+        r1 = min(r0 + rows, h)
+        piece = dense._dense(padded[..., r0 : r1 + PATCH - 1 + SPARE, :])
+        outs.append(piece[..., : r1 - r0, :w])
+    return torch.cat(outs, dim=-2)
+
+
+class ZNCCCost(Cost):
+    """``1 − ZNCC`` over a ``window × window`` neighbourhood of the reference and the warped
+    second image (costs in [0, 2])."""
+
+    def __init__(self, window: int = 9) -> None:
+        self.window = window
+        self.name = f"zncc{window}"
+
+    def volume(self, reference, other, sweep, progress=False):
+        ref = _to_tensor(reference, torch.device("cpu"))
+        src = _to_tensor(other, torch.device("cpu"))[0]
+        k = self.window
+        box = lambda t: F.avg_pool2d(F.pad(t, (k // 2,) * 4, mode="replicate"), k, 1)  # noqa: E731
+        mu_r = box(ref)
+        var_r = (box(ref * ref) - mu_r**2).clamp(min=0)
+        out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
+        for label in range(len(sweep)):
+            warped, inside = sample(src, sweep.coordinates(label))
+            w = warped[None]
+            mu_w = box(w)
+            var_w = (box(w * w) - mu_w**2).clamp(min=0)
+            cov = box(ref * w) - mu_r * mu_w
+            ncc = cov / torch.sqrt(var_r * var_w + 1e-6)
+            cost = (1 - ncc)[0, 0]
+            cost[~inside] = float("nan")
+            out[label] = cost.numpy()
+        return out
+
+
+class CensusCost(Cost):
+    """Hamming distance of ``window × window`` census transforms, averaged over a 5×5
+    neighbourhood (costs in [0, 1]: share of differing bits)."""
+
+    def __init__(self, window: int = 7) -> None:
+        self.window = window
+        self.name = f"census{window}"
+
+    def _census(self, image: Tensor) -> Tensor:
+        k, r = self.window, self.window // 2
+        padded = F.pad(image, (r, r, r, r), mode="replicate")
+        patches = F.unfold(padded, k)  # (1, k², H·W)
+        centre = image.reshape(1, 1, -1)
+        return (patches < centre).reshape(k * k, *image.shape[-2:])
+
+    def volume(self, reference, other, sweep, progress=False):
+        ref = self._census(_to_tensor(reference, torch.device("cpu")))
+        src = _to_tensor(other, torch.device("cpu"))[0]
+        out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
+        for label in range(len(sweep)):
+            warped, inside = sample(src, sweep.coordinates(label))
+            bits = self._census(warped[None])
+            ham = (bits != ref).float().mean(dim=0)[None, None]
+            cost = F.avg_pool2d(F.pad(ham, (2, 2, 2, 2), mode="replicate"), 5, 1)[0, 0]
+            cost[~inside] = float("nan")
+            out[label] = cost.numpy()
+        return out
+
+
+class DaisyCost(DescriptorCost):
+    """L2 distance of dense DAISY descriptors (opencv-contrib; Tola et al.: radius 15,
+    3 rings × 8 histograms × 8 orientations = 200-D, full normalisation)."""
+
+    def __init__(self, radius: float = 15.0) -> None:
+        self.radius = radius
+        self.name = "daisy"
+        self.model = None
+        self.device = torch.device("cpu")
+
+    def features(self, image: np.ndarray) -> Tensor:
+        if not hasattr(cv2, "xfeatures2d"):
+            raise StereoError("DAISY needs opencv-contrib-python-headless (cv2.xfeatures2d)")
+        daisy = cv2.xfeatures2d.DAISY_create(
+            radius=self.radius, q_radius=3, q_theta=8, q_hist=8, norm=cv2.xfeatures2d.DAISY_NRM_FULL
+        )
+        h, w = image.shape
+        ys, xs = np.mgrid[0:h, 0:w]
+        keypoints = [
+            cv2.KeyPoint(float(x), float(y), 1) for y, x in zip(ys.ravel(), xs.ravel(), strict=True)
+        ]
+        _, desc = daisy.compute(image, keypoints)
+        if desc is None or len(desc) != h * w:
+            raise StereoError("OpenCV DAISY did not describe every pixel")
+        return torch.from_numpy(desc.reshape(h, w, -1).transpose(2, 0, 1).copy())
+
+
+@torch.no_grad()
+def descriptor_volume(
+    d_ref: Tensor,
+    d_other: Tensor,
+    sweep: Sweep,
+    head: torch.nn.Sequential | None = None,
+    name: str = "descriptor",
+    progress: bool = False,
+) -> np.ndarray:
+    """``(L, H, W)`` costs from per-pixel descriptors ``(D, H, W)`` of both images.
+
+    Without ``head``: ``‖a − b‖₂``. With the decision layers of a ``siam`` model
+    (``Linear(2D, 2D) → ReLU → Linear(2D, 1)``): the first layer is split into its
+    reference and second-image halves and applied once per image as 1×1 convolutions
+    (linear maps commute with bilinear sampling); the cost is minus the score.
+    """
+    if head is not None:
+        first, last = head[0], head[2]
+        size = d_ref.shape[0]
+        d_ref = torch.einsum("oc,chw->ohw", first.weight[:, :size], d_ref)
+        d_ref = d_ref + first.bias[:, None, None]
+        d_other = torch.einsum("oc,chw->ohw", first.weight[:, size:], d_other)
+    out = np.full((len(sweep), sweep.height, sweep.width), np.nan, np.float32)
+    for label in tqdm(range(len(sweep)), desc=f"cost {name}", disable=not progress, leave=False):
+        for r0 in range(0, sweep.height, ROW_CHUNK):
+            rows = slice(r0, min(r0 + ROW_CHUNK, sweep.height))
+            b, inside = sample(d_other, sweep.coordinates(label, rows))
+            a = d_ref[:, rows]
+            if head is not None:
+                cost = -(torch.einsum("chw,c->hw", F.relu(a + b), last.weight[0]) + last.bias[0])
+            else:
+                cost = torch.sqrt(((a - b) ** 2).sum(dim=0) + 1e-12)
+            cost[~inside] = float("nan")
+            out[label, rows] = cost.cpu().numpy()
+    return out

@@ -1,0 +1,1 @@
+"""Global optimisation of label volumes: graph cuts on a Markov random field."""
