@@ -43,8 +43,10 @@ def normalise_volume(cost: np.ndarray, low: float = 1.0, high: float = 99.0) -> 
     so that one smoothness weight suits every model. NaN (invalid) entries stay NaN."""
     valid = cost[np.isfinite(cost)]
     if valid.size == 0:
-        raise StereoError("the cost volume has no valid entry: no hypothesis lands inside the "
-                          "second image; check the cameras and the depth range")  # fmt: skip
+        raise StereoError(
+            "the cost volume has no valid entry: no hypothesis lands inside the "
+            "second image; check the cameras and the depth range"
+        )
     lo, hi = np.percentile(valid, [low, high])
     out = (cost - lo) / max(hi - lo, 1e-12)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
@@ -115,8 +117,12 @@ class MRFResult:
     energy: int  # energy after alpha-expansion
 
 
-def solve(unary: np.ndarray, image: np.ndarray, config: MRFConfig | None = None,
-          algorithm: str = "expansion") -> MRFResult:  # fmt: skip
+def solve(
+    unary: np.ndarray,
+    image: np.ndarray,
+    config: MRFConfig | None = None,
+    algorithm: str = "expansion",
+) -> MRFResult:
     """Minimise the energy with alpha-expansion (or alpha-beta swap).
 
     Args:
@@ -126,7 +132,13 @@ def solve(unary: np.ndarray, image: np.ndarray, config: MRFConfig | None = None,
     cfg = config or MRFConfig()
     problem = build_problem(unary, image, cfg)
     wta = winner_take_all(unary)
-    labels = gco.cut_grid_graph(problem.unary, problem.pairwise, problem.cost_v, problem.cost_h,
-                                n_iter=cfg.iterations, algorithm=algorithm)  # fmt: skip
+    labels = gco.cut_grid_graph(
+        problem.unary,
+        problem.pairwise,
+        problem.cost_v,
+        problem.cost_h,
+        n_iter=cfg.iterations,
+        algorithm=algorithm,
+    )
     labels = np.asarray(labels, dtype=np.int64).reshape(image.shape[:2])
     return MRFResult(labels, energy(wta, problem), energy(labels, problem))
