@@ -42,8 +42,7 @@ def save_map_png(path: Path, values: np.ndarray, title: str, label: str, cmap: s
     """A colour-mapped picture of a map with a colour bar (NaN shown grey)."""
     h, w = values.shape
     fig, ax = plt.subplots(figsize=(8, 8 * h / w + 0.6), dpi=100)
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("0.5")
+    cm = plt.get_cmap(cmap).with_extremes(bad="0.5")
     finite = values[np.isfinite(values)]
     lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0, 1)
     im = ax.imshow(np.ma.masked_invalid(values), cmap=cm, vmin=lo, vmax=hi)

@@ -1,0 +1,180 @@
+"""End-to-end stereo on rendered scenes with exact depth, a real crop, and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from stereo.cli import eval_command, match_command
+from stereo.datasets.synthetic import Camera, default_planes, look_at, make_scene, render
+from stereo.evaluation import dense_truth, depth_correctness
+from stereo.pipeline import StereoConfig, estimate_depth_range, match_calibrated
+
+
+@pytest.fixture(scope="module")
+def small_scene():
+    return make_scene(2, width=200, height=150, baseline=0.5)
+
+
+def test_zncc_graph_cut_recovers_depth_and_lowers_energy(small_scene):
+    sc = small_scene
+    cfg = StereoConfig(model="zncc", n_labels=24, working_size=200)
+    result = match_calibrated(sc.images[0], sc.images[1], sc.cameras[0], sc.cameras[1], cfg)
+    truth = dense_truth(sc.depths[0], step=3)
+    metrics = depth_correctness(result.depth, truth)
+    wta = match_calibrated(
+        sc.images[0],
+        sc.images[1],
+        sc.cameras[0],
+        sc.cameras[1],
+        StereoConfig(model="zncc", n_labels=24, working_size=200, optimizer="wta"),
+    )
+    wta_metrics = depth_correctness(wta.depth, truth)
+    assert metrics["correct@0.05"] > 0.6  # chance with 24 labels is about 0.1
+    assert metrics["correct@0.05"] > wta_metrics["correct@0.05"] + 0.03
+    assert result.report["energy_final"] < result.report["energy_wta"]
+    assert result.depth.shape == (150, 200) and result.volume.shape == (24, 150, 200)
+
+
+def test_depth_range_estimate_brackets_the_truth(small_scene):
+    sc = small_scene
+    lo, hi, n = estimate_depth_range(sc.images[0], sc.images[1], sc.cameras[0], sc.cameras[1])
+    assert n >= 20
+    true = sc.depths[0]
+    assert lo < np.nanpercentile(true, 5) and hi > np.nanpercentile(true, 95)
+    assert hi / lo < 4
+
+
+def test_forward_motion_with_the_epipole_inside_the_image():
+    # the second camera moves 1 m toward the scene: its epipole is near the image centre,
+    # where rectification breaks down; the plane sweep needs no rectification
+    planes = default_planes()
+    K = np.array([[180.0, 0, 99.5], [0, 180, 74.5], [0, 0, 1]])
+    target = np.array([0.0, 0.0, 6.5])
+    ref = Camera(K, look_at(np.zeros(3), target), np.zeros(3), 200, 150)
+    centre = np.array([0.15, 0.05, 1.2])
+    other = Camera(K, look_at(centre, target + np.array([0.15, 0.05, 0])), centre, 200, 150)
+    epipole, _ = ref.project(other.C[None])
+    assert 0 < epipole[0, 0] < 200 and 0 < epipole[0, 1] < 150
+    (img_ref, depth_ref), (img_other, _) = render(planes, ref), render(planes, other)
+    cfg = StereoConfig(model="zncc", n_labels=32, working_size=200, depth_range=(4.0, 10.0))
+    result = match_calibrated(img_ref, img_other, ref, other, cfg)
+    metrics = depth_correctness(result.depth, dense_truth(depth_ref, step=3))
+    assert metrics["correct@0.05"] > 0.6
+
+
+def test_learned_cost_runs_end_to_end(small_scene):
+    sc = small_scene
+    cfg = StereoConfig(
+        model="siam-l2", n_labels=8, working_size=96, untrained=True, depth_range=(4.0, 10.0)
+    )
+    result = match_calibrated(sc.images[0], sc.images[1], sc.cameras[0], sc.cameras[1], cfg)
+    assert result.depth.shape == (150, 200)
+    assert result.report["cost"] == "siam-l2"
+    assert np.isin(
+        result.depth_working[np.isfinite(result.depth_working)], result.depths.astype(np.float32)
+    ).all()
+
+
+def test_real_crop_of_fountain(shared_data):
+    from stereo.evaluation import in_second_view, read_sparse_ground_truth
+    from stereo.geometry.scene import load_scene
+
+    scene = load_scene(shared_data / "strecha" / "fountain-P11")
+    cfg = StereoConfig(model="zncc", n_labels=32, working_size=256)
+    result = match_calibrated(
+        scene.image(5), scene.image(6), scene.cameras[5], scene.cameras[6], cfg
+    )
+    truth = read_sparse_ground_truth(
+        shared_data / "strecha" / "fountain-P11" / "gt_sparse" / "0005.npz"
+    )
+    in_view = in_second_view(scene.cameras[5], scene.cameras[6], truth)
+    metrics = depth_correctness(result.depth, truth, in_view)
+    assert metrics["correct@0.05_in_view"] > 0.5
+
+
+def _write_pair(tmp_path, sc):
+    root = sc.save(tmp_path / "scene")
+    return sorted((root / "images").iterdir())
+
+
+def test_cli_writes_every_output_and_evaluates(tmp_path, small_scene):
+    left, right = _write_pair(tmp_path, small_scene)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        match_command,
+        [
+            str(left),
+            str(right),
+            "--model",
+            "census",
+            "--labels",
+            "16",
+            "--size",
+            "200",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("depth.npy", "depth.png", "cost_confidence.png", "report.json", "points.ply"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    for key in (
+        "model",
+        "n_labels",
+        "depth_range_m",
+        "working_size",
+        "device",
+        "seconds",
+        "energy_wta",
+        "energy_final",
+    ):
+        assert key in report
+    header = (out / "points.ply").read_bytes()[:200].decode("ascii", "replace")
+    assert header.startswith("ply") and "element vertex" in header
+    depth = np.load(out / "depth.npy")
+    assert depth.shape == (150, 200) and depth.dtype == np.float32
+    np.save(tmp_path / "gt.npy", small_scene.depths[0].astype(np.float32))
+    scored = CliRunner().invoke(
+        eval_command, [str(out / "depth.npy"), "--gt-depth", str(tmp_path / "gt.npy")]
+    )
+    assert scored.exit_code == 0 and json.loads(scored.output)["correct@0.05"] > 0.6
+    assert not list(out.glob(".writing-*"))
+
+
+def test_cli_bad_input_gives_one_line_errors(tmp_path, small_scene):
+    left, right = _write_pair(tmp_path, small_scene)
+    bad_camera = tmp_path / "bad.camera"
+    bad_camera.write_text("1 2 3\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cases = {
+        "does not exist": [str(tmp_path / "none.png"), str(right)],
+        "has 1 rows": [str(left), str(right), "--left-camera", str(bad_camera)],
+        "must be below max": [str(left), str(right), "--depth-range", "5", "3"],
+        "unknown model": [str(left), str(right), "--model", "3ch"],
+        "cannot write to output folder": [str(left), str(right), "--out", str(blocker / "x")],
+        "no camera file": [str(tmp_path / "lonely.png"), str(right)],
+    }
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "lonely.png"), np.zeros((150, 200), np.uint8))
+    for expected, args in cases.items():
+        out = tmp_path / f"out-{len(expected)}"
+        result = CliRunner().invoke(
+            match_command,
+            [*args, "--labels", "4", "--size", "64"]
+            + ([] if "--out" in args else ["--out", str(out)]),
+        )
+        assert result.exit_code != 0, expected
+        last = [line for line in result.output.splitlines() if line.strip()][-1]
+        assert last.startswith("Error:") and expected in last, result.output
+        assert "Traceback" not in result.output
+        if out.exists():
+            assert not any(
+                p.name.endswith((".npy", ".png", ".json", ".ply")) for p in out.iterdir()
+            ), expected
