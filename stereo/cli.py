@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import tempfile
 from pathlib import Path
 
 import click
+import numpy as np
 
 from stereo.errors import StereoError
 from stereo.mrf.graphcut import MRFConfig
@@ -18,29 +20,47 @@ from stereo.pipeline import BASELINE_COSTS, DEFAULT_MODEL, StereoConfig
 def _fail_cleanly(fn):
     """Run a command body, turning :class:`StereoError` into a one-line click error."""
 
+    @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except StereoError as error:
             raise click.ClickException(str(error)) from None
 
-    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
 
 
-def _camera_for(image: Path, given: str | None):
+def find_cameras(
+    left: Path, right: Path, left_camera: str | None = None, right_camera: str | None = None
+):
+    """Both cameras and their files (given, or found beside the images), or None when
+    neither image has one."""
     from stereo.geometry.camera import read_camera
-    from stereo.geometry.scene import camera_candidates, find_camera
+    from stereo.geometry.scene import find_camera
 
-    path = Path(given) if given else find_camera(image)
-    if path is None:
-        looked = ", ".join(str(p) for p in camera_candidates(image)[:3])
+    paths = [
+        Path(left_camera) if left_camera else find_camera(left),
+        Path(right_camera) if right_camera else find_camera(right),
+    ]
+    if paths[0] is None and paths[1] is None:
+        return None
+    if paths[0] is None or paths[1] is None:
+        missing = left if paths[0] is None else right
         raise StereoError(
-            f"no camera file for {image} (looked at {looked} …); give "
-            "--left-camera/--right-camera (only calibrated pairs are supported "
-            "so far)"
+            f"found a camera file for one image but not for {missing}; give "
+            "--left-camera and --right-camera, or neither"
         )
-    return read_camera(path)
+    return [read_camera(p) for p in paths], paths
+
+
+def looks_rectified(left: np.ndarray, right: np.ndarray, tolerance_px: float = 1.0) -> bool:
+    """Whether SIFT matches of the pair are row-aligned (median |Δy| within tolerance)."""
+    from stereo.pipeline import sift_matches
+
+    x1, x2 = sift_matches(left, right, n=1500)
+    if len(x1) < 20:
+        return False
+    return bool(np.median(np.abs(x1[:, 1] - x2[:, 1])) <= tolerance_px)
 
 
 def run_match(
@@ -51,42 +71,72 @@ def run_match(
     left_camera: str | None = None,
     right_camera: str | None = None,
     progress: bool = True,
+    rectified: bool = False,
+    disparity_range: tuple[float, float] | None = None,
 ) -> dict:
-    """Match a calibrated pair and write every output; returns the report."""
-    from stereo.geometry.scene import read_image
+    """Match a pair (calibrated, rectified or uncalibrated) and write every output.
+
+    Returns:
+        The run's report (also written as ``report.json``).
+    """
+    from stereo.geometry.scene import check_image_size, read_image
     from stereo.outputs import check_writable, point_cloud, write_result
-    from stereo.pipeline import match_calibrated
+    from stereo.pipeline import match_calibrated, match_rectified, match_uncalibrated
 
     check_writable(out_dir)
     reference, other = read_image(left), read_image(right)
-    ref_cam, other_cam = _camera_for(left, left_camera), _camera_for(right, right_camera)
-    from stereo.geometry.scene import check_image_size
-
-    check_image_size(reference, ref_cam, left, Path(left_camera or "its camera file"))
-    check_image_size(other, other_cam, right, Path(right_camera or "its camera file"))
-    result = match_calibrated(reference, other, ref_cam, other_cam, config, progress=progress)
-    report = {
-        "left": str(left),
-        "right": str(right),
-        **result.report,
-        "output": "depth.npy: metres, reference pixel grid, NaN = unknown",
+    found = None if rectified else find_cameras(left, right, left_camera, right_camera)
+    extra: dict = {}
+    if found is not None:
+        (ref_cam, other_cam), (ref_path, other_path) = found
+        check_image_size(reference, ref_cam, left, ref_path)
+        check_image_size(other, other_cam, right, other_path)
+        result = match_calibrated(reference, other, ref_cam, other_cam, config, progress)
+        mode = "calibrated"
+    else:
+        if reference.shape != other.shape:
+            raise StereoError(
+                f"{left} and {right} differ in size and have no cameras; give "
+                "cameras, or resize/rectify the pair"
+            )
+        if rectified or looks_rectified(reference, other):
+            result = match_rectified(reference, other, config, disparity_range, progress)
+            mode = "rectified"
+        else:
+            result = match_uncalibrated(reference, other, config, progress)
+            mode = "uncalibrated"
+            extra["rectification.json"] = result.rectification
+    report = {"left": str(left), "right": str(right), "mode": mode, **result.report}
+    pictures = {
+        "cost_confidence": (
+            result.confidence,
+            "confidence: margin of the best hypothesis",
+            "normalised cost margin",
+            "viridis",
+        )
     }
-    colour = read_image(left, grey=False)
-    write_result(
-        out_dir,
-        {"depth": result.depth, "confidence": result.confidence},
-        {
-            "depth": (result.depth, f"depth ({result.report['cost']})", "depth (m)", "turbo_r"),
-            "cost_confidence": (
-                result.confidence,
-                "confidence: margin of the best hypothesis",
-                "normalised cost margin",
-                "viridis",
-            ),
-        },
-        report,
-        point_cloud(result.depth, ref_cam, colour, step=2),
-    )
+    if result.kind == "depth":
+        report["output"] = "depth.npy: metres, reference pixel grid, NaN = unknown"
+        arrays = {"depth": result.depth, "confidence": result.confidence}
+        pictures["depth"] = (
+            result.depth,
+            f"depth ({result.report['cost']})",
+            "depth (m)",
+            "turbo_r",
+        )
+        cloud = point_cloud(result.depth, ref_cam, read_image(left, grey=False), step=2)
+    else:
+        grid = "the RECTIFIED left image" if mode == "uncalibrated" else "the left image"
+        report["output"] = f"disparity.npy: pixels (x_left - x_right) in {grid}, NaN = unknown"
+        arrays = {"disparity": result.depth, "confidence": result.confidence}
+        pictures["disparity"] = (
+            result.depth,
+            f"disparity ({result.report['cost']}, {mode})",
+            "disparity (px)",
+            "turbo",
+        )
+        cloud = None
+    write_result(out_dir, arrays, pictures, report, cloud, extra)
     return report
 
 
@@ -108,7 +158,7 @@ def run_match(
     type=int,
     default=64,
     show_default=True,
-    help="Depth hypotheses (uniform in inverse depth).",
+    help="Depth (or disparity) hypotheses; depths are uniform in inverse depth.",
 )
 @click.option(
     "--depth-range",
@@ -117,6 +167,14 @@ def run_match(
     default=None,
     metavar="MIN MAX",
     help="Metres (default: estimated from triangulated matches).",
+)
+@click.option(
+    "--disparity-range",
+    nargs=2,
+    type=float,
+    default=None,
+    metavar="MIN MAX",
+    help="Pairs without cameras, pixels (default: estimated from matches).",
 )
 @click.option(
     "--size",
@@ -129,7 +187,13 @@ def run_match(
 @click.option(
     "--optimizer", type=click.Choice(["graphcut", "wta"]), default="graphcut", show_default=True
 )
-@click.option("--smoothness", type=float, default=MRFConfig.smoothness, show_default=True)
+@click.option(
+    "--smoothness",
+    type=float,
+    default=MRFConfig.smoothness,
+    show_default=True,
+    help="Weight of the pairwise term (unary costs are normalised to [0, 1]).",
+)
 @click.option(
     "--truncation",
     type=int,
@@ -143,15 +207,20 @@ def run_match(
     type=click.Choice(["nan", "fill"]),
     default="nan",
     show_default=True,
-    help="Pixels whose depth leaves the second image: unknown (NaN) or filled.",
+    help="Pixels whose match leaves the second image: unknown (NaN) or filled.",
+)
+@click.option(
+    "--rectified",
+    is_flag=True,
+    help="The pair is rectified: search disparities along rows (cameras ignored).",
 )
 @click.option("--left-camera", default=None, help="Camera file of LEFT (Strecha format).")
 @click.option("--right-camera", default=None, help="Camera file of RIGHT.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option(
     "--demo",
     is_flag=True,
-    help="Run on an embedded synthetic scene (no data needed) and print accuracy.",
+    help="Run on an embedded rendered scene (no data needed) and print accuracy.",
 )
 @_fail_cleanly
 def match_command(
@@ -161,20 +230,28 @@ def match_command(
     out_dir,
     n_labels,
     depth_range,
+    disparity_range,
     working_size,
     optimizer,
     smoothness,
     truncation,
     potts,
     invalid,
+    rectified,
     left_camera,
     right_camera,
     device,
     demo,
 ) -> None:
     """Dense depth map of LEFT (the reference) from RIGHT, with a learned matching cost and
-    a graph-cut MRF. Writes depth.npy, depth.png, cost_confidence.png, report.json and
-    points.ply to --out."""
+    a graph-cut MRF.
+
+    Calibrated pairs (camera files beside the images, in a sibling cameras/ folder, or
+    given) get a plane sweep and depth.npy (metres), depth.png, cost_confidence.png,
+    report.json and points.ply. Pairs without cameras are matched along rows when rectified
+    (--rectified, or detected) or after rectification from matches; they give disparity.npy
+    (pixels) instead, plus rectification.json for uncalibrated pairs.
+    """
     mrf = MRFConfig(smoothness=smoothness, truncation=truncation, potts=potts)
     config = StereoConfig(
         model=model,
@@ -192,24 +269,30 @@ def match_command(
         return
     if left is None or right is None:
         raise StereoError("give LEFT and RIGHT images (or --demo)")
-    report = run_match(left, right, config, out_dir, left_camera, right_camera, progress)
-    click.echo(
-        json.dumps(
-            {
-                k: report[k]
-                for k in (
-                    "cost",
-                    "depth_range_m",
-                    "working_size",
-                    "seconds",
-                    "energy_wta",
-                    "energy_final",
-                    "unknown_fraction",
-                )
-            },
-            indent=2,
-        )
+    report = run_match(
+        left,
+        right,
+        config,
+        out_dir,
+        left_camera,
+        right_camera,
+        progress,
+        rectified,
+        tuple(disparity_range) if disparity_range else None,
     )
+    keys = (
+        "mode",
+        "cost",
+        "depth_range_m",
+        "disparity_range_px",
+        "working_size",
+        "seconds",
+        "energy_wta",
+        "energy_final",
+        "unknown_fraction",
+        "output",
+    )
+    click.echo(json.dumps({k: report[k] for k in keys if k in report}, indent=2))
     click.echo(f"results in {out_dir}")
 
 
@@ -225,7 +308,7 @@ def _run_demo(config: StereoConfig, out_dir: Path, progress: bool) -> None:
     depth = read_depth_map(Path(out_dir) / "depth.npy")
     metrics = depth_correctness(depth, dense_truth(scene.depths[0], step=3))
     click.echo(
-        f"demo: synthetic scene of three textured planes, 640x480, two views; model "
+        f"demo: rendered scene of three textured planes, 640x480, two views; cost "
         f"{report['cost']}, {config.n_labels} labels, {config.optimizer}"
     )
     click.echo(f"seconds per stage: {report['seconds']}")

@@ -89,9 +89,11 @@ def write_result(
     pictures: dict[str, tuple[np.ndarray, str, str, str]],
     report: dict[str, Any],
     cloud: tuple[np.ndarray, np.ndarray] | None,
+    extra_json: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``NAME.npy`` arrays, ``NAME.png`` pictures ``(values, title, label, cmap)``,
-    ``report.json`` and ``points.ply`` into ``out_dir``, all or nothing."""
+    ``report.json``, ``points.ply`` and any ``extra_json`` files into ``out_dir``, all or
+    nothing."""
     out = check_writable(out_dir)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".writing-"))
     try:
@@ -102,6 +104,8 @@ def write_result(
         if cloud is not None:
             write_ply(tmp / "points.ply", *cloud)
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+        for name, content in (extra_json or {}).items():
+            (tmp / name).write_text(json.dumps(content, indent=2) + "\n")
         for item in tmp.iterdir():
             os.replace(item, out / item.name)
     finally:

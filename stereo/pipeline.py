@@ -57,15 +57,17 @@ class StereoConfig:
 class StereoResult:
     """A depth map in the reference image's pixel grid and what made it."""
 
-    depth: np.ndarray  # (H, W) float32 metres, NaN = unknown
+    depth: np.ndarray  # (H, W) float32: metres (calibrated) or pixels (disparity); NaN = unknown
     confidence: np.ndarray  # (H, W) float32 in [0, 1]: margin of the best hypothesis
     depth_working: np.ndarray  # (h, w) at the working resolution
     labels: np.ndarray  # (h, w) chosen hypothesis index
-    depths: np.ndarray  # (L,) metres of the hypotheses
+    depths: np.ndarray  # (L,) hypotheses: depths (metres) or disparities (pixels)
     volume: np.ndarray  # (L, h, w) normalised costs (NaN = leaves the second image)
     reference_working: np.ndarray  # (h, w) grey reference at the working resolution
-    camera_working: Camera
+    camera_working: Camera | None
     report: dict[str, Any]
+    kind: str = "depth"  # "depth" (metres) | "disparity" (pixels of the input pair)
+    rectification: dict[str, Any] | None = None  # uncalibrated pairs: H1, H2, F
 
 
 def make_cost(name: str, device: str = "cpu", untrained: bool = False) -> Cost:
@@ -167,6 +169,30 @@ def confidence_map(volume: np.ndarray) -> np.ndarray:
     return np.clip(margin, 0, 1)
 
 
+def optimise(volume: np.ndarray, image: np.ndarray, values: np.ndarray, cfg: StereoConfig):
+    """Labels of a normalised volume by graph cut or winner-take-all.
+
+    Returns:
+        ``(labels (h, w), energy_wta, energy_final, value map (h, w) float32)``; the value map
+        holds ``values[label]`` and NaN where the chosen hypothesis leaves the second image
+        (unless ``cfg.invalid == "fill"``).
+    """
+    if cfg.optimizer == "graphcut":
+        mrf = solve(volume, image, cfg.mrf)
+        labels, energy_wta, energy_final = mrf.labels, mrf.energy_wta, mrf.energy
+    elif cfg.optimizer == "wta":
+        labels, energy_wta, energy_final = winner_take_all(volume), None, None
+    else:
+        raise StereoError(f"unknown optimizer {cfg.optimizer!r}; valid: graphcut, wta")
+    value_map = values[labels].astype(np.float32)
+    chosen_invalid = ~np.isfinite(np.take_along_axis(volume, labels[None], axis=0)[0])
+    if cfg.invalid == "nan":
+        value_map[chosen_invalid] = np.nan
+    elif cfg.invalid != "fill":
+        raise StereoError(f"unknown --invalid {cfg.invalid!r}; valid: nan, fill")
+    return labels, energy_wta, energy_final, value_map
+
+
 def match_calibrated(
     reference: np.ndarray,
     other: np.ndarray,
@@ -188,6 +214,7 @@ def match_calibrated(
     (ref_w, other_w), (ref_cam, other_cam) = working_pair(
         [reference, other], [reference_camera, other_camera], cfg.working_size
     )
+    cost = make_cost(cfg.model, cfg.device, cfg.untrained)  # bad names fail before any work
     n_matches = None
     if cfg.depth_range is None:
         d_min, d_max, n_matches = estimate_depth_range(ref_w, other_w, ref_cam, other_cam)
@@ -196,26 +223,13 @@ def match_calibrated(
     depths = inverse_depth_labels(d_min, d_max, cfg.n_labels)
     times["geometry"] = time.time() - t
     t = time.time()
-    cost = make_cost(cfg.model, cfg.device, cfg.untrained)
     sweep = Sweep.planes(ref_cam, other_cam, depths)
     raw = cost.volume(ref_w, other_w, sweep, progress=progress)
     volume = normalise_volume(raw)
     times["cost_volume"] = time.time() - t
     t = time.time()
-    if cfg.optimizer == "graphcut":
-        mrf = solve(volume, ref_w, cfg.mrf)
-        labels, energy_wta, energy_final = mrf.labels, mrf.energy_wta, mrf.energy
-    elif cfg.optimizer == "wta":
-        labels, energy_wta, energy_final = winner_take_all(volume), None, None
-    else:
-        raise StereoError(f"unknown optimizer {cfg.optimizer!r}; valid: graphcut, wta")
+    labels, energy_wta, energy_final, depth_w = optimise(volume, ref_w, depths, cfg)
     times["mrf"] = time.time() - t
-    depth_w = depths[labels].astype(np.float32)
-    chosen_invalid = ~np.isfinite(np.take_along_axis(volume, labels[None], axis=0)[0])
-    if cfg.invalid == "nan":
-        depth_w[chosen_invalid] = np.nan
-    elif cfg.invalid != "fill":
-        raise StereoError(f"unknown --invalid {cfg.invalid!r}; valid: nan, fill")
     confidence_w = confidence_map(volume)
     h, w = reference.shape[:2]
     depth = cv2.resize(depth_w, (w, h), interpolation=cv2.INTER_NEAREST)
@@ -238,3 +252,191 @@ def match_calibrated(
         "unknown_fraction": float(np.isnan(depth_w).mean()),
     }
     return StereoResult(depth, confidence, depth_w, labels, depths, volume, ref_w, ref_cam, report)
+
+
+def sift_matches(a: np.ndarray, b: np.ndarray, n: int = 4000, ratio: float = 0.8):
+    """Ratio-test SIFT matches: ``(M, 2)`` points in ``a`` and in ``b``."""
+    sift = cv2.SIFT_create(n)
+    k1, d1 = sift.detectAndCompute(a, None)
+    k2, d2 = sift.detectAndCompute(b, None)
+    if d1 is None or d2 is None or len(k1) < 2 or len(k2) < 2:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    pairs = [
+        (m.queryIdx, m.trainIdx)
+        for m, n_ in cv2.BFMatcher().knnMatch(d1, d2, k=2)
+        if m.distance < ratio * n_.distance
+    ]
+    x1 = np.array([k1[i].pt for i, _ in pairs]).reshape(-1, 2)
+    x2 = np.array([k2[j].pt for _, j in pairs]).reshape(-1, 2)
+    return x1, x2
+
+
+def estimate_disparity_range(
+    left: np.ndarray, right: np.ndarray, margin: float = 0.25, min_matches: int = 20
+) -> tuple[float, float, int]:
+    """Disparity range ``x_left − x_right`` of a rectified pair from row-consistent SIFT
+    matches (|Δy| ≤ 1.5 px): 5th–95th percentiles widened by ``margin`` of the span + 2 px
+    on each side (robust to the few matches between repeated structures)."""
+    x1, x2 = sift_matches(left, right)
+    keep = np.abs(x1[:, 1] - x2[:, 1]) <= 1.5 if len(x1) else np.zeros(0, bool)
+    d = (x1[keep, 0] - x2[keep, 0]) if len(x1) else np.zeros(0)
+    if d.size < min_matches:
+        raise StereoError(
+            f"only {d.size} row-aligned matches: too few to estimate the "
+            "disparity range (is the pair rectified?); give --disparity-range"
+        )
+    lo, hi = np.percentile(d, [5, 95])
+    pad = margin * (hi - lo) + 2.0
+    return float(lo - pad), float(hi + pad), int(d.size)
+
+
+def match_rectified(
+    left: np.ndarray,
+    right: np.ndarray,
+    config: StereoConfig | None = None,
+    disparity_range: tuple[float, float] | None = None,
+    progress: bool = False,
+) -> StereoResult:
+    """Disparity map of ``left`` (grey uint8) for a rectified pair: ``x_right = x_left − d``.
+
+    Returns:
+        A :class:`StereoResult` with ``kind == "disparity"``: ``depth`` holds disparities in
+        pixels of the input images.
+    """
+    cfg = config or StereoConfig()
+    if left.shape != right.shape:
+        raise StereoError(
+            f"the images differ in size ({left.shape[1]}x{left.shape[0]} and "
+            f"{right.shape[1]}x{right.shape[0]}): a rectified pair without "
+            "cameras needs equal sizes; give cameras or rectify them"
+        )
+    times: dict[str, float] = {}
+    t = time.time()
+    h, w = left.shape
+    scale = min(1.0, cfg.working_size / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resize = (
+        (lambda im: im)
+        if scale == 1.0
+        else (lambda im: cv2.resize(im, size, interpolation=cv2.INTER_AREA))
+    )
+    left_w, right_w = resize(left), resize(right)
+    cost = make_cost(cfg.model, cfg.device, cfg.untrained)  # bad names fail before any work
+    n_matches = None
+    if disparity_range is None:
+        d_min, d_max, n_matches = estimate_disparity_range(left_w, right_w)
+        d_min, d_max = d_min / scale, d_max / scale
+    else:
+        d_min, d_max = disparity_range
+        if d_min >= d_max:
+            raise StereoError(f"disparity range min {d_min} must be below max {d_max}")
+    disparities = np.linspace(d_min, d_max, cfg.n_labels)
+    times["geometry"] = time.time() - t
+    t = time.time()
+    sweep = Sweep.disparities(left_w.shape[0], left_w.shape[1], disparities * scale)
+    volume = normalise_volume(cost.volume(left_w, right_w, sweep, progress=progress))
+    times["cost_volume"] = time.time() - t
+    t = time.time()
+    labels, energy_wta, energy_final, disp_w = optimise(volume, left_w, disparities, cfg)
+    times["mrf"] = time.time() - t
+    confidence_w = confidence_map(volume)
+    report = {
+        "model": cfg.model,
+        "cost": cost.name,
+        "n_labels": cfg.n_labels,
+        "disparity_range_px": [d_min, d_max],
+        "disparity_range_source": "given" if disparity_range else f"{n_matches} matches",
+        "working_size": [int(left_w.shape[1]), int(left_w.shape[0])],
+        "image_size": [int(w), int(h)],
+        "optimizer": cfg.optimizer,
+        "mrf": asdict(cfg.mrf),
+        "device": cfg.device,
+        "threads": torch.get_num_threads(),
+        "seconds": {k: round(v, 2) for k, v in times.items()},
+        "energy_wta": energy_wta,
+        "energy_final": energy_final,
+        "unknown_fraction": float(np.isnan(disp_w).mean()),
+    }
+    return StereoResult(
+        cv2.resize(disp_w, (w, h), interpolation=cv2.INTER_NEAREST),
+        cv2.resize(confidence_w, (w, h), interpolation=cv2.INTER_LINEAR),
+        disp_w,
+        labels,
+        disparities,
+        volume,
+        left_w,
+        None,
+        report,
+        kind="disparity",
+    )
+
+
+def rectify_uncalibrated(
+    left: np.ndarray, right: np.ndarray, min_inliers: int = 30
+) -> dict[str, Any]:
+    """Epipolar geometry from SIFT matches (RANSAC) and rectifying homographies.
+
+    Returns:
+        ``{"F", "H1", "H2" (3×3 lists), "inliers", "epipole_left"}``; raises when the
+        matches are too few or the epipole lies inside the left image (the camera moves
+        toward the scene: no useful rectification exists).
+    """
+    x1, x2 = sift_matches(left, right)
+    if len(x1) < min_inliers:
+        raise StereoError(
+            f"only {len(x1)} matches between the images: too few to estimate "
+            "their geometry; give cameras, or check that they overlap"
+        )
+    F, mask = cv2.findFundamentalMat(x1, x2, cv2.FM_RANSAC, 1.0, 0.999)
+    if F is None or F.shape != (3, 3) or mask is None or int(mask.sum()) < min_inliers:
+        found = 0 if mask is None else int(mask.sum())
+        raise StereoError(
+            f"only {found} matches agree on an epipolar geometry: too few; "
+            "give cameras, or check that the images overlap"
+        )
+    inl = mask.ravel().astype(bool)
+    h, w = left.shape
+    _, vt = np.linalg.svd(F)[1:]  # right null vector of F: the left epipole
+    e = vt[-1]
+    epipole = e[:2] / e[2] if abs(e[2]) > 1e-12 else np.array([np.inf, np.inf])
+    margin = 0.1 * max(h, w)
+    if (-margin <= epipole[0] <= w + margin) and (-margin <= epipole[1] <= h + margin):
+        raise StereoError(
+            f"the epipole lies inside the image (at {epipole[0]:.0f}, "
+            f"{epipole[1]:.0f}): the camera moves toward the scene and the pair "
+            "cannot be rectified; give cameras to use the plane sweep"
+        )
+    ok, H1, H2 = cv2.stereoRectifyUncalibrated(x1[inl], x2[inl], F, (w, h))
+    if not ok:
+        raise StereoError("OpenCV could not rectify the pair; give cameras instead")
+    return {
+        "F": F.tolist(),
+        "H1": H1.tolist(),
+        "H2": H2.tolist(),
+        "inliers": int(inl.sum()),
+        "epipole_left": epipole.tolist(),
+    }
+
+
+def match_uncalibrated(
+    left: np.ndarray, right: np.ndarray, config: StereoConfig | None = None, progress: bool = False
+) -> StereoResult:
+    """Rectify an uncalibrated pair (:func:`rectify_uncalibrated`) and match it.
+
+    Returns:
+        A disparity :class:`StereoResult` *of the rectified pair* (``rectification`` holds
+        the homographies mapping each input image to its rectified image).
+    """
+    rect = rectify_uncalibrated(left, right)
+    h, w = left.shape
+    H1, H2 = np.array(rect["H1"]), np.array(rect["H2"])
+    left_r = cv2.warpPerspective(left, H1, (w, h))
+    right_r = cv2.warpPerspective(right, H2, (w, h))
+    result = match_rectified(left_r, right_r, config, progress=progress)
+    result.rectification = rect
+    result.report["rectification"] = {k: rect[k] for k in ("inliers", "epipole_left")}
+    result.report["note"] = (
+        "uncalibrated pair: disparity map of the RECTIFIED left image "
+        "(rectification.json maps input pixels to it), not metric depth"
+    )
+    return result

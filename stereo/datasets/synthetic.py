@@ -121,7 +121,10 @@ def default_planes() -> list[TexturedPlane]:
     """A back wall, a slanted panel and a box front, textured with sample photographs."""
     from stereo.patchnet.data.warped import sample_photographs
 
-    wall, panel, box = sample_photographs(("astronaut", "coffee", "chelsea"))
+    wall_left, wall_right, panel, box = sample_photographs(
+        ("astronaut", "camera", "coffee", "chelsea")
+    )
+    wall = np.concatenate([wall_left, wall_right], axis=1)  # no repeated texture
     return [
         TexturedPlane(
             np.array([-6.0, -4.0, 8.5]),
