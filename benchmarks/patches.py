@@ -74,6 +74,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--splits", nargs="+", default=DEFAULT_SPLITS, help="TRAIN:TEST")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "patches"))
+    parser.add_argument(
+        "--update-cards",
+        action="store_true",
+        help="Write the held-out FPR95 into the shipped models' cards.",
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     results: dict[str, dict] = {}
@@ -170,6 +175,25 @@ def main() -> None:
             *fp16_lines,
         ]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    if args.update_cards:
+        update_cards(results)
+
+
+def update_cards(results: dict[str, dict]) -> None:
+    """Add ``heldout_fpr95`` (percent, per test scene) to the cards of shipped weights."""
+    for split, row in results.items():
+        train, test = split.split(":")
+        for model, value in row["fpr95"].items():
+            card_path = ROOT / "models" / f"{model}.{train}.json"
+            if not card_path.is_file():
+                continue
+            card = json.loads(card_path.read_text())
+            card.setdefault("heldout_fpr95_percent", {})[test] = round(value, 3)
+            card["heldout_protocol"] = (
+                "all pairs the test scene gives (up to 100,000, half "
+                "positive); python benchmarks/patches.py"
+            )
+            card_path.write_text(json.dumps(card, indent=2) + "\n")
 
 
 if __name__ == "__main__":
