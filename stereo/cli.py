@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import tempfile
@@ -12,22 +11,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from stereo.errors import StereoError
+from stereo.errors import StereoError, one_line_errors
 from stereo.mrf.graphcut import MRFConfig
 from stereo.pipeline import BASELINE_COSTS, DEFAULT_MODEL, StereoConfig
-
-
-def _fail_cleanly(fn):
-    """Run a command body, turning :class:`StereoError` into a one-line click error."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except StereoError as error:
-            raise click.ClickException(str(error)) from None
-
-    return wrapper
 
 
 def find_cameras(
@@ -222,7 +208,7 @@ def run_match(
     is_flag=True,
     help="Run on an embedded rendered scene (no data needed) and print accuracy.",
 )
-@_fail_cleanly
+@one_line_errors
 def match_command(
     left,
     right,
@@ -355,7 +341,7 @@ def _run_demo(config: StereoConfig, out_dir: Path, progress: bool) -> None:
     metavar="REF OTHER",
     help="Camera files: adds the figures over points inside the second image.",
 )
-@_fail_cleanly
+@one_line_errors
 def eval_command(estimate, gt_sparse, gt_depth, gt_disparity, scale, cameras) -> None:
     """Score a depth map (.npy/.pfm, metres) or disparity map against ground truth; prints
     JSON (correctness@0.01/0.02/0.05, or Middlebury bad-1, bad-2, MAE)."""

@@ -13,3 +13,30 @@ class StereoError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+
+def one_line_errors(fn):
+    """Decorator for command bodies: a :class:`StereoError` becomes ``Error: …`` (exit 1)."""
+    import functools
+
+    import click
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StereoError as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+def error_reporting_group():
+    """A ``click.Group`` class whose commands report :class:`StereoError` in one line."""
+    import click
+
+    class ErrorReportingGroup(click.Group):
+        def invoke(self, ctx: click.Context):
+            return one_line_errors(super().invoke)(ctx)
+
+    return ErrorReportingGroup

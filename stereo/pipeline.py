@@ -193,6 +193,34 @@ def optimise(volume: np.ndarray, image: np.ndarray, values: np.ndarray, cfg: Ste
     return labels, energy_wta, energy_final, value_map
 
 
+def run_report(
+    cfg: StereoConfig,
+    cost: Cost,
+    working: np.ndarray,
+    image: np.ndarray,
+    times: dict[str, float],
+    energy_wta: int | None,
+    energy_final: int | None,
+    value_map: np.ndarray,
+) -> dict[str, Any]:
+    """The report keys every matching mode shares."""
+    return {
+        "model": cfg.model,
+        "cost": cost.name,
+        "n_labels": cfg.n_labels,
+        "working_size": [int(working.shape[1]), int(working.shape[0])],
+        "image_size": [int(image.shape[1]), int(image.shape[0])],
+        "optimizer": cfg.optimizer,
+        "mrf": asdict(cfg.mrf),
+        "device": cfg.device,
+        "threads": torch.get_num_threads(),
+        "seconds": {k: round(v, 2) for k, v in times.items()},
+        "energy_wta": energy_wta,
+        "energy_final": energy_final,
+        "unknown_fraction": float(np.isnan(value_map).mean()),
+    }
+
+
 def match_calibrated(
     reference: np.ndarray,
     other: np.ndarray,
@@ -235,21 +263,9 @@ def match_calibrated(
     depth = cv2.resize(depth_w, (w, h), interpolation=cv2.INTER_NEAREST)
     confidence = cv2.resize(confidence_w, (w, h), interpolation=cv2.INTER_LINEAR)
     report = {
-        "model": cfg.model,
-        "cost": cost.name,
-        "n_labels": cfg.n_labels,
+        **run_report(cfg, cost, ref_w, reference, times, energy_wta, energy_final, depth_w),
         "depth_range_m": [d_min, d_max],
         "depth_range_source": "given" if cfg.depth_range else f"{n_matches} matches",
-        "working_size": [int(ref_w.shape[1]), int(ref_w.shape[0])],
-        "image_size": [int(w), int(h)],
-        "optimizer": cfg.optimizer,
-        "mrf": asdict(cfg.mrf),
-        "device": cfg.device,
-        "threads": torch.get_num_threads(),
-        "seconds": {k: round(v, 2) for k, v in times.items()},
-        "energy_wta": energy_wta,
-        "energy_final": energy_final,
-        "unknown_fraction": float(np.isnan(depth_w).mean()),
     }
     return StereoResult(depth, confidence, depth_w, labels, depths, volume, ref_w, ref_cam, report)
 
@@ -341,21 +357,9 @@ def match_rectified(
     times["mrf"] = time.time() - t
     confidence_w = confidence_map(volume)
     report = {
-        "model": cfg.model,
-        "cost": cost.name,
-        "n_labels": cfg.n_labels,
+        **run_report(cfg, cost, left_w, left, times, energy_wta, energy_final, disp_w),
         "disparity_range_px": [d_min, d_max],
         "disparity_range_source": "given" if disparity_range else f"{n_matches} matches",
-        "working_size": [int(left_w.shape[1]), int(left_w.shape[0])],
-        "image_size": [int(w), int(h)],
-        "optimizer": cfg.optimizer,
-        "mrf": asdict(cfg.mrf),
-        "device": cfg.device,
-        "threads": torch.get_num_threads(),
-        "seconds": {k: round(v, 2) for k, v in times.items()},
-        "energy_wta": energy_wta,
-        "energy_final": energy_final,
-        "unknown_fraction": float(np.isnan(disp_w).mean()),
     }
     return StereoResult(
         cv2.resize(disp_w, (w, h), interpolation=cv2.INTER_NEAREST),

@@ -20,7 +20,7 @@ import click
 
 from stereo.datasets.calibrated import SceneBuildConfig, build_scene_patches
 from stereo.datasets.homography import HomographyBuildConfig, build_sequence_patches
-from stereo.errors import StereoError
+from stereo.errors import StereoError, error_reporting_group
 from stereo.geometry.scene import load_scene
 from stereo.patchnet.data.brown import write_brown
 from stereo.patchnet.data.patchset import PatchSet, make_pairs, sample_pair_indices
@@ -55,15 +55,7 @@ def max_pairs(patchset: PatchSet) -> int:
     return 2 * len(PointIndex(patchset.point_ids).all_positive_pairs())
 
 
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except StereoError as error:
-            raise click.ClickException(str(error)) from None
-
-
-@click.group(cls=_Group)
+@click.group(cls=error_reporting_group())
 def cli() -> None:
     """Build patch datasets from calibrated scenes and homography sequences."""
 

@@ -15,7 +15,7 @@ import click
 import numpy as np
 import torch
 
-from stereo.errors import StereoError
+from stereo.errors import StereoError, error_reporting_group
 from stereo.patchnet.baselines import BASELINES
 from stereo.patchnet.data.patchset import PairSet, make_pairs
 from stereo.patchnet.data.sources import load_patch_source
@@ -24,17 +24,7 @@ from stereo.patchnet.models import MODELS, build_model, count_parameters
 from stereo.patchnet.recipes import RECIPES, default_recipe, get_recipe
 
 
-class _Group(click.Group):
-    """Turns :class:`StereoError` into a one-line click error."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except StereoError as error:
-            raise click.ClickException(str(error)) from None
-
-
-@click.group(cls=_Group)
+@click.group(cls=error_reporting_group())
 def cli() -> None:
     """Patch-comparison networks: DeepCompare, DeepDesc CNN3, L2-Net."""
 
