@@ -45,7 +45,10 @@ def build_source(
     if not folder.is_dir():
         raise StereoError(f"data folder {folder} does not exist")
     if is_sequence(folder):
-        return build_sequence_patches(folder, HomographyBuildConfig(scale_factor=scale_factor))
+        cfg = HomographyBuildConfig(
+            scale_factor=scale_factor, normalise=normalise, fixed_scale=fixed_scale
+        )
+        return build_sequence_patches(folder, cfg)
     cfg = SceneBuildConfig(scale_factor=scale_factor, normalise=normalise, fixed_scale=fixed_scale)
     return build_scene_patches(load_scene(folder), cfg, progress=progress).patches
 

@@ -33,6 +33,8 @@ class HomographyBuildConfig:
     min_window_px: float = 16.0  # window side in every kept view, pixels
     min_views: int = 2  # views a point needs (img1 included)
     min_distance_px: float = 4.0  # keypoints closer than this to a kept one are dropped
+    normalise: str = "keypoint"  # "keypoint" (scale + orientation) | "fixed" (upright window)
+    fixed_scale: float = 0.5  # "fixed": image scale of the 64×64 window in img1
 
 
 def read_homography(path: str | Path) -> np.ndarray:
@@ -94,7 +96,10 @@ def build_sequence_patches(
     patches, ids = [], []
     n_points = 0
     for x, y, size, angle in kept:
-        frame = keypoint_frame(x, y, cfg.scale_factor * size, angle)
+        if cfg.normalise == "fixed":
+            frame = keypoint_frame(x, y, 64 / cfg.fixed_scale, 0.0)
+        else:
+            frame = keypoint_frame(x, y, cfg.scale_factor * size, angle)
         views = []
         for image, H, lv in zip(images, homographies, levels, strict=True):
             T = H @ frame

@@ -123,3 +123,15 @@ def test_oxford_graf_patches(shared_data):
     pairs = make_pairs(patches, 1000, seed=0)
     ncc = ncc_scores(pairs.a, pairs.b)
     assert ncc[pairs.label == 1].mean() > ncc[pairs.label == 0].mean() + 0.4
+
+
+def test_fixed_scale_patches_are_upright_windows(tmp_path):
+    from stereo.datasets.homography import HomographyBuildConfig
+
+    image = sample_photographs(("astronaut",))[0]
+    _write_sequence(tmp_path / "seq", image, [np.array([[1.0, 0, 12], [0, 1, 7], [0, 0, 1]])])
+    cfg = HomographyBuildConfig(normalise="fixed", fixed_scale=1.0, max_keypoints=200)
+    patches = build_sequence_patches(tmp_path / "seq", cfg)
+    # a pure translation and a 64-px upright window: the two views are the same pixels
+    first = patches.patches[patches.point_ids == patches.point_ids[0]]
+    assert len(first) == 2 and np.abs(first[0].astype(int) - first[1]).max() <= 1
