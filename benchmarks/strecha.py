@@ -202,11 +202,23 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=768)
     parser.add_argument("--labels", type=int, default=64)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "strecha"))
+    parser.add_argument("--note", default=None, help="A remark printed under the title.")
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="Rewrite the Markdown from the JSON without running anything.",
+    )
     args = parser.parse_args()
+    out = Path(args.out)
+    if args.table_only:
+        summary = json.loads(out.with_suffix(".json").read_text())
+        summary["note"] = args.note or summary.get("note")
+        out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_table(summary, out.with_suffix(".md"))
+        return
     if not DATA.is_dir():
         sys.exit(f"error: {DATA} is missing (the shared Strecha data)")
     torch.set_num_threads(2)
-    out = Path(args.out)
     previous = (
         json.loads(out.with_suffix(".json").read_text())
         if out.with_suffix(".json").is_file()
@@ -223,6 +235,7 @@ def main() -> None:
             "size": args.size,
             "labels": args.labels,
             "results": results,
+            "note": args.note or previous.get("note"),
         }
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -245,6 +258,8 @@ def write_table(summary: dict, path: Path) -> None:
         "`:wta`. Empty cells: not run.",
         "",
     ]
+    if summary.get("note"):
+        lines += [f"Note: {summary['note']}", ""]
     for tau in ("0.05", "0.02"):
         lines += [
             f"## correctness@{tau} (in view)",
