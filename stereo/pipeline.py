@@ -127,20 +127,7 @@ def estimate_depth_range(
     Returns:
         ``(depth_min, depth_max, n_matches)`` in metres.
     """
-    sift = cv2.SIFT_create(4000)
-    k1, d1 = sift.detectAndCompute(reference, None)
-    k2, d2 = sift.detectAndCompute(other, None)
-    if d1 is None or d2 is None or len(k1) < 2 or len(k2) < 2:
-        raise StereoError(
-            "too few keypoints to estimate the depth range; give it with --depth-range MIN MAX"
-        )
-    pairs = [
-        (m.queryIdx, m.trainIdx)
-        for m, n in cv2.BFMatcher().knnMatch(d1, d2, k=2)
-        if m.distance < 0.8 * n.distance
-    ]
-    x1 = np.array([k1[i].pt for i, _ in pairs]).reshape(-1, 2)
-    x2 = np.array([k2[j].pt for _, j in pairs]).reshape(-1, 2)
+    x1, x2 = sift_matches(reference, other)
     if len(x1):
         keep = epipolar_distance(fundamental_matrix(ref_cam, other_cam), x1, x2) < 2.0
         x1, x2 = x1[keep], x2[keep]
