@@ -30,8 +30,22 @@ from stereo.patchnet.recipes import get_recipe  # noqa: E402
 from stereo.patchnet.train import train  # noqa: E402
 from stereo.patchnet.weights import load_weights_file, save_weights  # noqa: E402
 
-TRAIN = ROOT / "datasets" / "patches" / "castle+oxford.npz"
-TRAIN_NAME = "castle+oxford"
+#: training sets: name → (file, description). "castle+oxford": keypoint-normalised patches
+#: (scale factor 5, rotated), for descriptor matching; "castle-fixed": upright 64×64 windows
+#: cut at image scale 0.5 of the 1536×1024 castle views (what the plane sweep compares at its
+#: default 768-px working size), for stereo.
+TRAIN_SETS: dict[str, tuple[Path, str]] = {
+    "castle+oxford": (
+        ROOT / "datasets" / "patches" / "castle+oxford.npz",
+        "castle+oxford: castle-P19 (Strecha) + Oxford graf, bark, boat, bikes, trees, ubc; "
+        "built by `stereo-dataset build` (scale factor 5)",
+    ),
+    "castle-fixed": (
+        ROOT / "datasets" / "fixed" / "castle-P19.npz",
+        "castle-fixed: castle-P19 (Strecha), upright windows at image scale 0.5; built by "
+        "`stereo-dataset build --normalise fixed --fixed-scale 0.5`",
+    ),
+}
 
 #: model → (recipe, steps, extra overrides); steps give each model about 8 CPU minutes.
 PLAN: dict[str, tuple[str, int, dict[str, str]]] = {
@@ -47,20 +61,33 @@ PLAN: dict[str, tuple[str, int, dict[str, str]]] = {
 ADAM = {"optimizer": "adam", "lr": "0.001", "momentum": "0", "weight_decay": "0"}
 
 
-def train_one(name: str, seed: int = 0, device: str = "cpu") -> Path:
-    """Train ``name`` as :data:`PLAN` says; returns the shipped fp16 weights path."""
-    recipe_name, steps, extra = PLAN[name]
+def train_one(
+    name: str,
+    seed: int = 0,
+    device: str = "cpu",
+    train_set: str = "castle+oxford",
+    steps: int | None = None,
+    extra_overrides: dict[str, str] | None = None,
+    make_default: bool = True,
+) -> Path:
+    """Train ``name`` as :data:`PLAN` says on ``train_set``; returns the shipped fp16 weights
+    path (``models/NAME.TRAIN_SET.pt``)."""
+    train_path, description = TRAIN_SETS[train_set]
+    if steps is None:
+        steps = PLAN[name][1]
+    recipe_name, _, extra = PLAN[name]
     overrides = {
         **ADAM,
         **extra,
+        **(extra_overrides or {}),
         "steps": str(steps),
         "val_every": str(max(steps // 4, 1)),
         "checkpoint_every": "200",
         "lr_step": "0",
     }
     recipe = get_recipe(recipe_name).with_overrides(overrides)
-    data = PatchSet.load(TRAIN)
-    run = ROOT / "runs" / "shipped" / name
+    data = PatchSet.load(train_path)
+    run = ROOT / "runs" / "shipped" / f"{name}.{train_set}"
     t0 = time.time()
     result = train(
         name,
@@ -69,25 +96,28 @@ def train_one(name: str, seed: int = 0, device: str = "cpu") -> Path:
         run,
         seed=seed,
         device=device,
-        weights_name=f"{name}.{TRAIN_NAME}.fp32.pt",
-        data_description=f"{TRAIN_NAME}: castle-P19 (Strecha) + Oxford graf, bark, "
-        "boat, bikes, trees, ubc; built by `stereo-dataset build` (scale factor 5)",
+        weights_name=f"{name}.{train_set}.fp32.pt",
+        data_description=description,
     )
     card = dict(result.card)
-    card["command"] = f"python benchmarks/train_models.py --model {name} --seed {seed}"
+    card["command"] = (
+        f"python benchmarks/train_models.py --model {name} --seed {seed} --train-set {train_set}"
+        + (f" --steps {steps}" if steps != PLAN[name][1] else "")
+    )
     card["recipe_base"] = recipe_name
     card["overrides"] = overrides
     card["train_points"] = data.n_points
     card["wall_time_s"] = round(time.time() - t0, 1)
     model = load_weights_file(result.weights)
-    shipped = ROOT / "models" / f"{name}.{TRAIN_NAME}.pt"
+    shipped = ROOT / "models" / f"{name}.{train_set}.pt"
     save_weights(
         model, shipped, {k: v for k, v in card.items() if k not in ("model", "weights")}, half=True
     )
-    defaults_path = ROOT / "models" / "defaults.json"
-    defaults = json.loads(defaults_path.read_text()) if defaults_path.is_file() else {}
-    defaults[name] = shipped.name
-    defaults_path.write_text(json.dumps(dict(sorted(defaults.items())), indent=2) + "\n")
+    if make_default:
+        defaults_path = ROOT / "models" / "defaults.json"
+        defaults = json.loads(defaults_path.read_text()) if defaults_path.is_file() else {}
+        defaults[name] = shipped.name
+        defaults_path.write_text(json.dumps(dict(sorted(defaults.items())), indent=2) + "\n")
     shutil.copy(run / "log.jsonl", run / f"{name}.log.jsonl")
     return shipped
 
@@ -99,12 +129,27 @@ def main() -> None:
     group.add_argument("--all", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--train-set", choices=list(TRAIN_SETS), default="castle+oxford")
+    parser.add_argument("--steps", type=int, help="override the PLAN's number of steps")
+    parser.add_argument(
+        "--no-default",
+        action="store_true",
+        help="do not make the result the model's default weights (models/defaults.json)",
+    )
     args = parser.parse_args()
-    if not TRAIN.is_file():
-        sys.exit(f"error: {TRAIN} is missing; build it first (see benchmarks/README.md)")
+    train_path = TRAIN_SETS[args.train_set][0]
+    if not train_path.is_file():
+        sys.exit(f"error: {train_path} is missing; build it first (see benchmarks/README.md)")
     torch.set_num_threads(2 if args.device == "cpu" else torch.get_num_threads())
     for name in PLAN if args.all else [args.model]:
-        path = train_one(name, args.seed, args.device)
+        path = train_one(
+            name,
+            args.seed,
+            args.device,
+            args.train_set,
+            args.steps,
+            make_default=not args.no_default,
+        )
         print(f"{name}: {path}", flush=True)
 
 

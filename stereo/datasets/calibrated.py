@@ -14,6 +14,11 @@
    of 10σ), rotated to the keypoint's orientation. With ``normalise="fixed"`` patches are
    instead upright windows of ``64 / fixed_scale`` pixels — what a dense stereo matcher sees
    at an image scale of ``fixed_scale``.
+6. Optionally (``near_misses > 0``, fixed windows only) each observation also gets near
+   misses: windows shifted along the epipolar line of another view of its track by
+   ``near_shift_px`` pixels at the working scale (random length and sign). They match
+   nothing and are stored with ``near_of`` = the point they miss — the hard negatives of
+   stereo, where the wrong hypotheses lie a few pixels away along the epipolar line.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from tqdm.auto import tqdm
 
 from stereo.datasets.patches import PATCH, cut_patch, footprint_inside, keypoint_frame, pyramid
 from stereo.errors import StereoError
-from stereo.geometry.camera import epipolar_distance, fundamental_matrix, triangulate
+from stereo.geometry.camera import Camera, epipolar_distance, fundamental_matrix, triangulate
 from stereo.geometry.scene import Scene
 from stereo.patchnet.data.patchset import PatchSet
 
@@ -47,6 +52,8 @@ class SceneBuildConfig:
     scale_factor: float = 5.0  # window side = scale_factor × keypoint size (diameter)
     fixed_scale: float = 0.5  # "fixed": image scale at which a 64×64 window is cut
     min_window_px: float = 16.0  # drop keypoints whose window is smaller (too blurry)
+    near_misses: int = 0  # "fixed": shifted windows per observation (hard negatives)
+    near_shift_px: tuple[float, float] = (2.0, 6.0)  # their shift, pixels at fixed_scale
     extend_tracks: bool = True  # add the detections of every view near the projection
     max_scale_octaves: float = 0.25  # extension: |log2(size / predicted size)| limit
     roi: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) detection window
@@ -152,6 +159,16 @@ def _extend_tracks(tracks, points, kp_all, view_of, offsets, cameras, cfg):
     return new_tracks, new_errors
 
 
+def _epipolar_direction(X: np.ndarray, camera: Camera, other: Camera) -> np.ndarray:
+    """Unit ``(2,)`` direction, in ``camera``'s image, of the epipolar line through the
+    projection of ``X`` induced by ``other`` (the image of ``other``'s ray through ``X``)."""
+    ray = np.stack([X, X + 0.05 * (X - other.C)])
+    xy, _ = camera.project(ray)
+    d = xy[1] - xy[0]
+    norm = np.linalg.norm(d)
+    return d / norm if norm > 1e-9 else np.array([1.0, 0.0])
+
+
 def build_scene_patches(
     scene: Scene, config: SceneBuildConfig | None = None, progress: bool = True
 ) -> BuiltScene:
@@ -229,9 +246,14 @@ def build_scene_patches(
             kept_tracks, kept_points, kp_all, view_of, offsets, cameras, cfg
         )
     # cut patches
+    if cfg.near_misses and cfg.normalise != "fixed":
+        raise StereoError("near misses need fixed windows: add --normalise fixed")
     levels = [pyramid(image) for image in images]
     patches, ids, image_index, xys, reproj = [], [], [], [], []
     point_xyz = []
+    near_patches: list[np.ndarray] = []
+    near_points: list[int] = []
+    rng = np.random.default_rng(0)
     for track, X, errs in zip(kept_tracks, kept_points, kept_errors, strict=True):
         frames = []
         for node in track:
@@ -260,6 +282,15 @@ def build_scene_patches(
             image_index.append(views[vi])
             xys.append(kp_all[node, :2])
             reproj.append(err)
+            others = [f[1] for f in frames if f[1] != vi]
+            for _ in range(cfg.near_misses):
+                direction = _epipolar_direction(X, cameras[vi], cameras[rng.choice(others)])
+                length = rng.uniform(*cfg.near_shift_px) / cfg.fixed_scale
+                x, y = kp_all[node, :2] + rng.choice([-1, 1]) * length * direction
+                T_near = keypoint_frame(x, y, PATCH / cfg.fixed_scale, 0.0)
+                if footprint_inside(T_near, images[vi].shape[1], images[vi].shape[0]):
+                    near_patches.append(cut_patch(levels[vi], T_near))
+                    near_points.append(pid)
     if len(point_xyz) < 2:
         raise StereoError(
             f"scene {scene.root}: only {len(point_xyz)} 3D points survived the "
@@ -276,8 +307,15 @@ def build_scene_patches(
         "patches": len(patches),
         "config": asdict(cfg),
     }
+    near_of = None
+    if cfg.near_misses:
+        stats["near_misses"] = len(near_patches)
+        n = len(point_xyz)
+        ids += list(range(n, n + len(near_patches)))  # each near miss: a point of its own
+        patches += near_patches
+        near_of = np.r_[np.full(len(patches) - len(near_patches), -1), near_points]
     meta = {"source": f"calibrated scene {scene.root.name}", "builder": stats}
-    patchset = PatchSet(np.stack(patches), np.array(ids), meta)
+    patchset = PatchSet(np.stack(patches), np.array(ids), meta, near_of)
     return BuiltScene(
         patchset, np.array(image_index), np.array(xys), np.array(point_xyz), np.array(reproj), stats
     )

@@ -39,17 +39,29 @@ def build_source(
     progress: bool = True,
     normalise: str = "keypoint",
     fixed_scale: float = 0.5,
+    near_misses: int = 0,
 ) -> PatchSet:
-    """Patches of one scene or sequence folder."""
+    """Patches of one scene or sequence folder (``near_misses``: scenes with fixed windows
+    only, shifted windows per observation; see :mod:`stereo.datasets.calibrated`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise StereoError(f"data folder {folder} does not exist")
     if is_sequence(folder):
+        if near_misses:
+            raise StereoError(
+                f"{folder} is a homography sequence: near misses need a calibrated scene "
+                "(epipolar lines); drop --near-misses for sequences"
+            )
         cfg = HomographyBuildConfig(
             scale_factor=scale_factor, normalise=normalise, fixed_scale=fixed_scale
         )
         return build_sequence_patches(folder, cfg)
-    cfg = SceneBuildConfig(scale_factor=scale_factor, normalise=normalise, fixed_scale=fixed_scale)
+    cfg = SceneBuildConfig(
+        scale_factor=scale_factor,
+        normalise=normalise,
+        fixed_scale=fixed_scale,
+        near_misses=near_misses,
+    )
     return build_scene_patches(load_scene(folder), cfg, progress=progress).patches
 
 
@@ -95,6 +107,14 @@ def cli() -> None:
     show_default=True,
     help="With --normalise fixed: image scale of the 64×64 window.",
 )
+@click.option(
+    "--near-misses",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Scenes with --normalise fixed: windows shifted 2–6 px (at --fixed-scale) along an "
+    "epipolar line per observation, stored as hard negatives (never in the pair file).",
+)
 @click.option("--brown", is_flag=True, help="Also write each set in Brown format.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Rebuild outputs that exist.")
@@ -105,6 +125,7 @@ def build_command(
     scale_factor: float,
     normalise: str,
     fixed_scale: float,
+    near_misses: int,
     brown: bool,
     seed: int,
     overwrite: bool,
@@ -121,9 +142,17 @@ def build_command(
             click.echo(f"{name}: exists, skipped ({len(patchset)} patches)", err=True)
         else:
             patchset = build_source(
-                source, scale_factor, normalise=normalise, fixed_scale=fixed_scale
+                source,
+                scale_factor,
+                normalise=normalise,
+                fixed_scale=fixed_scale,
+                near_misses=near_misses,
             )
             patchset.save(target)
+        n_near = 0
+        if patchset.near_of is not None:  # pair files and Brown sets hold true points only
+            n_near = int((patchset.near_of >= 0).sum())
+            patchset = patchset.subset(patchset.near_of < 0)
         pairs_path = out / f"{name}.pairs.npz"
         n = min(n_pairs, max_pairs(patchset))
         if overwrite or not pairs_path.is_file():
@@ -134,6 +163,7 @@ def build_command(
             "points": patchset.n_points,
             "patches": len(patchset),
             "pairs": n,
+            **({"near_misses": n_near} if n_near else {}),
             "file": str(target),
         }
     click.echo(json.dumps(summary, indent=2))

@@ -33,6 +33,7 @@ class Recipe:
     points_sequential: int = 64  # progressive p1
     points_random: int = 64  # progressive p2
     augment: bool = True  # random flips / 90° rotations, same for both patches of a pair
+    near_negatives: float = 0.0  # share of negatives that are near misses (random, fracking)
     # optimiser
     optimizer: str = "sgd"  # sgd | adam
     lr: float = 0.01

@@ -24,12 +24,15 @@ class PointIndex:
 
     Args:
         point_ids: ``(N,)`` the 3D point of each patch.
+        near_of: ``(N,)`` optional: for a near-miss patch (a window cut a few pixels off a
+            point's projection) the id of the point it misses, else ``-1``.
     """
 
-    def __init__(self, point_ids: np.ndarray) -> None:
+    def __init__(self, point_ids: np.ndarray, near_of: np.ndarray | None = None) -> None:
         point_ids = np.asarray(point_ids).ravel()
         self.order = np.argsort(point_ids, kind="stable")
         sorted_ids = point_ids[self.order]
+        unique_ids = sorted_ids[np.r_[0, np.nonzero(np.diff(sorted_ids))[0] + 1]]
         boundaries = np.r_[0, np.nonzero(np.diff(sorted_ids))[0] + 1, sorted_ids.size]
         self.starts = boundaries[:-1]
         self.counts = np.diff(boundaries)
@@ -40,6 +43,15 @@ class PointIndex:
             raise StereoError("no 3D point has two patches: cannot form matching pairs")
         if self.counts.size < 2:
             raise StereoError("all patches show one 3D point: cannot form non-matching pairs")
+        #: near-miss patches whose point is present, and the group (point) each one misses
+        self.near_patches = np.zeros(0, np.int64)
+        self.near_groups = np.zeros(0, np.int64)
+        if near_of is not None:
+            near_of = np.asarray(near_of).ravel()
+            candidates = np.nonzero(near_of >= 0)[0]
+            groups = np.searchsorted(unique_ids, near_of[candidates]).clip(0, unique_ids.size - 1)
+            present = unique_ids[groups] == near_of[candidates]
+            self.near_patches, self.near_groups = candidates[present], groups[present]
 
     @property
     def n_points(self) -> int:
@@ -79,12 +91,43 @@ class PointIndex:
             same = self.point_of_patch[pairs[:, 0]] == self.point_of_patch[pairs[:, 1]]
         return pairs
 
+    def near_negative_pairs(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n, 2)`` hard negatives: a patch of a point and a near miss of the same point
+        (a window a few pixels off its projection); near misses drawn uniformly."""
+        if self.near_patches.size == 0:
+            raise StereoError(
+                "the recipe asks for near-miss negatives but the patch set has none; build "
+                "it with `stereo-dataset build --normalise fixed --near-misses N` or set "
+                "near_negatives=0"
+            )
+        k = rng.integers(0, self.near_patches.size, n)
+        groups = self.near_groups[k]
+        anchors = self.order[self.starts[groups] + rng.integers(0, self.counts[groups])]
+        return np.stack([anchors, self.near_patches[k]], axis=1)
 
-def random_pairs(index: PointIndex, batch_size: int, rng: np.random.Generator):
-    """Balanced random batch: ``(batch_size, 2)`` indices and ``(batch_size,)`` labels."""
+    def mixed_negative_pairs(
+        self, n: int, rng: np.random.Generator, near_fraction: float = 0.0
+    ) -> np.ndarray:
+        """``(n, 2)`` negatives, ``round(near_fraction · n)`` of them near misses."""
+        n_near = round(near_fraction * n)
+        if n_near == 0:
+            return self.negative_pairs(n, rng)
+        return np.concatenate(
+            [self.near_negative_pairs(n_near, rng), self.negative_pairs(n - n_near, rng)]
+        )
+
+
+def random_pairs(
+    index: PointIndex, batch_size: int, rng: np.random.Generator, near_fraction: float = 0.0
+):
+    """Balanced random batch: ``(batch_size, 2)`` indices and ``(batch_size,)`` labels;
+    ``near_fraction`` of the negatives are near misses (see :class:`PointIndex`)."""
     n_pos = batch_size // 2
     pairs = np.concatenate(
-        [index.positive_pairs(n_pos, rng), index.negative_pairs(batch_size - n_pos, rng)]
+        [
+            index.positive_pairs(n_pos, rng),
+            index.mixed_negative_pairs(batch_size - n_pos, rng, near_fraction),
+        ]
     )
     labels = np.r_[np.ones(n_pos), np.zeros(batch_size - n_pos)].astype(np.int64)
     return pairs, labels

@@ -75,6 +75,12 @@ def check_compatible(model: PatchNet, recipe: Recipe) -> None:
         raise StereoError(f"unknown sampler {recipe.sampler!r}; valid: {', '.join(expected)}")
     if recipe.loss not in expected[recipe.sampler]:
         raise StereoError(f"sampler {recipe.sampler!r} does not go with loss {recipe.loss!r}")
+    if not 0.0 <= recipe.near_negatives <= 1.0:
+        raise StereoError(f"near_negatives must lie in [0, 1], not {recipe.near_negatives}")
+    if recipe.near_negatives > 0 and recipe.sampler not in ("random", "fracking"):
+        raise StereoError(
+            f"near_negatives needs the random or fracking sampler, not {recipe.sampler!r}"
+        )
 
 
 class Trainer:
@@ -86,7 +92,7 @@ class Trainer:
         check_compatible(model, recipe)
         self.model, self.recipe, self.device = model.to(device), recipe, device
         self.patches = torch.from_numpy(data.patches)
-        self.index = PointIndex(data.point_ids)
+        self.index = PointIndex(data.point_ids, data.near_of)
         self.rng = np.random.default_rng(seed)
         self.progressive = (
             ProgressiveSampler(self.index, recipe.points_sequential, recipe.points_random, seed)
@@ -133,7 +139,7 @@ class Trainer:
         """Draw a batch as the recipe says and return its (differentiable) loss."""
         r = self.recipe
         if r.sampler == "random":
-            pairs, labels = random_pairs(self.index, r.batch_size, self.rng)
+            pairs, labels = random_pairs(self.index, r.batch_size, self.rng, r.near_negatives)
             a, b = self._pair_tensors(pairs)
             return self._pair_losses(a, b, torch.as_tensor(labels, device=self.device)).mean()
         if r.sampler == "fracking":
@@ -142,7 +148,7 @@ class Trainer:
             pairs = np.concatenate(
                 [
                     self.index.positive_pairs(n_pos, self.rng),
-                    self.index.negative_pairs(n_neg, self.rng),
+                    self.index.mixed_negative_pairs(n_neg, self.rng, r.near_negatives),
                 ]
             )
             labels = torch.as_tensor(np.r_[np.ones(n_pos), np.zeros(n_neg)], device=self.device)

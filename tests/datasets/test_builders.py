@@ -74,6 +74,31 @@ def test_calibrated_builder_on_a_rendered_scene(synthetic_scene_dir):
     assert ncc[pairs.label == 1].mean() > ncc[pairs.label == 0].mean() + 0.5
 
 
+def test_near_misses_lie_on_the_epipolar_line(synthetic_scene_dir):
+    from stereo.datasets.calibrated import _epipolar_direction
+    from stereo.geometry.camera import fundamental_matrix
+
+    scene = load_scene(synthetic_scene_dir)
+    cam0, cam1 = scene.cameras[0], scene.cameras[1]
+    X = np.array([0.3, -0.2, 0.0]) + cam0.C + 4.0 * cam0.R[:, 2]  # 4 m in front of cam0
+    d = _epipolar_direction(X, cam0, cam1)
+    x0, _ = cam0.project(X[None])
+    x1, _ = cam1.project(X[None])
+    line = fundamental_matrix(cam1, cam0) @ np.r_[x1[0], 1.0]  # epipolar line in view 0
+    assert abs(np.linalg.norm(d) - 1) < 1e-9
+    assert abs(line[:2] @ d) / np.linalg.norm(line[:2]) < 1e-6  # along the line
+    assert abs(line @ np.r_[x0[0] + 5 * d, 1.0]) / np.linalg.norm(line[:2]) < 1e-6
+
+    cfg = SceneBuildConfig(normalise="fixed", fixed_scale=1.0, near_misses=1)
+    built = build_scene_patches(scene, cfg, progress=False).patches
+    near = built.near_of >= 0
+    assert 0 < near.sum() <= (~near).sum()
+    assert np.isin(built.near_of[near], built.point_ids[~near]).all()
+    assert np.unique(built.point_ids[near]).size == near.sum()  # each a point of its own
+    with pytest.raises(StereoError, match="fixed"):
+        build_scene_patches(scene, SceneBuildConfig(near_misses=1), progress=False)
+
+
 def test_calibrated_builder_on_a_crop_of_fountain(shared_data):
     scene = load_scene(shared_data / "strecha" / "fountain-P11")
     cfg = SceneBuildConfig(views=(4, 5, 6), roi=(500, 300, 1000, 700), max_keypoints=3000)

@@ -138,6 +138,31 @@ def test_sources_concatenate_with_distinct_ids(tmp_path):
         load_patch_source("nowhere.bin")
 
 
+def test_near_misses_survive_save_subset_split_and_concatenation(tmp_path):
+    base = _random_set(points=10)  # 300 patches of points 0..9
+    n = len(base)
+    # two near misses of point 4 and one of point 7, with point ids 100..102 of their own
+    patches = np.concatenate([base.patches, base.patches[:3]])
+    ids = np.r_[base.point_ids, 100, 101, 102]
+    near_of = np.r_[np.full(n, -1), 4, 4, 7]
+    with_near = PatchSet(patches, ids, {}, near_of)
+    back = PatchSet.load(with_near.save(tmp_path / "near.npz"))
+    np.testing.assert_array_equal(back.near_of, near_of)
+    assert PatchSet.load(base.save(tmp_path / "plain.npz")).near_of is None
+    train, held = back.split_by_points(0.5, seed=1)
+    for part in (train, held):  # a near miss stays with the point it misses
+        misses = part.near_of[part.near_of >= 0]
+        assert np.isin(misses, part.point_ids[part.near_of < 0]).all()
+    assert (train.near_of >= 0).sum() + (held.near_of >= 0).sum() == 3
+    joined = load_patch_source(f"{tmp_path / 'plain.npz'}+{tmp_path / 'near.npz'}")
+    tail_ids = joined.point_ids[n:]
+    misses = joined.near_of[joined.near_of >= 0]
+    assert misses.size == 3 and np.isin(misses, tail_ids).all()
+    assert (joined.point_ids[joined.near_of >= 0] != misses).all()
+    with pytest.raises(StereoError, match="near_of"):
+        PatchSet(patches, ids, {}, near_of[:-1])
+
+
 def test_brown_downloader_on_a_local_archive(tmp_path):
     import shutil
 

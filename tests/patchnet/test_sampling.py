@@ -80,3 +80,22 @@ def test_dihedral_group_and_identical_pair_augmentation():
     assert torch.equal(aa, bb) and not torch.equal(aa, a)
     for i in range(50):  # each output is one dihedral transform of its input
         assert any(torch.equal(dihedral(a[i], t), aa[i]) for t in range(8))
+
+
+def test_near_negative_pairs_pair_a_point_with_its_own_near_misses():
+    # points 0..3 with two patches each; patches 8..11 are near misses of points 0, 0, 2, 3
+    # (ids 10..13, points of their own); 12 misses point 99, which is absent: never drawn
+    point_ids = np.r_[np.repeat(np.arange(4), 2), 10, 11, 12, 13, 14]
+    near_of = np.r_[np.full(8, -1), 0, 0, 2, 3, 99]
+    index = PointIndex(point_ids, near_of)
+    rng = np.random.default_rng(0)
+    pairs = index.near_negative_pairs(500, rng)
+    assert set(pairs[:, 1]) == {8, 9, 10, 11}
+    np.testing.assert_array_equal(point_ids[pairs[:, 0]], near_of[pairs[:, 1]])
+    mixed = index.mixed_negative_pairs(100, rng, near_fraction=0.25)
+    assert np.isin(mixed[:25, 1], [8, 9, 10, 11]).all()
+    assert (point_ids[mixed[:, 0]] != point_ids[mixed[:, 1]]).all()  # all are negatives
+    pairs, labels = random_pairs(index, 64, rng, near_fraction=0.5)
+    assert labels.sum() == 32 and np.isin(pairs[32:48, 1], [8, 9, 10, 11]).all()
+    with pytest.raises(StereoError, match="near-miss"):
+        PointIndex(point_ids[:8]).near_negative_pairs(4, rng)

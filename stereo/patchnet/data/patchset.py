@@ -54,11 +54,18 @@ def _load_npz(path: Path, keys: tuple[str, ...], kind: str) -> dict[str, np.ndar
 
 @dataclass
 class PatchSet:
-    """Patches with the 3D point id of each; ``patches (N, 64, 64) uint8``, ``point_ids (N,)``."""
+    """Patches with the 3D point id of each; ``patches (N, 64, 64) uint8``, ``point_ids (N,)``.
+
+    ``near_of (N,)`` (optional) marks *near misses*: windows cut a few pixels off a point's
+    true projection (stereo builders). Such a patch has a point id of its own (it matches
+    nothing) and ``near_of`` holds the id of the point it narrowly misses; ``-1`` elsewhere.
+    Samplers pair them with their point's patches as hard negatives.
+    """
 
     patches: np.ndarray
     point_ids: np.ndarray
     meta: dict = field(default_factory=dict)
+    near_of: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.patches = check_patch_array(self.patches, "patch set")
@@ -68,6 +75,13 @@ class PatchSet:
                 f"patch set has {self.patches.shape[0]} patches but {self.point_ids.size} "
                 "point ids; give one id per patch"
             )
+        if self.near_of is not None:
+            self.near_of = np.asarray(self.near_of, dtype=np.int64).ravel()
+            if self.near_of.size != self.point_ids.size:
+                raise StereoError(
+                    f"patch set has {self.point_ids.size} patches but {self.near_of.size} "
+                    "near_of entries; give one per patch (-1 for ordinary patches)"
+                )
 
     def __len__(self) -> int:
         return int(self.patches.shape[0])
@@ -79,7 +93,8 @@ class PatchSet:
 
     def subset(self, index: np.ndarray) -> PatchSet:
         """The patches at ``index`` (bool mask or integer indices)."""
-        return PatchSet(self.patches[index], self.point_ids[index], dict(self.meta))
+        near = None if self.near_of is None else self.near_of[index]
+        return PatchSet(self.patches[index], self.point_ids[index], dict(self.meta), near)
 
     def split_by_points(self, fraction: float, seed: int = 0) -> tuple[PatchSet, PatchSet]:
         """Split into two sets with disjoint 3D points; the second gets ``fraction`` of them."""
@@ -87,17 +102,22 @@ class PatchSet:
         rng = np.random.default_rng(seed)
         held = rng.choice(points, size=max(1, round(fraction * points.size)), replace=False)
         mask = np.isin(self.point_ids, held)
+        if self.near_of is not None:  # near misses follow the point they miss
+            near = self.near_of >= 0
+            mask[near] = np.isin(self.near_of[near], held)
         return self.subset(~mask), self.subset(mask)
 
     def save(self, path: str | Path) -> Path:
         """Write the compact ``.npz`` (uncompressed: patches barely compress)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        extra = {} if self.near_of is None else {"near_of": self.near_of}
         np.savez(
             path,
             patches=self.patches,
             point_ids=self.point_ids,
             meta=np.array(json.dumps(self.meta)),
+            **extra,
         )
         return path
 
@@ -107,7 +127,7 @@ class PatchSet:
         arrays = _load_npz(Path(path), ("patches", "point_ids"), "patch set")
         meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
         try:
-            return cls(arrays["patches"], arrays["point_ids"], meta)
+            return cls(arrays["patches"], arrays["point_ids"], meta, arrays.get("near_of"))
         except StereoError as error:
             raise StereoError(f"{path}: {error}") from None
 

@@ -55,9 +55,13 @@ def load_patch_source(spec: str, seed: int = 0) -> PatchSet:
         raise StereoError("no patch data given")
     if len(sets) == 1:
         return sets[0]
-    patches, ids, offset = [], [], 0
+    patches, ids, nears, offset = [], [], [], 0
     for s in sets:
         patches.append(s.patches)
-        ids.append(s.point_ids - s.point_ids.min() + offset)
+        shift = offset - int(s.point_ids.min())
+        ids.append(s.point_ids + shift)
+        near = s.near_of if s.near_of is not None else np.full(len(s), -1, np.int64)
+        nears.append(np.where(near >= 0, near + shift, -1))
         offset = int(ids[-1].max()) + 1
-    return PatchSet(np.concatenate(patches), np.concatenate(ids), {"source": spec})
+    near_of = np.concatenate(nears) if any(s.near_of is not None for s in sets) else None
+    return PatchSet(np.concatenate(patches), np.concatenate(ids), {"source": spec}, near_of)
