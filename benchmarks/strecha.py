@@ -10,7 +10,7 @@ only in the matching cost and optimiser. correctness@τ (τ = 0.01, 0.02, 0.05) 
 ground-truth points that project inside the second image (and over all points in the JSON).
 
 Methods: any ``stereo-match --model`` value (registry names use the shipped weights; zncc,
-census, daisy) with graph cuts, ``NAME:wta`` for winner-take-all, and ``sgbm`` — OpenCV
+census, daisy, dsift) with graph cuts, ``NAME:wta`` for winner-take-all, and ``sgbm`` — OpenCV
 StereoSGBM after rectification with the true cameras (3-way, block 5, P1 200, P2 800,
 uniqueness 5, speckle 100/2, LR check 1), evaluated at the ground-truth points through the
 rectification.

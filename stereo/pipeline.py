@@ -18,6 +18,7 @@ from stereo.cost.volume import (
     CensusCost,
     Cost,
     DaisyCost,
+    DenseSiftCost,
     DescriptorCost,
     Sweep,
     TwoChannelCost,
@@ -34,6 +35,7 @@ BASELINE_COSTS = {
     "zncc": lambda: ZNCCCost(9),
     "census": lambda: CensusCost(7),
     "daisy": lambda: DaisyCost(),
+    "dsift": lambda: DenseSiftCost(),
 }
 DEFAULT_MODEL = "siam-l2"
 
@@ -42,7 +44,7 @@ DEFAULT_MODEL = "siam-l2"
 class StereoConfig:
     """Every knob of a run, with its unit."""
 
-    model: str = DEFAULT_MODEL  # registry name, weights file, or zncc | census | daisy
+    model: str = DEFAULT_MODEL  # registry name, weights file, or zncc | census | daisy | dsift
     n_labels: int = 64  # depth hypotheses, uniform in inverse depth
     depth_range: tuple[float, float] | None = None  # metres; None: estimated from matches
     working_size: int = 768  # long side of the working resolution, pixels (never upsampled)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,3 +71,15 @@ def test_dense_normalisation_is_the_window_statistics():
     torch.testing.assert_close(unit, pixel - window.mean(), rtol=1e-4, atol=1e-5)
     expected = (pixel - window.mean()) / (window.std(unbiased=False) + 1e-4)
     torch.testing.assert_close(std, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_dense_sift_has_the_image_size_and_follows_translations():
+    from stereo.cost.volume import DenseSiftCost
+
+    image = (np.random.default_rng(0).random((60, 80)) * 255).astype(np.uint8)
+    features = DenseSiftCost(cell=8).features(image)
+    assert features.shape == (128, 60, 80)
+    norms = features.norm(dim=0)
+    assert torch.allclose(norms[20:40, 20:60], torch.ones(20, 40), atol=1e-4)  # RootSIFT
+    shifted = DenseSiftCost(cell=8).features(np.roll(image, (2, 3), axis=(0, 1)))
+    assert torch.equal(features[:, 20:40, 20:50], shifted[:, 22:42, 23:53])

@@ -98,3 +98,11 @@ def test_cli_detects_rectified_pairs_and_refuses_mismatched_sizes(tmp_path, rect
         match_command, [str(tmp_path / "l.png"), str(tmp_path / "small.png"), "--out", str(out)]
     )
     assert bad.exit_code != 0 and "differ in size" in bad.output
+
+
+@pytest.mark.parametrize("cost", ["dsift", "daisy"])
+def test_descriptor_baselines_find_the_disparity(rectified_pair, cost):
+    im_l, im_r, truth = rectified_pair
+    cfg = StereoConfig(model=cost, n_labels=40, working_size=240)
+    errors = disparity_errors(match_rectified(im_l, im_r, cfg).depth, truth)
+    assert errors["bad2"] < 0.25 and errors["mae"] < 1.5

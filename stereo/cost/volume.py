@@ -271,6 +271,43 @@ class DaisyCost(DescriptorCost):
         return torch.from_numpy(desc.reshape(h, w, -1).transpose(2, 0, 1).copy())
 
 
+class DenseSiftCost(DescriptorCost):
+    """L2 distance of dense SIFT descriptors (kornia's ``DenseSIFTDescriptor``: 4×4 cells of
+    ``cell`` pixels × 8 orientations = 128-D, clipped at 0.2, RootSIFT), one per pixel.
+
+    kornia's cell grid is centred between pixels for 4 cells; the descriptor of pixel ``x``
+    here describes the window centred at ``x + ½`` (both images alike, so costs compare
+    like with like).
+    """
+
+    def __init__(self, cell: int = 8) -> None:
+        self.cell = cell
+        self.name = f"dsift{cell}"
+        self.model = None
+        self.device = torch.device("cpu")
+
+    @torch.no_grad()
+    def features(self, image: np.ndarray) -> Tensor:
+        try:
+            from kornia.feature import DenseSIFTDescriptor
+        except ImportError:  # pragma: no cover - kornia is a dependency
+            raise StereoError("dense SIFT needs kornia: pip install kornia") from None
+        bins = 4
+        extent = bins * self.cell  # pixels the 4×4 cells span
+        pad = extent // 2
+        sift = DenseSIFTDescriptor(
+            num_ang_bins=8, num_spatial_bins=bins, spatial_bin_size=self.cell, padding=0
+        )
+        h, w = image.shape
+        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0)[None, None]
+        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        desc = sift(x)[0]
+        # output j is centred at input j + (bins − 1)·cell/2 − e/2 of the padded image
+        e = 1 if self.cell % 2 == 0 else 0
+        first = pad - ((bins - 1) * self.cell - e) // 2
+        return desc[:, first : first + h, first : first + w].contiguous()
+
+
 @torch.no_grad()
 def descriptor_volume(
     d_ref: Tensor,
