@@ -2,13 +2,15 @@
 
     python benchmarks/train_models.py --model 2ch-deep            # one model
     python benchmarks/train_models.py --all                       # every shipped model
+    python benchmarks/train_models.py --model siam-l2 --train-set castle-near   # stereo
 
-Each model is trained on ``TRAIN`` (castle-P19 + the six Oxford sequences, built by
-``stereo-dataset build`` + ``merge``; see ``benchmarks/README.md``) with the loss and sampling
-of its own paper and Adam (lr 1e-3) for a fixed number of steps chosen to give every model
-about the same CPU time on the 2-core development machine (~8 minutes). The run folder
-``runs/shipped/NAME`` keeps the fp32 weights and the log; the fp16 weights and their model card
-go to ``models/NAME.castle+oxford.pt`` / ``.json``, and ``models/defaults.json`` is updated.
+Each model is trained on a set of :data:`TRAIN_SETS` (default castle+oxford: castle-P19 + the
+six Oxford sequences, built by ``stereo-dataset build`` + ``merge``; see
+``benchmarks/README.md``) with the loss and sampling of its own paper and Adam (lr 1e-3) for a
+fixed number of steps chosen to give every model about the same CPU time on the 2-core
+development machine (~8 minutes). The run folder ``runs/shipped/NAME.SET`` keeps the fp32
+weights and the log; the fp16 weights and their model card go to ``models/NAME.SET.pt`` /
+``.json``, and ``models/defaults.json`` is updated unless ``--no-default``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from stereo.patchnet.weights import load_weights_file, save_weights  # noqa: E40
 #: training sets: name → (file, description). "castle+oxford": keypoint-normalised patches
 #: (scale factor 5, rotated), for descriptor matching; "castle-fixed": upright 64×64 windows
 #: cut at image scale 0.5 of the 1536×1024 castle views (what the plane sweep compares at its
-#: default 768-px working size), for stereo.
+#: default 768-px working size), for stereo; "castle-near": the same windows plus two near
+#: misses per observation (shifted 2–6 px along an epipolar line), half of every batch's
+#: negatives being near misses.
 TRAIN_SETS: dict[str, tuple[Path, str]] = {
     "castle+oxford": (
         ROOT / "datasets" / "patches" / "castle+oxford.npz",
@@ -45,7 +49,15 @@ TRAIN_SETS: dict[str, tuple[Path, str]] = {
         "castle-fixed: castle-P19 (Strecha), upright windows at image scale 0.5; built by "
         "`stereo-dataset build --normalise fixed --fixed-scale 0.5`",
     ),
+    "castle-near": (
+        ROOT / "datasets" / "near" / "castle-P19.npz",
+        "castle-near: castle-P19 (Strecha), upright windows at image scale 0.5 plus two near "
+        "misses per observation (2–6 px along an epipolar line) as hard negatives; built by "
+        "`stereo-dataset build --normalise fixed --fixed-scale 0.5 --near-misses 2`",
+    ),
 }
+#: recipe overrides that come with a training set
+TRAIN_SET_OVERRIDES: dict[str, dict[str, str]] = {"castle-near": {"near_negatives": "0.5"}}
 
 #: model → (recipe, steps, extra overrides); steps give each model about 8 CPU minutes.
 PLAN: dict[str, tuple[str, int, dict[str, str]]] = {
@@ -79,6 +91,7 @@ def train_one(
     overrides = {
         **ADAM,
         **extra,
+        **TRAIN_SET_OVERRIDES.get(train_set, {}),
         **(extra_overrides or {}),
         "steps": str(steps),
         "val_every": str(max(steps // 4, 1)),
