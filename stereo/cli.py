@@ -189,6 +189,21 @@ def run_match(
 )
 @click.option("--potts", is_flag=True, help="Potts pairwise term instead of truncated linear.")
 @click.option(
+    "--mrf-iterations",
+    type=int,
+    default=MRFConfig.iterations,
+    show_default=True,
+    help="Alpha-expansion cycles over all labels (-1: until the energy stops falling).",
+)
+@click.option(
+    "--descriptor-variance",
+    type=float,
+    default=StereoConfig.descriptor_variance,
+    show_default=True,
+    help="Descriptor models: share of the descriptor variance the cost volume keeps "
+    "(principal components; 1 = exact, slower).",
+)
+@click.option(
     "--invalid",
     type=click.Choice(["nan", "fill"]),
     default="nan",
@@ -222,6 +237,8 @@ def match_command(
     smoothness,
     truncation,
     potts,
+    mrf_iterations,
+    descriptor_variance,
     invalid,
     rectified,
     left_camera,
@@ -238,8 +255,11 @@ def match_command(
     (--rectified, or detected) or after rectification from matches; they give disparity.npy
     (pixels) instead, plus rectification.json for uncalibrated pairs.
     """
-    mrf = MRFConfig(smoothness=smoothness, truncation=truncation, potts=potts)
+    mrf = MRFConfig(
+        smoothness=smoothness, truncation=truncation, potts=potts, iterations=mrf_iterations
+    )
     config = StereoConfig(
+        descriptor_variance=descriptor_variance,
         model=model,
         n_labels=n_labels,
         depth_range=tuple(depth_range) if depth_range else None,

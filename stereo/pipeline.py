@@ -53,6 +53,7 @@ class StereoConfig:
     invalid: str = "nan"  # pixels whose depth leaves the second image: nan | fill
     device: str = "cpu"
     untrained: bool = False  # random network weights (tests and timing only)
+    descriptor_variance: float = 0.9999  # L2 descriptor costs: PCA variance kept (1 = off)
 
 
 @dataclass
@@ -72,8 +73,20 @@ class StereoResult:
     rectification: dict[str, Any] | None = None  # uncalibrated pairs: H1, H2, F
 
 
-def make_cost(name: str, device: str = "cpu", untrained: bool = False) -> Cost:
-    """The matching cost of a registry model, a weights file, or a baseline name."""
+def make_cost(
+    name: str, device: str = "cpu", untrained: bool = False, descriptor_variance: float = 0.9999
+) -> Cost:
+    """The matching cost of a registry model, a weights file, or a baseline name
+    (``descriptor_variance``: see :class:`~stereo.cost.volume.DescriptorCost`)."""
+    if not 0.0 < descriptor_variance <= 1.0:
+        raise StereoError(f"descriptor variance kept must lie in (0, 1], not {descriptor_variance}")
+    cost = _make_cost(name, device, untrained)
+    if isinstance(cost, DescriptorCost):
+        cost.variance_kept = descriptor_variance
+    return cost
+
+
+def _make_cost(name: str, device: str, untrained: bool) -> Cost:
     if name in BASELINE_COSTS:
         return BASELINE_COSTS[name]()
     from stereo.patchnet.weights import load_model
@@ -207,6 +220,7 @@ def run_report(
         "energy_wta": energy_wta,
         "energy_final": energy_final,
         "unknown_fraction": float(np.isnan(value_map).mean()),
+        **getattr(cost, "info", {}),
     }
 
 
@@ -231,7 +245,8 @@ def match_calibrated(
     (ref_w, other_w), (ref_cam, other_cam) = working_pair(
         [reference, other], [reference_camera, other_camera], cfg.working_size
     )
-    cost = make_cost(cfg.model, cfg.device, cfg.untrained)  # bad names fail before any work
+    # bad names fail before any work
+    cost = make_cost(cfg.model, cfg.device, cfg.untrained, cfg.descriptor_variance)
     n_matches = None
     if cfg.depth_range is None:
         d_min, d_max, n_matches = estimate_depth_range(ref_w, other_w, ref_cam, other_cam)
@@ -326,7 +341,8 @@ def match_rectified(
         else (lambda im: cv2.resize(im, size, interpolation=cv2.INTER_AREA))
     )
     left_w, right_w = resize(left), resize(right)
-    cost = make_cost(cfg.model, cfg.device, cfg.untrained)  # bad names fail before any work
+    # bad names fail before any work
+    cost = make_cost(cfg.model, cfg.device, cfg.untrained, cfg.descriptor_variance)
     n_matches = None
     if disparity_range is None:
         d_min, d_max, n_matches = estimate_disparity_range(left_w, right_w)

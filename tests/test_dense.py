@@ -83,3 +83,44 @@ def test_dense_sift_has_the_image_size_and_follows_translations():
     assert torch.allclose(norms[20:40, 20:60], torch.ones(20, 40), atol=1e-4)  # RootSIFT
     shifted = DenseSiftCost(cell=8).features(np.roll(image, (2, 3), axis=(0, 1)))
     assert torch.equal(features[:, 20:40, 20:50], shifted[:, 22:42, 23:53])
+
+
+def test_descriptor_compression_keeps_l2_distances():
+    from stereo.cost.volume import compress_descriptors
+
+    rng = np.random.default_rng(0)
+    basis = torch.from_numpy(rng.normal(size=(64, 5)))
+    a = torch.einsum("dk,khw->dhw", basis, torch.from_numpy(rng.normal(size=(5, 20, 30)))) + 3.0
+    b = torch.einsum("dk,khw->dhw", basis, torch.from_numpy(rng.normal(size=(5, 10, 15)))) + 3.0
+    ca, cb, kept = compress_descriptors(a.float(), b.float(), 0.9999)
+    assert ca.shape == (5, 20, 30) and cb.shape == (5, 10, 15) and kept > 0.9999
+    full = torch.cdist(a.reshape(64, -1).T, b.reshape(64, -1).T)
+    small = torch.cdist(ca.reshape(5, -1).T.double(), cb.reshape(5, -1).T.double())
+    assert torch.allclose(full, small, atol=1e-4)
+    # full rank: keeping less variance drops components and only ever shortens distances
+    a, b = torch.randn(16, 8, 8), torch.randn(16, 8, 8)
+    ca, cb, kept = compress_descriptors(a, b, 0.5)
+    assert 1 <= ca.shape[0] < 16 and 0.5 <= kept < 1
+    assert ((ca - cb).norm(dim=0) <= (a - b).norm(dim=0) + 1e-5).all()
+
+
+def test_compressed_descriptor_volume_matches_the_exact_one():
+    from stereo.cost.volume import DescriptorCost, Sweep
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    left = (rng.random((40, 56)) * 255).astype(np.uint8)
+    right = np.roll(left, -3, axis=1)
+    sweep = Sweep.disparities(40, 56, np.arange(6.0))
+    cost = DescriptorCost(build_model("siam-l2").eval())
+    cost.variance_kept = 1.0
+    exact = cost.volume(left, right, sweep)
+    assert cost.info == {"descriptor_dims": 256}
+    cost.variance_kept = 0.9999
+    compressed = cost.volume(left, right, sweep)
+    assert cost.info["descriptor_dims_kept"] <= 256 and cost.info["variance_kept"] >= 0.9999
+    ok = np.isfinite(exact)
+    assert np.array_equal(ok, np.isfinite(compressed))
+    scale = np.nanmax(exact)
+    assert np.abs(exact[ok] - compressed[ok]).max() < 0.02 * scale
+    assert (np.nanargmin(exact[:, :, 10:], axis=0) == 3).mean() > 0.9  # true shift wins
