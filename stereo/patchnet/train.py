@@ -268,7 +268,10 @@ def train(
     torch.manual_seed(seed)
     if val_pairs is None:
         data, held = data.split_by_points(0.1, seed)
-        val_pairs = make_pairs(held, min(recipe.val_pairs, 2 * len(held)), seed + 1)
+        if held.near_of is not None:  # validation pairs: true points only
+            held = held.subset(held.near_of < 0)
+        n_positive = len(PointIndex(held.point_ids).all_positive_pairs())
+        val_pairs = make_pairs(held, min(recipe.val_pairs, 2 * n_positive), seed + 1)
     model = init_weights if init_weights is not None else build_model(model_name)
     trainer = Trainer(model, recipe, data, dev, seed)
     checkpoint = out / "checkpoint.pt"

@@ -96,6 +96,35 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, warped_small, monkey
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
+def test_training_with_near_miss_negatives(tmp_path, warped_small):
+    """Near misses (here: each point's first patch shifted 4 px) take half the negatives; the
+    held-out validation pairs use true points only, and the loss falls."""
+    from stereo.patchnet.data import PatchSet
+
+    first = np.unique(warped_small.point_ids, return_index=True)[1]
+    shifted = np.roll(warped_small.patches[first], 4, axis=2)
+    top = int(warped_small.point_ids.max()) + 1
+    data = PatchSet(
+        np.concatenate([warped_small.patches, shifted]),
+        np.r_[warped_small.point_ids, top + np.arange(first.size)],
+        {},
+        np.r_[np.full(len(warped_small), -1), warped_small.point_ids[first]],
+    )
+    recipe = get_recipe("deepcompare-adam").with_overrides({"near_negatives": "0.5"})
+    result = _run(tmp_path, "siam-l2", recipe, data)
+    assert result.last_loss < result.first_loss, result.losses
+    with pytest.raises(StereoError, match="near-miss"):
+        _run(tmp_path / "plain", "siam-l2", recipe, warped_small)
+    with pytest.raises(StereoError, match="near_negatives"):
+        Trainer(
+            build_model("l2net"),
+            get_recipe("l2net").with_overrides({"near_negatives": "0.5"}),
+            data,
+            torch.device("cpu"),
+            0,
+        )
+
+
 def test_incompatible_and_unknown_recipes(warped_small):
     with pytest.raises(StereoError, match="descriptor compared by L2"):
         Trainer(build_model("2ch"), get_recipe("contrastive"), warped_small, torch.device("cpu"), 0)
