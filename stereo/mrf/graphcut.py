@@ -35,7 +35,9 @@ class MRFConfig:
     min_edge_weight: float = 0.15  # w_min: smoothing never vanishes completely
     invalid_cost: float = 1.0  # unary of a hypothesis that leaves the second image
     scale: float = 1000.0  # integer scale of all terms
-    iterations: int = -1  # alpha-expansion sweeps (-1: until convergence)
+    # alpha-expansion cycles over all labels (-1: until convergence). Two cycles: on fountain
+    # (768×512, 64 labels, ZNCC) energy within 0.11 % of convergence in 38 % of the time
+    iterations: int = 2
 
 
 def normalise_volume(cost: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
