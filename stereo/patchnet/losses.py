@@ -108,6 +108,20 @@ def triplet_loss(
     return _reduce(F.relu(margin + anchor_positive - anchor_negative), reduction)
 
 
+def ranking_loss(
+    positive_score: Tensor,
+    negative_score: Tensor,
+    margin: float = 1.0,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """Margin ranking on scores (higher = more similar): ``max(0, m − s(a, p) + s(a, n))``.
+
+    Unlike the pair losses it fixes no absolute threshold: the match only has to outscore
+    the negative — what winner-take-all over depth hypotheses asks of a stereo cost.
+    """
+    return _reduce(F.relu(margin - positive_score + negative_score), reduction)
+
+
 # ----- L2-Net (Tian et al., CVPR 2017, §3.4) ---------------------------------------------
 
 

@@ -22,18 +22,20 @@ class Recipe:
 
     name: str = "custom"
     # what is optimised
-    loss: str = "hinge"  # hinge | contrastive | hinge_embedding | margin | dbl | triplet | l2net
+    # hinge | contrastive | hinge_embedding | margin | dbl | triplet | l2net | ranking
+    loss: str = "hinge"
     margin: float = 1.0  # loss margin m (contrastive, hinge embedding, margin α, DBL, triplet)
     boundary: float = 1.2  # margin loss β
     # how pairs are drawn
-    sampler: str = "random"  # random | fracking | semi_hard | progressive
+    sampler: str = "random"  # random | fracking | semi_hard | progressive | near_triplet
     batch_size: int = 128  # pairs per step (random); kept positives + negatives (fracking)
     mine_positive: int = 1  # fracking R_P: positives forwarded per positive kept
     mine_negative: int = 2  # fracking R_N: negatives forwarded per negative kept
     points_sequential: int = 64  # progressive p1
     points_random: int = 64  # progressive p2
     augment: bool = True  # random flips / 90° rotations, same for both patches of a pair
-    near_negatives: float = 0.0  # share of negatives that are near misses (random, fracking)
+    # share of negatives that are near misses (random, fracking, near_triplet)
+    near_negatives: float = 0.0
     # optimiser
     optimizer: str = "sgd"  # sgd | adam
     lr: float = 0.01
@@ -118,6 +120,22 @@ RECIPES: dict[str, Recipe] = {
     ),
     # Tian et al.: E1 + E2 + E3, progressive sampling p1 = p2 = 64, SGD lr 0.01, momentum
     # 0.9, weight decay 1e-4, lr / 10 every 20 epochs.
+    # Stereo (this project): upright fixed-scale windows with near misses; the match must
+    # outscore a window a few pixels off it (half the triplets) or another point's window.
+    # No flips / rotations: a plane sweep compares upright windows.
+    "stereo": Recipe(
+        name="stereo",
+        loss="ranking",
+        sampler="near_triplet",
+        near_negatives=0.5,
+        augment=False,
+        batch_size=128,
+        optimizer="adam",
+        lr=1e-3,
+        momentum=0.0,
+        weight_decay=0.0,
+        lr_step=10000,
+    ),
     "l2net": Recipe(
         name="l2net",
         loss="l2net",

@@ -117,6 +117,36 @@ class PointIndex:
         )
 
 
+def near_triplets(
+    index: PointIndex, n: int, rng: np.random.Generator, near_fraction: float = 0.5
+) -> np.ndarray:
+    """``(n, 3)`` indices ``(anchor, positive, negative)``: anchor and positive show one
+    point; ``round(near_fraction · n)`` negatives are near misses of that point (windows a
+    few pixels off it), the others patches of other points."""
+    n_near = round(near_fraction * n)
+    out = np.empty((n, 3), np.int64)
+    if n_near:
+        if index.near_patches.size == 0:
+            index.near_negative_pairs(1, rng)  # raises the explanatory error
+        # near misses of points that have two patches (an anchor and a positive)
+        usable = np.isin(index.near_groups, index.matchable)
+        if not usable.any():
+            raise StereoError("no near miss belongs to a point with two patches")
+        k = rng.choice(np.nonzero(usable)[0], n_near)
+        out[:n_near, :2] = index.two_patches_of(index.near_groups[k], rng)
+        out[:n_near, 2] = index.near_patches[k]
+    rest = n - n_near
+    if rest:
+        out[n_near:, :2] = index.positive_pairs(rest, rng)
+        negatives = index.negative_pairs(rest, rng)[:, 1]
+        same = index.point_of_patch[negatives] == index.point_of_patch[out[n_near:, 0]]
+        while same.any():
+            negatives[same] = rng.integers(0, index.point_of_patch.size, int(same.sum()))
+            same = index.point_of_patch[negatives] == index.point_of_patch[out[n_near:, 0]]
+        out[n_near:, 2] = negatives
+    return out
+
+
 def random_pairs(
     index: PointIndex, batch_size: int, rng: np.random.Generator, near_fraction: float = 0.0
 ):

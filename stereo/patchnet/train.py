@@ -33,7 +33,9 @@ from stereo.patchnet.sampling import (
     PointIndex,
     ProgressiveSampler,
     augment_pairs,
+    dihedral,
     fracking_select,
+    near_triplets,
     random_pairs,
     semi_hard_negatives,
 )
@@ -62,7 +64,7 @@ def check_compatible(model: PatchNet, recipe: Recipe) -> None:
         )
     if recipe.loss == "l2net" and not hasattr(model, "embed_with_intermediates"):
         raise StereoError(f"the l2net loss needs l2net or cs-l2net, not {model.name!r}")
-    if recipe.loss not in SCORE_LOSSES + DISTANCE_LOSSES + ("triplet", "l2net"):
+    if recipe.loss not in SCORE_LOSSES + DISTANCE_LOSSES + ("triplet", "l2net", "ranking"):
         raise StereoError(f"unknown loss {recipe.loss!r} in recipe {recipe.name!r}")
     pair_losses = SCORE_LOSSES + DISTANCE_LOSSES
     expected = {
@@ -70,6 +72,7 @@ def check_compatible(model: PatchNet, recipe: Recipe) -> None:
         "fracking": pair_losses,
         "semi_hard": ("triplet",),
         "progressive": ("l2net",),
+        "near_triplet": ("ranking",),
     }
     if recipe.sampler not in expected:
         raise StereoError(f"unknown sampler {recipe.sampler!r}; valid: {', '.join(expected)}")
@@ -77,9 +80,10 @@ def check_compatible(model: PatchNet, recipe: Recipe) -> None:
         raise StereoError(f"sampler {recipe.sampler!r} does not go with loss {recipe.loss!r}")
     if not 0.0 <= recipe.near_negatives <= 1.0:
         raise StereoError(f"near_negatives must lie in [0, 1], not {recipe.near_negatives}")
-    if recipe.near_negatives > 0 and recipe.sampler not in ("random", "fracking"):
+    if recipe.near_negatives > 0 and recipe.sampler not in ("random", "fracking", "near_triplet"):
         raise StereoError(
-            f"near_negatives needs the random or fracking sampler, not {recipe.sampler!r}"
+            "near_negatives needs the random, fracking or near_triplet sampler, "
+            f"not {recipe.sampler!r}"
         )
 
 
@@ -157,6 +161,23 @@ class Trainer:
                 candidate = self._pair_losses(a, b, labels)
             hard = fracking_select(candidate, labels, keep_pos, keep_neg).cpu()
             return self._pair_losses(a[hard], b[hard], labels[hard.to(self.device)]).mean()
+        if r.sampler == "near_triplet":
+            triplets = near_triplets(self.index, r.batch_size, self.rng, r.near_negatives)
+            a, p, n = (self.patches[torch.as_tensor(triplets[:, i])] for i in range(3))
+            if r.augment:  # one transform per triplet: augment (a, p) and (a, n) alike
+                transforms = self.rng.integers(0, 8, len(a))
+                a, p, n = (
+                    torch.stack(
+                        [dihedral(x, int(t)) for x, t in zip(batch, transforms, strict=True)]
+                    )
+                    for batch in (a, p, n)
+                )
+            if isinstance(self.model, DescriptorNet):
+                da, dp, dn = self.model.describe(torch.cat([a, p, n])).split(len(a))
+                s_pos, s_neg = self.model.compare(da, dp), self.model.compare(da, dn)
+            else:
+                s_pos, s_neg = self.model.score(a, p), self.model.score(a, n)
+            return L.ranking_loss(s_pos, s_neg, r.margin)
         assert self.progressive is not None
         pairs = self.progressive.next_batch()
         a, b = self._pair_tensors(pairs)

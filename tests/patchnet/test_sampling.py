@@ -13,6 +13,7 @@ from stereo.patchnet.sampling import (
     augment_pairs,
     dihedral,
     fracking_select,
+    near_triplets,
     random_pairs,
     semi_hard_negatives,
 )
@@ -99,3 +100,14 @@ def test_near_negative_pairs_pair_a_point_with_its_own_near_misses():
     assert labels.sum() == 32 and np.isin(pairs[32:48, 1], [8, 9, 10, 11]).all()
     with pytest.raises(StereoError, match="near-miss"):
         PointIndex(point_ids[:8]).near_negative_pairs(4, rng)
+
+
+def test_near_triplets_anchor_positive_and_negative():
+    point_ids = np.r_[np.repeat(np.arange(4), 2), 10, 11, 12, 13]
+    near_of = np.r_[np.full(8, -1), 0, 0, 2, 3]
+    index = PointIndex(point_ids, near_of)
+    triplets = near_triplets(index, 40, np.random.default_rng(0), near_fraction=0.5)
+    a, p, n = triplets.T
+    assert (point_ids[a] == point_ids[p]).all() and (a != p).all()
+    np.testing.assert_array_equal(near_of[n[:20]], point_ids[a[:20]])  # near misses of a
+    assert (point_ids[n[20:]] != point_ids[a[20:]]).all()

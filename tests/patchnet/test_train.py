@@ -113,6 +113,9 @@ def test_training_with_near_miss_negatives(tmp_path, warped_small):
     recipe = get_recipe("deepcompare-adam").with_overrides({"near_negatives": "0.5"})
     result = _run(tmp_path, "siam-l2", recipe, data)
     assert result.last_loss < result.first_loss, result.losses
+    for name in ("siam-l2", "2ch"):  # the stereo ranking recipe, descriptor and 2-channel
+        result = _run(tmp_path / name, name, get_recipe("stereo"), data)
+        assert result.last_loss < result.first_loss, (name, result.losses)
     with pytest.raises(StereoError, match="near-miss"):
         _run(tmp_path / "plain", "siam-l2", recipe, warped_small)
     with pytest.raises(StereoError, match="near_negatives"):
