@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from stereo.errors import StereoError
-from stereo.patchnet.models import MODELS, PatchNet, build_model, check_model_name
+from stereo.patchnet.models import MODELS, PatchNet, build_model
 
 FORMAT_VERSION = 1
 
@@ -98,7 +98,9 @@ def load_model(
     """A ready model (eval mode) from a weights file or a registry name.
 
     Args:
-        name_or_path: a ``.pt`` file, or a registry name whose shipped default is loaded.
+        name_or_path: a ``.pt`` file, a registry name whose shipped default is loaded, or
+            the stem of any shipped weights file (``siam-l2.castle-stereo`` →
+            ``models/siam-l2.castle-stereo.pt``).
         device: ``"cpu"``, ``"cuda"`` …
         untrained: with a registry name, return a randomly initialised network instead
             (for tests and timing, never for results).
@@ -106,7 +108,15 @@ def load_model(
     text = str(name_or_path)
     if text.endswith(".pt") or Path(text).is_file():
         return load_weights_file(Path(text), device)
-    check_model_name(text)
+    named = models_dir() / f"{text}.pt"
+    if "." in text and "/" not in text and named.is_file():
+        return load_weights_file(named, device)
+    if text not in MODELS:
+        stems = sorted(p.stem for p in models_dir().glob("*.pt"))
+        raise StereoError(
+            f"unknown model {text!r}; valid names: {', '.join(MODELS)}"
+            + (f"; shipped weights: {', '.join(stems)}" if stems else "")
+        )
     if untrained:
         return build_model(text).to(device).eval()
     path = shipped_weights(text)
