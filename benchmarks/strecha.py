@@ -50,7 +50,26 @@ PAIRS = [f"fountain-P11:5:{k}" for k in (1, 2, 3)] + [f"Herz-Jesu-P8:3:{k}" for 
 ALPHA = -1
 #: cv2.stereoRectify flags (0: principal points may differ, which keeps disparities small)
 RECTIFY_FLAGS = 0
-METHODS = ["sgbm", "zncc", "census", "daisy", "siam-l2", "siam-2stream-l2", "cnn3", "l2net"]
+METHODS = [
+    "sgbm",
+    "zncc",
+    "census",
+    "daisy",
+    "dsift",
+    "siam-l2.castle-stereo",
+    "siam-l2.castle+oxford",
+    "siam-2stream-l2.castle+oxford",
+    "cnn3.castle+oxford",
+    "l2net.castle+oxford",
+]
+#: the figures of ``../shared/data/README.md`` (same protocol), correctness@0.05 in view
+REFERENCE = {
+    "SGBM (data README)": {"fountain-P11": (0.76, 0.49, 0.42), "Herz-Jesu-P8": (0.96, 0.81, 0.64)},
+    "DAISY + GC (data README)": {
+        "fountain-P11": (0.91, 0.84, 0.70),
+        "Herz-Jesu-P8": (0.97, 0.97, 0.95),
+    },
+}
 
 
 def sgbm_depths(
@@ -211,6 +230,8 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     if args.table_only:
+        if not out.with_suffix(".json").is_file():
+            sys.exit(f"error: {out.with_suffix('.json')} does not exist; run the benchmark first")
         summary = json.loads(out.with_suffix(".json").read_text())
         summary["note"] = args.note or summary.get("note")
         out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -276,6 +297,14 @@ def write_table(summary: dict, path: Path) -> None:
             ]
             secs = [results[p][m]["seconds"] for p in pairs if m in results[p]]
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {np.mean(secs):.0f} |")
+        if tau == "0.05":
+            for name, figures in REFERENCE.items():
+                cells = []
+                for p in pairs:
+                    scene, _, k = p.split(":")
+                    values = figures.get(scene)
+                    cells.append(f"*{values[int(k) - 1]:.2f}*" if values else "")
+                lines.append(f"| *{name}* | " + " | ".join(cells) + " | |")
         lines.append("")
     path.write_text("\n".join(lines) + "\n")
 
