@@ -253,6 +253,7 @@ def build_scene_patches(
     point_xyz = []
     near_patches: list[np.ndarray] = []
     near_points: list[int] = []
+    near_views: list[int] = []
     rng = np.random.default_rng(0)
     for track, X, errs in zip(kept_tracks, kept_points, kept_errors, strict=True):
         frames = []
@@ -291,6 +292,7 @@ def build_scene_patches(
                 if footprint_inside(T_near, images[vi].shape[1], images[vi].shape[0]):
                     near_patches.append(cut_patch(levels[vi], T_near))
                     near_points.append(pid)
+                    near_views.append(views[vi])
     if len(point_xyz) < 2:
         raise StereoError(
             f"scene {scene.root}: only {len(point_xyz)} 3D points survived the "
@@ -308,14 +310,16 @@ def build_scene_patches(
         "config": asdict(cfg),
     }
     near_of = None
+    view_ids = list(image_index)
     if cfg.near_misses:
         stats["near_misses"] = len(near_patches)
         n = len(point_xyz)
         ids += list(range(n, n + len(near_patches)))  # each near miss: a point of its own
         patches += near_patches
         near_of = np.r_[np.full(len(patches) - len(near_patches), -1), near_points]
+        view_ids += near_views
     meta = {"source": f"calibrated scene {scene.root.name}", "builder": stats}
-    patchset = PatchSet(np.stack(patches), np.array(ids), meta, near_of)
+    patchset = PatchSet(np.stack(patches), np.array(ids), meta, near_of, np.array(view_ids))
     return BuiltScene(
         patchset, np.array(image_index), np.array(xys), np.array(point_xyz), np.array(reproj), stats
     )

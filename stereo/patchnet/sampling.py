@@ -26,9 +26,17 @@ class PointIndex:
         point_ids: ``(N,)`` the 3D point of each patch.
         near_of: ``(N,)`` optional: for a near-miss patch (a window cut a few pixels off a
             point's projection) the id of the point it misses, else ``-1``.
+        view_ids: ``(N,)`` optional: the image of each patch. With it, a near miss cut in
+            view ``v`` is set against an anchor from another view and (triplets) the
+            point's own patch in ``v`` — the comparison a stereo matcher makes.
     """
 
-    def __init__(self, point_ids: np.ndarray, near_of: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        point_ids: np.ndarray,
+        near_of: np.ndarray | None = None,
+        view_ids: np.ndarray | None = None,
+    ) -> None:
         point_ids = np.asarray(point_ids).ravel()
         self.order = np.argsort(point_ids, kind="stable")
         sorted_ids = point_ids[self.order]
@@ -52,6 +60,28 @@ class PointIndex:
             groups = np.searchsorted(unique_ids, near_of[candidates]).clip(0, unique_ids.size - 1)
             present = unique_ids[groups] == near_of[candidates]
             self.near_patches, self.near_groups = candidates[present], groups[present]
+        self.view_of_patch = None if view_ids is None else np.asarray(view_ids).ravel()
+
+    def _member(self, group: int, view: int, same_view: bool, rng: np.random.Generator) -> int:
+        """A random patch of ``group`` in (``same_view``) or outside ``view``; −1 if none."""
+        members = self.order[self.starts[group] : self.starts[group] + self.counts[group]]
+        assert self.view_of_patch is not None
+        in_view = self.view_of_patch[members] == view
+        candidates = members[in_view if same_view else ~in_view]
+        return int(rng.choice(candidates)) if candidates.size else -1
+
+    def _anchors_in_other_views(
+        self, near: np.ndarray, groups: np.ndarray, anchors: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Replace each anchor by a patch of its group from a view other than its near
+        miss's, where view ids are known and such a patch exists."""
+        if self.view_of_patch is None:
+            return anchors
+        for i, (k, g) in enumerate(zip(near, groups, strict=True)):
+            other = self._member(int(g), int(self.view_of_patch[k]), False, rng)
+            if other >= 0:
+                anchors[i] = other
+        return anchors
 
     @property
     def n_points(self) -> int:
@@ -103,6 +133,7 @@ class PointIndex:
         k = rng.integers(0, self.near_patches.size, n)
         groups = self.near_groups[k]
         anchors = self.order[self.starts[groups] + rng.integers(0, self.counts[groups])]
+        anchors = self._anchors_in_other_views(self.near_patches[k], groups, anchors, rng)
         return np.stack([anchors, self.near_patches[k]], axis=1)
 
     def mixed_negative_pairs(
@@ -122,7 +153,9 @@ def near_triplets(
 ) -> np.ndarray:
     """``(n, 3)`` indices ``(anchor, positive, negative)``: anchor and positive show one
     point; ``round(near_fraction · n)`` negatives are near misses of that point (windows a
-    few pixels off it), the others patches of other points."""
+    few pixels off it), the others patches of other points. With view ids, the positive of
+    a near-miss triplet is the point's patch in the near miss's view and the anchor comes
+    from another view: the match and the near miss differ only by the shift."""
     n_near = round(near_fraction * n)
     out = np.empty((n, 3), np.int64)
     if n_near:
@@ -135,6 +168,13 @@ def near_triplets(
         k = rng.choice(np.nonzero(usable)[0], n_near)
         out[:n_near, :2] = index.two_patches_of(index.near_groups[k], rng)
         out[:n_near, 2] = index.near_patches[k]
+        if index.view_of_patch is not None:
+            for i, j in enumerate(k):
+                group, view = int(index.near_groups[j]), int(index.view_of_patch[out[i, 2]])
+                positive = index._member(group, view, True, rng)
+                anchor = index._member(group, view, False, rng)
+                if positive >= 0 and anchor >= 0:
+                    out[i, :2] = anchor, positive
     rest = n - n_near
     if rest:
         out[n_near:, :2] = index.positive_pairs(rest, rng)

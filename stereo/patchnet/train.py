@@ -96,7 +96,7 @@ class Trainer:
         check_compatible(model, recipe)
         self.model, self.recipe, self.device = model.to(device), recipe, device
         self.patches = torch.from_numpy(data.patches)
-        self.index = PointIndex(data.point_ids, data.near_of)
+        self.index = PointIndex(data.point_ids, data.near_of, data.view_ids)
         self.rng = np.random.default_rng(seed)
         self.progressive = (
             ProgressiveSampler(self.index, recipe.points_sequential, recipe.points_random, seed)

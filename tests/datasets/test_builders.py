@@ -95,6 +95,11 @@ def test_near_misses_lie_on_the_epipolar_line(synthetic_scene_dir):
     assert 0 < near.sum() <= (~near).sum()
     assert np.isin(built.near_of[near], built.point_ids[~near]).all()
     assert np.unique(built.point_ids[near]).size == near.sum()  # each a point of its own
+    # every near miss was cut in a view where its point was observed
+    seen = set(zip(built.point_ids[~near], built.view_ids[~near], strict=True))
+    assert all(
+        (p, v) in seen for p, v in zip(built.near_of[near], built.view_ids[near], strict=True)
+    )
     with pytest.raises(StereoError, match="fixed"):
         build_scene_patches(scene, SceneBuildConfig(near_misses=1), progress=False)
 

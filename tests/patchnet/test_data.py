@@ -180,3 +180,14 @@ def test_brown_downloader_on_a_local_archive(tmp_path):
         download_brown("yosemite", tmp_path / "dl", url=(tmp_path / "none.zip").as_uri())
     with pytest.raises(StereoError, match="valid"):
         download_brown("paris", tmp_path / "dl")
+
+
+def test_view_ids_round_trip_and_concatenate(tmp_path):
+    base = _random_set(points=10)
+    views = np.arange(len(base)) % 3
+    with_views = PatchSet(base.patches, base.point_ids, {}, None, views)
+    back = PatchSet.load(with_views.save(tmp_path / "v.npz"))
+    np.testing.assert_array_equal(back.view_ids, views)
+    np.testing.assert_array_equal(back.subset(np.arange(5)).view_ids, views[:5])
+    joined = load_patch_source(f"{tmp_path / 'v.npz'}+{tmp_path / 'v.npz'}")
+    assert set(joined.view_ids[: len(base)]).isdisjoint(joined.view_ids[len(base) :])

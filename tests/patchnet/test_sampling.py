@@ -111,3 +111,19 @@ def test_near_triplets_anchor_positive_and_negative():
     assert (point_ids[a] == point_ids[p]).all() and (a != p).all()
     np.testing.assert_array_equal(near_of[n[:20]], point_ids[a[:20]])  # near misses of a
     assert (point_ids[n[20:]] != point_ids[a[20:]]).all()
+
+
+def test_near_misses_face_patches_of_other_views():
+    # points 0..2 seen in views 0, 1, 2; near misses 9..11 of point 0 in view 1, of point 1
+    # in view 2, of point 2 in view 0
+    point_ids = np.r_[np.repeat(np.arange(3), 3), 20, 21, 22]
+    views = np.r_[np.tile([0, 1, 2], 3), 1, 2, 0]
+    near_of = np.r_[np.full(9, -1), 0, 1, 2]
+    index = PointIndex(point_ids, near_of, views)
+    rng = np.random.default_rng(0)
+    pairs = index.near_negative_pairs(200, rng)
+    np.testing.assert_array_equal(point_ids[pairs[:, 0]], near_of[pairs[:, 1]])
+    assert (views[pairs[:, 0]] != views[pairs[:, 1]]).all()
+    a, p, n = near_triplets(index, 100, rng, near_fraction=1.0).T
+    assert (point_ids[a] == point_ids[p]).all() and (near_of[n] == point_ids[a]).all()
+    assert (views[p] == views[n]).all() and (views[a] != views[n]).all()

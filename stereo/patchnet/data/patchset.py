@@ -59,13 +59,16 @@ class PatchSet:
     ``near_of (N,)`` (optional) marks *near misses*: windows cut a few pixels off a point's
     true projection (stereo builders). Such a patch has a point id of its own (it matches
     nothing) and ``near_of`` holds the id of the point it narrowly misses; ``-1`` elsewhere.
-    Samplers pair them with their point's patches as hard negatives.
+    Samplers pair them with their point's patches as hard negatives. ``view_ids (N,)``
+    (optional) is the image each patch was cut from, so that a near miss can be set against
+    a patch of *another* view, as in stereo.
     """
 
     patches: np.ndarray
     point_ids: np.ndarray
     meta: dict = field(default_factory=dict)
     near_of: np.ndarray | None = None
+    view_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.patches = check_patch_array(self.patches, "patch set")
@@ -82,6 +85,13 @@ class PatchSet:
                     f"patch set has {self.point_ids.size} patches but {self.near_of.size} "
                     "near_of entries; give one per patch (-1 for ordinary patches)"
                 )
+        if self.view_ids is not None:
+            self.view_ids = np.asarray(self.view_ids, dtype=np.int64).ravel()
+            if self.view_ids.size != self.point_ids.size:
+                raise StereoError(
+                    f"patch set has {self.point_ids.size} patches but {self.view_ids.size} "
+                    "view ids; give one per patch"
+                )
 
     def __len__(self) -> int:
         return int(self.patches.shape[0])
@@ -94,7 +104,8 @@ class PatchSet:
     def subset(self, index: np.ndarray) -> PatchSet:
         """The patches at ``index`` (bool mask or integer indices)."""
         near = None if self.near_of is None else self.near_of[index]
-        return PatchSet(self.patches[index], self.point_ids[index], dict(self.meta), near)
+        views = None if self.view_ids is None else self.view_ids[index]
+        return PatchSet(self.patches[index], self.point_ids[index], dict(self.meta), near, views)
 
     def split_by_points(self, fraction: float, seed: int = 0) -> tuple[PatchSet, PatchSet]:
         """Split into two sets with disjoint 3D points; the second gets ``fraction`` of them."""
@@ -112,6 +123,8 @@ class PatchSet:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         extra = {} if self.near_of is None else {"near_of": self.near_of}
+        if self.view_ids is not None:
+            extra["view_ids"] = self.view_ids
         np.savez(
             path,
             patches=self.patches,
@@ -127,7 +140,13 @@ class PatchSet:
         arrays = _load_npz(Path(path), ("patches", "point_ids"), "patch set")
         meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
         try:
-            return cls(arrays["patches"], arrays["point_ids"], meta, arrays.get("near_of"))
+            return cls(
+                arrays["patches"],
+                arrays["point_ids"],
+                meta,
+                arrays.get("near_of"),
+                arrays.get("view_ids"),
+            )
         except StereoError as error:
             raise StereoError(f"{path}: {error}") from None
 

@@ -64,4 +64,11 @@ def load_patch_source(spec: str, seed: int = 0) -> PatchSet:
         nears.append(np.where(near >= 0, near + shift, -1))
         offset = int(ids[-1].max()) + 1
     near_of = np.concatenate(nears) if any(s.near_of is not None for s in sets) else None
-    return PatchSet(np.concatenate(patches), np.concatenate(ids), {"source": spec}, near_of)
+    views = None
+    if all(s.view_ids is not None for s in sets):  # views of different sources stay apart
+        views, offset = [], 0
+        for s in sets:
+            views.append(s.view_ids + offset)
+            offset = int(views[-1].max()) + 1
+        views = np.concatenate(views)
+    return PatchSet(np.concatenate(patches), np.concatenate(ids), {"source": spec}, near_of, views)
