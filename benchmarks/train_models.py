@@ -53,11 +53,30 @@ TRAIN_SETS: dict[str, tuple[Path, str]] = {
         ROOT / "datasets" / "near" / "castle-P19.npz",
         "castle-near: castle-P19 (Strecha), upright windows at image scale 0.5 plus two near "
         "misses per observation (2–6 px along an epipolar line) as hard negatives; built by "
-        "`stereo-dataset build --normalise fixed --fixed-scale 0.5 --near-misses 2`",
+        "`stereo-dataset build --normalise fixed --fixed-scale 0.5 --near-misses 2` (before "
+        "view ids were stored: the anchor of a near miss may come from its own view)",
+    ),
+    "castle-stereo": (
+        ROOT / "datasets" / "stereo" / "castle-P19.npz",
+        "castle-stereo: castle-P19 (Strecha), upright windows at image scale 0.5, two near "
+        "misses per observation (2–6 px along an epipolar line) and the view of every patch; "
+        "built by `stereo-dataset build --normalise fixed --fixed-scale 0.5 --near-misses 2 "
+        "--out datasets/stereo`",
     ),
 }
 #: recipe overrides that come with a training set
 TRAIN_SET_OVERRIDES: dict[str, dict[str, str]] = {"castle-near": {"near_negatives": "0.5"}}
+#: training sets trained with another recipe, from the weights of another set's run
+#: (set → (recipe, steps, init set, overrides)): "castle-stereo" fine-tunes the castle-fixed
+#: network with the `stereo` ranking recipe (match vs near miss of the same view).
+TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
+    "castle-stereo": (
+        "stereo",
+        1600,
+        "castle-fixed",
+        {"val_every": "800", "checkpoint_every": "400"},
+    ),
+}
 
 #: model → (recipe, steps, extra overrides); steps give each model about 8 CPU minutes.
 PLAN: dict[str, tuple[str, int, dict[str, str]]] = {
@@ -85,19 +104,33 @@ def train_one(
     """Train ``name`` as :data:`PLAN` says on ``train_set``; returns the shipped fp16 weights
     path (``models/NAME.TRAIN_SET.pt``)."""
     train_path, description = TRAIN_SETS[train_set]
-    if steps is None:
-        steps = PLAN[name][1]
-    recipe_name, _, extra = PLAN[name]
-    overrides = {
-        **ADAM,
-        **extra,
-        **TRAIN_SET_OVERRIDES.get(train_set, {}),
-        **(extra_overrides or {}),
-        "steps": str(steps),
-        "val_every": str(max(steps // 4, 1)),
-        "checkpoint_every": "200",
-        "lr_step": "0",
-    }
+    init = None
+    if train_set in TRAIN_SET_RECIPES:
+        recipe_name, default_steps, init_set, set_overrides = TRAIN_SET_RECIPES[train_set]
+        steps = steps or default_steps
+        overrides = {**set_overrides, **(extra_overrides or {}), "steps": str(steps)}
+        init_path = ROOT / "runs" / "shipped" / f"{name}.{init_set}" / f"{name}.{init_set}.fp32.pt"
+        if not init_path.is_file():
+            sys.exit(
+                f"error: {init_path} is missing; first run "
+                f"`python benchmarks/train_models.py --model {name} --train-set {init_set}`"
+            )
+        init = load_weights_file(init_path)
+        description += f"; initialised from the {init_set} run ({init_path.name})"
+    else:
+        if steps is None:
+            steps = PLAN[name][1]
+        recipe_name, _, extra = PLAN[name]
+        overrides = {
+            **ADAM,
+            **extra,
+            **TRAIN_SET_OVERRIDES.get(train_set, {}),
+            **(extra_overrides or {}),
+            "steps": str(steps),
+            "val_every": str(max(steps // 4, 1)),
+            "checkpoint_every": "200",
+            "lr_step": "0",
+        }
     recipe = get_recipe(recipe_name).with_overrides(overrides)
     data = PatchSet.load(train_path)
     run = ROOT / "runs" / "shipped" / f"{name}.{train_set}"
@@ -111,11 +144,16 @@ def train_one(
         device=device,
         weights_name=f"{name}.{train_set}.fp32.pt",
         data_description=description,
+        init_weights=init,
     )
     card = dict(result.card)
     card["command"] = (
         f"python benchmarks/train_models.py --model {name} --seed {seed} --train-set {train_set}"
-        + (f" --steps {steps}" if steps != PLAN[name][1] else "")
+        + (
+            f" --steps {steps}"
+            if steps != TRAIN_SET_RECIPES.get(train_set, ("", PLAN[name][1]))[1]
+            else ""
+        )
     )
     card["recipe_base"] = recipe_name
     card["overrides"] = overrides
