@@ -211,6 +211,12 @@ def run_match(
     help="Pixels whose match leaves the second image: unknown (NaN) or filled.",
 )
 @click.option(
+    "--lr-check",
+    is_flag=True,
+    help="Also match RIGHT against LEFT and mark pixels where the two disagree by more "
+    "than one label as unknown (about doubles the run time).",
+)
+@click.option(
     "--rectified",
     is_flag=True,
     help="The pair is rectified: search disparities along rows (cameras ignored).",
@@ -240,6 +246,7 @@ def match_command(
     mrf_iterations,
     descriptor_variance,
     invalid,
+    lr_check,
     rectified,
     left_camera,
     right_camera,
@@ -260,6 +267,7 @@ def match_command(
     )
     config = StereoConfig(
         descriptor_variance=descriptor_variance,
+        lr_check=lr_check,
         model=model,
         n_labels=n_labels,
         depth_range=tuple(depth_range) if depth_range else None,

@@ -26,7 +26,7 @@ from stereo.cost.volume import (
 )
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera, epipolar_distance, fundamental_matrix, triangulate
-from stereo.geometry.planesweep import inverse_depth_labels
+from stereo.geometry.planesweep import backproject, inverse_depth_labels
 from stereo.mrf.graphcut import MRFConfig, normalise_volume, solve, winner_take_all
 from stereo.patchnet.models import DescriptorNet
 
@@ -54,6 +54,8 @@ class StereoConfig:
     device: str = "cpu"
     untrained: bool = False  # random network weights (tests and timing only)
     descriptor_variance: float = 0.9999  # L2 descriptor costs: PCA variance kept (1 = off)
+    lr_check: bool = False  # also match the second image against the first; NaN where they disagree
+    lr_tolerance: float = 1.0  # left-right agreement, in label steps
 
 
 @dataclass
@@ -224,6 +226,56 @@ def run_report(
     }
 
 
+def depth_left_right_consistent(
+    depth: np.ndarray,
+    depth_other: np.ndarray,
+    camera: Camera,
+    other_camera: Camera,
+    inverse_tolerance: float,
+) -> np.ndarray:
+    """``(h, w)`` bool: pixels whose 3D point, seen from the second camera, has the depth
+    the second view's own depth map gives there (``|1/z − 1/z_other| ≤ inverse_tolerance``,
+    1/metres; nearest pixel). Unknown depths and points leaving the second view fail.
+
+    Args:
+        depth, depth_other: depth maps (metres, NaN = unknown) of the two working views.
+        camera, other_camera: their working cameras.
+    """
+    h, w = depth.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    finite = np.isfinite(depth)
+    X = backproject(camera, np.c_[xs[finite], ys[finite]], depth[finite])
+    xy, z = other_camera.project(X)
+    ix, iy = np.rint(xy[:, 0]), np.rint(xy[:, 1])
+    ho, wo = depth_other.shape
+    inside = (z > 0) & (ix >= 0) & (ix < wo) & (iy >= 0) & (iy < ho)
+    seen = np.full(len(z), np.nan)
+    seen[inside] = depth_other[iy[inside].astype(int), ix[inside].astype(int)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        agree = np.abs(1 / z - 1 / seen) <= inverse_tolerance
+    keep = np.zeros((h, w), bool)
+    keep[finite] = agree & np.isfinite(seen)
+    return keep
+
+
+def disparity_left_right_consistent(
+    disparity: np.ndarray, disparity_right: np.ndarray, scale: float, tolerance: float
+) -> np.ndarray:
+    """``(h, w)`` bool: left pixels ``x`` whose match ``x − d`` in the right image has a
+    right disparity within ``tolerance`` of ``d`` (disparities in input pixels, maps at the
+    working resolution ``scale`` × input; nearest pixel)."""
+    h, w = disparity.shape
+    xs = np.arange(w)[None, :].repeat(h, 0)
+    ys = np.arange(h)[:, None].repeat(w, 1)
+    finite = np.isfinite(disparity)
+    target = np.rint(xs - np.where(finite, disparity, 0) * scale).astype(int)
+    inside = finite & (target >= 0) & (target < w)
+    seen = np.full((h, w), np.nan)
+    seen[inside] = disparity_right[ys[inside], target[inside]]
+    with np.errstate(invalid="ignore"):
+        return inside & (np.abs(seen - disparity) <= tolerance)
+
+
 def match_calibrated(
     reference: np.ndarray,
     other: np.ndarray,
@@ -262,6 +314,20 @@ def match_calibrated(
     t = time.time()
     labels, energy_wta, energy_final, depth_w = optimise(volume, ref_w, depths, cfg)
     times["mrf"] = time.time() - t
+    lr_rejected = None
+    if cfg.lr_check:
+        t = time.time()
+        other_volume = normalise_volume(
+            cost.volume(other_w, ref_w, Sweep.planes(other_cam, ref_cam, depths))
+        )
+        depth_other_w = optimise(other_volume, other_w, depths, cfg)[3]
+        step = (1 / depths.min() - 1 / depths.max()) / max(len(depths) - 1, 1)
+        keep = depth_left_right_consistent(
+            depth_w, depth_other_w, ref_cam, other_cam, cfg.lr_tolerance * step
+        )
+        lr_rejected = float((np.isfinite(depth_w) & ~keep).mean())
+        depth_w = np.where(keep, depth_w, np.nan).astype(np.float32)
+        times["lr_check"] = time.time() - t
     confidence_w = confidence_map(volume)
     h, w = reference.shape[:2]
     depth = cv2.resize(depth_w, (w, h), interpolation=cv2.INTER_NEAREST)
@@ -270,6 +336,7 @@ def match_calibrated(
         **run_report(cfg, cost, ref_w, reference, times, energy_wta, energy_final, depth_w),
         "depth_range_m": [d_min, d_max],
         "depth_range_source": "given" if cfg.depth_range else f"{n_matches} matches",
+        "lr_rejected_fraction": lr_rejected,
     }
     return StereoResult(depth, confidence, depth_w, labels, depths, volume, ref_w, ref_cam, report)
 
@@ -360,11 +427,24 @@ def match_rectified(
     t = time.time()
     labels, energy_wta, energy_final, disp_w = optimise(volume, left_w, disparities, cfg)
     times["mrf"] = time.time() - t
+    lr_rejected = None
+    if cfg.lr_check:  # the right image's disparities: match the mirrored pair
+        t = time.time()
+        mirrored = cost.volume(right_w[:, ::-1].copy(), left_w[:, ::-1].copy(), sweep)
+        disp_right_w = optimise(normalise_volume(mirrored), right_w[:, ::-1], disparities, cfg)[3]
+        step = (d_max - d_min) / max(cfg.n_labels - 1, 1)
+        keep = disparity_left_right_consistent(
+            disp_w, disp_right_w[:, ::-1], scale, cfg.lr_tolerance * step
+        )
+        lr_rejected = float((np.isfinite(disp_w) & ~keep).mean())
+        disp_w = np.where(keep, disp_w, np.nan).astype(np.float32)
+        times["lr_check"] = time.time() - t
     confidence_w = confidence_map(volume)
     report = {
         **run_report(cfg, cost, left_w, left, times, energy_wta, energy_final, disp_w),
         "disparity_range_px": [d_min, d_max],
         "disparity_range_source": "given" if disparity_range else f"{n_matches} matches",
+        "lr_rejected_fraction": lr_rejected,
     }
     return StereoResult(
         cv2.resize(disp_w, (w, h), interpolation=cv2.INTER_NEAREST),

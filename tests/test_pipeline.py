@@ -39,6 +39,42 @@ def test_zncc_graph_cut_recovers_depth_and_lowers_energy(small_scene):
     assert result.depth.shape == (150, 200) and result.volume.shape == (24, 150, 200)
 
 
+def test_left_right_check_on_exact_depth_maps(small_scene):
+    from stereo.pipeline import depth_left_right_consistent
+
+    sc = small_scene
+    depth0, depth1 = sc.depths[0].astype(float), sc.depths[1].astype(float)
+    keep = depth_left_right_consistent(depth0, depth1, sc.cameras[0], sc.cameras[1], 0.005)
+    visible = in_second_view(sc.cameras[0], sc.cameras[1], dense_truth(sc.depths[0], step=1))
+    assert keep.mean() > 0.8 * visible.mean()  # exact maps agree wherever both views see
+    wrong = depth0.copy()
+    wrong[40:80, 60:120] *= 1.3  # a block 30 % too far fails the check
+    bad = depth_left_right_consistent(wrong, depth1, sc.cameras[0], sc.cameras[1], 0.005)
+    assert bad[40:80, 60:120].mean() < 0.05 and bad[100:, :].mean() > 0.5 * keep[100:, :].mean()
+
+
+def test_left_right_check_end_to_end(small_scene):
+    sc = small_scene
+    cfg = StereoConfig(model="zncc", n_labels=24, working_size=200, lr_check=True)
+    result = match_calibrated(sc.images[0], sc.images[1], sc.cameras[0], sc.cameras[1], cfg)
+    plain = match_calibrated(
+        sc.images[0],
+        sc.images[1],
+        sc.cameras[0],
+        sc.cameras[1],
+        StereoConfig(model="zncc", n_labels=24, working_size=200),
+    )
+    rejected = result.report["lr_rejected_fraction"]
+    assert 0 < rejected < 0.5 and "lr_check" in result.report["seconds"]
+    assert np.isnan(result.depth).mean() > np.isnan(plain.depth).mean()
+    kept = np.isfinite(result.depth)
+    error = np.abs(result.depth - sc.depths[0]) / (sc.depths[0].max() - sc.depths[0].min())
+    plain_error = np.abs(plain.depth - sc.depths[0]) / (sc.depths[0].max() - sc.depths[0].min())
+    assert np.nanmean(error[kept] <= 0.05) >= np.nanmean(
+        plain_error[np.isfinite(plain.depth)] <= 0.05
+    )
+
+
 def test_depth_range_estimate_brackets_the_truth(small_scene):
     sc = small_scene
     lo, hi, n = estimate_depth_range(sc.images[0], sc.images[1], sc.cameras[0], sc.cameras[1])

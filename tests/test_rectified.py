@@ -100,6 +100,24 @@ def test_cli_detects_rectified_pairs_and_refuses_mismatched_sizes(tmp_path, rect
     assert bad.exit_code != 0 and "differ in size" in bad.output
 
 
+def test_disparity_left_right_check(rectified_pair):
+    from stereo.pipeline import disparity_left_right_consistent
+
+    left = np.full((4, 10), 3.0)
+    right = np.full((4, 10), 3.0)
+    keep = disparity_left_right_consistent(left, right, 1.0, 0.5)
+    assert not keep[:, :3].any() and keep[:, 3:].all()  # x − 3 leaves the image for x < 3
+    right[:, 5] = 6.0  # the right pixel 5 disagrees: left pixel 8 is rejected
+    keep = disparity_left_right_consistent(left, right, 1.0, 0.5)
+    assert not keep[:, 8].any() and keep[:, 7].all()
+    im_l, im_r, truth = rectified_pair
+    cfg = StereoConfig(model="census", n_labels=40, working_size=240, lr_check=True)
+    result = match_rectified(im_l, im_r, cfg)
+    assert 0 < result.report["lr_rejected_fraction"] < 0.5
+    kept = np.isfinite(result.depth)
+    assert np.mean(np.abs(result.depth - truth)[kept] <= 2) > 0.85
+
+
 @pytest.mark.parametrize("cost", ["dsift", "daisy"])
 def test_descriptor_baselines_find_the_disparity(rectified_pair, cost):
     im_l, im_r, truth = rectified_pair
