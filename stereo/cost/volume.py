@@ -172,9 +172,11 @@ def compress_descriptors(
         ``(k, H, W)`` and ``(k, H', W')`` projected maps and the variance share kept.
     """
     d = d_ref.shape[0]
-    flat = torch.cat([d_ref.reshape(d, -1), d_other.reshape(d, -1)], dim=1)
-    step = max(1, flat.shape[1] // max_samples)
-    sample = flat[:, ::step].double()
+    n = d_ref[0].numel() + d_other[0].numel()
+    step = max(1, n // max_samples)
+    sample = torch.cat(  # sample first: never copy the full maps
+        [d_ref.reshape(d, -1)[:, ::step], d_other.reshape(d, -1)[:, ::step]], dim=1
+    ).double()
     mean = sample.mean(dim=1, keepdim=True)
     centred = sample - mean
     eigenvalues, eigenvectors = torch.linalg.eigh(centred @ centred.T / centred.shape[1])
