@@ -37,7 +37,10 @@ BASELINE_COSTS = {
     "daisy": lambda: DaisyCost(),
     "dsift": lambda: DenseSiftCost(),
 }
-DEFAULT_MODEL = "siam-l2"
+#: the default cost: siam-l2 trained on upright windows at the working scale (castle-P19),
+#: the best learned cost per second in benchmarks/results/strecha.md (about 35 s a pair at
+#: 768×512 × 64 labels on 2 CPU cores); ``siam-l2`` alone loads the keypoint-patch weights.
+DEFAULT_MODEL = "siam-l2.castle-fixed"
 
 
 @dataclass(frozen=True)
