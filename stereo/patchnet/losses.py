@@ -117,9 +117,10 @@ def ranking_loss(
     """Margin ranking on scores (higher = more similar): ``max(0, m − s(a, p) + s(a, n))``.
 
     Unlike the pair losses it fixes no absolute threshold: the match only has to outscore
-    the negative — what winner-take-all over depth hypotheses asks of a stereo cost.
+    the negative — what winner-take-all over depth hypotheses asks of a stereo cost. It is
+    the triplet loss with scores in place of minus the distances.
     """
-    return _reduce(F.relu(margin - positive_score + negative_score), reduction)
+    return triplet_loss(-positive_score, -negative_score, margin, reduction)
 
 
 # ----- L2-Net (Tian et al., CVPR 2017, §3.4) ---------------------------------------------

@@ -113,3 +113,12 @@ def test_perfect_matching_gives_lower_e1():
     y = torch.from_numpy(_unit(rng.normal(size=(6, 16))))
     shuffled = y[torch.tensor([1, 2, 3, 4, 5, 0])]
     assert L.l2net_e1(y, y) < L.l2net_e1(y, shuffled)
+
+
+def test_ranking_loss_hand_values():
+    positive = torch.tensor([2.0, 0.5, -1.0])
+    negative = torch.tensor([0.0, 0.0, 1.0])
+    # max(0, 1 − s⁺ + s⁻): 0, 0.5, 3
+    per_pair = L.ranking_loss(positive, negative, margin=1.0, reduction="none")
+    assert torch.allclose(per_pair, torch.tensor([0.0, 0.5, 3.0]))
+    assert torch.isclose(L.ranking_loss(positive, negative), torch.tensor(3.5 / 3))
