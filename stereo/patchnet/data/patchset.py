@@ -78,20 +78,22 @@ class PatchSet:
                 f"patch set has {self.patches.shape[0]} patches but {self.point_ids.size} "
                 "point ids; give one id per patch"
             )
-        if self.near_of is not None:
-            self.near_of = np.asarray(self.near_of, dtype=np.int64).ravel()
-            if self.near_of.size != self.point_ids.size:
-                raise StereoError(
-                    f"patch set has {self.point_ids.size} patches but {self.near_of.size} "
-                    "near_of entries; give one per patch (-1 for ordinary patches)"
-                )
-        if self.view_ids is not None:
-            self.view_ids = np.asarray(self.view_ids, dtype=np.int64).ravel()
-            if self.view_ids.size != self.point_ids.size:
-                raise StereoError(
-                    f"patch set has {self.point_ids.size} patches but {self.view_ids.size} "
-                    "view ids; give one per patch"
-                )
+        self.near_of = self._per_patch(
+            self.near_of, "near_of entries", " (-1 for ordinary patches)"
+        )
+        self.view_ids = self._per_patch(self.view_ids, "view ids")
+
+    def _per_patch(self, values: np.ndarray | None, what: str, hint: str = "") -> np.ndarray | None:
+        """An optional per-patch int array, checked to hold one entry per patch."""
+        if values is None:
+            return None
+        values = np.asarray(values, dtype=np.int64).ravel()
+        if values.size != self.point_ids.size:
+            raise StereoError(
+                f"patch set has {self.point_ids.size} patches but {values.size} {what}; "
+                f"give one per patch{hint}"
+            )
+        return values
 
     def __len__(self) -> int:
         return int(self.patches.shape[0])
@@ -103,9 +105,8 @@ class PatchSet:
 
     def subset(self, index: np.ndarray) -> PatchSet:
         """The patches at ``index`` (bool mask or integer indices)."""
-        near = None if self.near_of is None else self.near_of[index]
-        views = None if self.view_ids is None else self.view_ids[index]
-        return PatchSet(self.patches[index], self.point_ids[index], dict(self.meta), near, views)
+        optional = [None if a is None else a[index] for a in (self.near_of, self.view_ids)]
+        return PatchSet(self.patches[index], self.point_ids[index], dict(self.meta), *optional)
 
     def split_by_points(self, fraction: float, seed: int = 0) -> tuple[PatchSet, PatchSet]:
         """Split into two sets with disjoint 3D points; the second gets ``fraction`` of them."""
@@ -122,9 +123,8 @@ class PatchSet:
         """Write the compact ``.npz`` (uncompressed: patches barely compress)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        extra = {} if self.near_of is None else {"near_of": self.near_of}
-        if self.view_ids is not None:
-            extra["view_ids"] = self.view_ids
+        optional = {"near_of": self.near_of, "view_ids": self.view_ids}
+        extra = {key: values for key, values in optional.items() if values is not None}
         np.savez(
             path,
             patches=self.patches,

@@ -55,7 +55,7 @@ def load_patch_source(spec: str, seed: int = 0) -> PatchSet:
         raise StereoError("no patch data given")
     if len(sets) == 1:
         return sets[0]
-    patches, ids, nears, offset = [], [], [], 0
+    patches, ids, nears, views, offset, view_offset = [], [], [], [], 0, 0
     for s in sets:
         patches.append(s.patches)
         shift = offset - int(s.point_ids.min())
@@ -63,12 +63,11 @@ def load_patch_source(spec: str, seed: int = 0) -> PatchSet:
         near = s.near_of if s.near_of is not None else np.full(len(s), -1, np.int64)
         nears.append(np.where(near >= 0, near + shift, -1))
         offset = int(ids[-1].max()) + 1
+        if s.view_ids is not None:  # views of different sources stay apart
+            views.append(s.view_ids + view_offset)
+            view_offset = int(views[-1].max()) + 1
     near_of = np.concatenate(nears) if any(s.near_of is not None for s in sets) else None
-    views = None
-    if all(s.view_ids is not None for s in sets):  # views of different sources stay apart
-        views, offset = [], 0
-        for s in sets:
-            views.append(s.view_ids + offset)
-            offset = int(views[-1].max()) + 1
-        views = np.concatenate(views)
-    return PatchSet(np.concatenate(patches), np.concatenate(ids), {"source": spec}, near_of, views)
+    view_ids = np.concatenate(views) if len(views) == len(sets) else None
+    return PatchSet(
+        np.concatenate(patches), np.concatenate(ids), {"source": spec}, near_of, view_ids
+    )
