@@ -113,13 +113,20 @@ class PointIndex:
 
     def negative_pairs(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``(n, 2)`` indices of patches of different points (uniform over patches)."""
-        total = self.point_of_patch.size
-        pairs = rng.integers(0, total, (n, 2))
-        same = self.point_of_patch[pairs[:, 0]] == self.point_of_patch[pairs[:, 1]]
-        while same.any():
-            pairs[same, 1] = rng.integers(0, total, int(same.sum()))
-            same = self.point_of_patch[pairs[:, 0]] == self.point_of_patch[pairs[:, 1]]
+        pairs = rng.integers(0, self.point_of_patch.size, (n, 2))
+        pairs[:, 1] = self.redraw_same_point(pairs[:, 0], pairs[:, 1], rng)
         return pairs
+
+    def redraw_same_point(
+        self, anchors: np.ndarray, others: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """``others`` with every patch that shows its anchor's point redrawn uniformly until
+        none does (in place; returned)."""
+        same = self.point_of_patch[anchors] == self.point_of_patch[others]
+        while same.any():
+            others[same] = rng.integers(0, self.point_of_patch.size, int(same.sum()))
+            same = self.point_of_patch[anchors] == self.point_of_patch[others]
+        return others
 
     def near_negative_pairs(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``(n, 2)`` hard negatives: a patch of a point and a near miss of the same point
@@ -179,11 +186,7 @@ def near_triplets(
     if rest:
         out[n_near:, :2] = index.positive_pairs(rest, rng)
         negatives = index.negative_pairs(rest, rng)[:, 1]
-        same = index.point_of_patch[negatives] == index.point_of_patch[out[n_near:, 0]]
-        while same.any():
-            negatives[same] = rng.integers(0, index.point_of_patch.size, int(same.sum()))
-            same = index.point_of_patch[negatives] == index.point_of_patch[out[n_near:, 0]]
-        out[n_near:, 2] = negatives
+        out[n_near:, 2] = index.redraw_same_point(out[n_near:, 0], negatives, rng)
     return out
 
 
