@@ -56,7 +56,8 @@ class StereoConfig:
     invalid: str = "nan"  # pixels whose depth leaves the second image: nan | fill
     device: str = "cpu"
     untrained: bool = False  # random network weights (tests and timing only)
-    descriptor_variance: float = 0.9999  # L2 descriptor costs: PCA variance kept (1 = off)
+    # L2 descriptor costs: share of the variance the principal-component projection keeps
+    descriptor_variance: float = DescriptorCost.variance_kept
     lr_check: bool = False  # also match the second image against the first; NaN where they disagree
     lr_tolerance: float = 1.0  # left-right agreement, in label steps
 
@@ -79,7 +80,10 @@ class StereoResult:
 
 
 def make_cost(
-    name: str, device: str = "cpu", untrained: bool = False, descriptor_variance: float = 0.9999
+    name: str,
+    device: str = "cpu",
+    untrained: bool = False,
+    descriptor_variance: float = DescriptorCost.variance_kept,
 ) -> Cost:
     """The matching cost of a registry model, a weights file, or a baseline name
     (``descriptor_variance``: see :class:`~stereo.cost.volume.DescriptorCost`)."""

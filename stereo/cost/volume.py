@@ -14,7 +14,7 @@ Costs:
   score, applied as 1×1 convolutions, for ``siam`` / ``siam-2stream``).
 * :class:`TwoChannelCost` — 2-channel networks: the second image is warped to the reference
   for each hypothesis, stacked with it and scored densely.
-* :class:`ZNCCCost`, :class:`CensusCost`, :class:`DaisyCost` — baselines.
+* :class:`ZNCCCost`, :class:`CensusCost`, :class:`DaisyCost`, :class:`DenseSiftCost` — baselines.
 """
 
 from __future__ import annotations
@@ -299,16 +299,24 @@ class CensusCost(Cost):
         return out
 
 
-class DaisyCost(DescriptorCost):
+class HandMadeDescriptorCost(DescriptorCost):
+    """A descriptor cost whose per-pixel features come from a fixed algorithm (no network,
+    CPU): subclasses set ``name`` and implement :meth:`features`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.model = None
+        self.device = torch.device("cpu")
+        self.info = {}
+
+
+class DaisyCost(HandMadeDescriptorCost):
     """L2 distance of dense DAISY descriptors (opencv-contrib; Tola et al.: radius 15,
     3 rings × 8 histograms × 8 orientations = 200-D, full normalisation)."""
 
     def __init__(self, radius: float = 15.0) -> None:
+        super().__init__("daisy")
         self.radius = radius
-        self.name = "daisy"
-        self.model = None
-        self.device = torch.device("cpu")
-        self.info = {}
 
     def features(self, image: np.ndarray) -> Tensor:
         if not hasattr(cv2, "xfeatures2d"):
@@ -327,7 +335,7 @@ class DaisyCost(DescriptorCost):
         return torch.from_numpy(desc.reshape(h, w, -1).transpose(2, 0, 1).copy())
 
 
-class DenseSiftCost(DescriptorCost):
+class DenseSiftCost(HandMadeDescriptorCost):
     """L2 distance of dense SIFT descriptors (kornia's ``DenseSIFTDescriptor``: 4×4 cells of
     ``cell`` pixels × 8 orientations = 128-D, clipped at 0.2, RootSIFT), one per pixel.
 
@@ -337,11 +345,8 @@ class DenseSiftCost(DescriptorCost):
     """
 
     def __init__(self, cell: int = 8) -> None:
+        super().__init__(f"dsift{cell}")
         self.cell = cell
-        self.name = f"dsift{cell}"
-        self.model = None
-        self.device = torch.device("cpu")
-        self.info = {}
 
     @torch.no_grad()
     def features(self, image: np.ndarray) -> Tensor:
