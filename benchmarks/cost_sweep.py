@@ -20,26 +20,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.patches import hardware  # noqa: E402
+from benchmarks.strecha import DATA, load_pair  # noqa: E402
 from stereo.cost.volume import Sweep  # noqa: E402
-from stereo.evaluation import (  # noqa: E402
-    SparseDepth,
-    depth_correctness,
-    in_second_view,
-    read_sparse_ground_truth,
-)
+from stereo.evaluation import depth_correctness  # noqa: E402
 from stereo.geometry.planesweep import inverse_depth_labels  # noqa: E402
-from stereo.geometry.scene import load_scene  # noqa: E402
-from stereo.mrf.graphcut import MRFConfig, normalise_volume, solve, winner_take_all  # noqa: E402
-from stereo.pipeline import make_cost, working_pair  # noqa: E402
+from stereo.mrf.graphcut import MRFConfig, normalise_volume  # noqa: E402
+from stereo.pipeline import StereoConfig, make_cost, optimise  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "strecha"
 SMOOTHNESS = (0.05, 0.1, 0.2, 0.4)
 METHODS = [
     "zncc",
@@ -52,43 +45,25 @@ METHODS = [
 ]
 
 
-def depth_of(labels: np.ndarray, volume: np.ndarray, depths: np.ndarray) -> np.ndarray:
-    """Depth map of a labelling; NaN where the chosen hypothesis leaves the second image."""
-    depth = depths[labels].astype(np.float32)
-    depth[~np.isfinite(np.take_along_axis(volume, labels[None], axis=0)[0])] = np.nan
-    return depth
-
-
-def run_pair(pair: str, methods: list[str], size: int, n_labels: int) -> dict:
+def run_pair(pair_name: str, methods: list[str], size: int, n_labels: int) -> dict:
     """``{method: {"wta": c, "0.1": c, ...}}`` of correctness@0.05 in view."""
-    scene_name, r, k = pair.split(":")
-    r, k = int(r), int(k)
-    scene = load_scene(DATA / scene_name)
-    (ref, other), (ref_cam, other_cam) = working_pair(
-        [scene.image(r), scene.image(r + k)], [scene.cameras[r], scene.cameras[r + k]], size
-    )
-    full = read_sparse_ground_truth(DATA / scene_name / "gt_sparse" / f"{r:04d}.npz")
-    scale = ref_cam.width / scene.cameras[r].width
-    truth = SparseDepth((full.xy + 0.5) * scale - 0.5, full.depth)
-    in_view = in_second_view(ref_cam, other_cam, truth)
-    depths = inverse_depth_labels(truth.depth.min() / 1.05, truth.depth.max() * 1.05, n_labels)
-    sweep = Sweep.planes(ref_cam, other_cam, depths)
+    scene_name, r, k = pair_name.split(":")
+    pair = load_pair(scene_name, int(r), int(k), size)
+    depths = inverse_depth_labels(*pair.depth_range, n_labels)
+    sweep = Sweep.planes(pair.reference_camera, pair.other_camera, depths)
+    optimisers = {"wta": StereoConfig(optimizer="wta")} | {
+        str(s): StereoConfig(mrf=MRFConfig(smoothness=s)) for s in SMOOTHNESS
+    }
     rows = {}
     for method in methods:
         t0 = time.time()
-        volume = normalise_volume(make_cost(method).volume(ref, other, sweep))
-        seconds = time.time() - t0
-        scores = {"volume_s": round(seconds, 1)}
-        wta = depth_of(winner_take_all(volume), volume, depths)
-        scores["wta"] = depth_correctness(wta, truth, in_view)["correct@0.05_in_view"]
-        for smoothness in SMOOTHNESS:
-            labels = solve(volume, ref, MRFConfig(smoothness=smoothness)).labels
-            depth = depth_of(labels, volume, depths)
-            scores[str(smoothness)] = depth_correctness(depth, truth, in_view)[
-                "correct@0.05_in_view"
-            ]
+        volume = normalise_volume(make_cost(method).volume(pair.reference, pair.other, sweep))
+        scores = {"volume_s": round(time.time() - t0, 1)}
+        for key, cfg in optimisers.items():
+            depth = optimise(volume, pair.reference, depths, cfg)[3]
+            scores[key] = depth_correctness(depth, pair.truth, pair.in_view)["correct@0.05_in_view"]
         rows[method] = scores
-        print(pair, method, scores, file=sys.stderr, flush=True)
+        print(pair_name, method, scores, file=sys.stderr, flush=True)
     return rows
 
 

@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -154,8 +155,21 @@ def sgbm_depths(
     return (X_rect @ R1)[:, 2]  # back to the reference camera frame: z = depth
 
 
-def run_pair(scene_name: str, r: int, k: int, methods: list[str], size: int, n_labels: int):
-    """Every method on one pair; returns ``{method: metrics}``."""
+@dataclass
+class ProtocolPair:
+    """A pair of the protocol at the working size, with its ground truth."""
+
+    reference: np.ndarray  # (h, w) grey uint8
+    other: np.ndarray
+    reference_camera: Camera  # working-size cameras
+    other_camera: Camera
+    truth: SparseDepth  # the reference view's sparse ground truth, working pixels
+    in_view: np.ndarray  # (N,) bool: ground-truth points that project inside the other view
+    depth_range: tuple[float, float]  # metres: the ground truth's range widened by 5 %
+
+
+def load_pair(scene_name: str, r: int, k: int, size: int) -> ProtocolPair:
+    """Reference view ``r`` and view ``r + k`` of a Strecha scene at working size ``size``."""
     scene = load_scene(DATA / scene_name)
     truth_full = read_sparse_ground_truth(DATA / scene_name / "gt_sparse" / f"{r:04d}.npz")
     (ref_w, other_w), (ref_cam, other_cam) = working_pair(
@@ -165,7 +179,15 @@ def run_pair(scene_name: str, r: int, k: int, methods: list[str], size: int, n_l
     truth = SparseDepth((truth_full.xy + 0.5) * scale - 0.5, truth_full.depth)
     in_view = in_second_view(ref_cam, other_cam, truth)
     lo, hi = float(truth.depth.min()), float(truth.depth.max())
-    depth_range = (lo / 1.05, hi * 1.05)
+    return ProtocolPair(ref_w, other_w, ref_cam, other_cam, truth, in_view, (lo / 1.05, hi * 1.05))
+
+
+def run_pair(scene_name: str, r: int, k: int, methods: list[str], size: int, n_labels: int):
+    """Every method on one pair; returns ``{method: metrics}``."""
+    pair = load_pair(scene_name, r, k, size)
+    ref_w, other_w = pair.reference, pair.other
+    ref_cam, other_cam = pair.reference_camera, pair.other_camera
+    truth, in_view, depth_range = pair.truth, pair.in_view, pair.depth_range
     rows = {}
     for method in methods:
         t0 = time.time()
