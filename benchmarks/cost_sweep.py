@@ -45,14 +45,21 @@ METHODS = [
 ]
 
 
-def run_pair(pair_name: str, methods: list[str], size: int, n_labels: int) -> dict:
-    """``{method: {"wta": c, "0.1": c, ...}}`` of correctness@0.05 in view."""
+def run_pair(
+    pair_name: str,
+    methods: list[str],
+    size: int,
+    n_labels: int,
+    smoothness: tuple[float, ...] = SMOOTHNESS,
+) -> dict:
+    """``{method: {"wta": c, "0.1": c, ...}}`` of correctness@0.05 in view, one key per
+    smoothness weight λ of ``smoothness``."""
     scene_name, r, k = pair_name.split(":")
     pair = load_pair(scene_name, int(r), int(k), size)
     depths = inverse_depth_labels(*pair.depth_range, n_labels)
     sweep = Sweep.planes(pair.reference_camera, pair.other_camera, depths)
     optimisers = {"wta": StereoConfig(optimizer="wta")} | {
-        str(s): StereoConfig(mrf=MRFConfig(smoothness=s)) for s in SMOOTHNESS
+        str(s): StereoConfig(mrf=MRFConfig(smoothness=s)) for s in smoothness
     }
     rows = {}
     for method in methods:

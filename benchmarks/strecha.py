@@ -168,10 +168,26 @@ class ProtocolPair:
     depth_range: tuple[float, float]  # metres: the ground truth's range widened by 5 %
 
 
+def truth_folder(scene_name: str) -> Path:
+    """The sparse ground truth of a scene: the shared ``gt_sparse`` files, or for a scene
+    without them (castle-P19) the files ``stereo-dataset truth`` writes to
+    ``datasets/truth/SCENE``."""
+    shared = DATA / scene_name / "gt_sparse"
+    if shared.is_dir():
+        return shared
+    made = ROOT / "datasets" / "truth" / scene_name
+    if not made.is_dir():
+        sys.exit(
+            f"error: {scene_name} has no ground truth; make it with `stereo-dataset truth "
+            f"{DATA / scene_name} --out {made}`"
+        )
+    return made
+
+
 def load_pair(scene_name: str, r: int, k: int, size: int) -> ProtocolPair:
     """Reference view ``r`` and view ``r + k`` of a Strecha scene at working size ``size``."""
     scene = load_scene(DATA / scene_name)
-    truth_full = read_sparse_ground_truth(DATA / scene_name / "gt_sparse" / f"{r:04d}.npz")
+    truth_full = read_sparse_ground_truth(truth_folder(scene_name) / f"{r:04d}.npz")
     (ref_w, other_w), (ref_cam, other_cam) = working_pair(
         [scene.image(r), scene.image(r + k)], [scene.cameras[r], scene.cameras[r + k]], size
     )

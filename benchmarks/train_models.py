@@ -100,10 +100,16 @@ def train_one(
     steps: int | None = None,
     extra_overrides: dict[str, str] | None = None,
     make_default: bool = True,
+    lr_step: int = 0,
+    tag: str = "",
 ) -> Path:
     """Train ``name`` as :data:`PLAN` says on ``train_set``; returns the shipped fp16 weights
-    path (``models/NAME.TRAIN_SET.pt``)."""
+    path (``models/NAME.TRAIN_SET.pt``, or ``models/NAME.TRAIN_SET.TAG.pt`` with a ``tag``).
+
+    ``lr_step`` > 0 divides the learning rate by the recipe's ``lr_gamma`` every ``lr_step``
+    steps (longer runs); ``steps`` overrides the plan's number of steps."""
     train_path, description = TRAIN_SETS[train_set]
+    stem = f"{name}.{train_set}" + (f".{tag}" if tag else "")
     init = None
     if train_set in TRAIN_SET_RECIPES:
         recipe_name, default_steps, init_set, set_overrides = TRAIN_SET_RECIPES[train_set]
@@ -129,13 +135,13 @@ def train_one(
             "steps": str(steps),
             "val_every": str(max(steps // 4, 1)),
             "checkpoint_every": "200",
-            "lr_step": "0",
+            "lr_step": str(lr_step),
         }
     recipe = get_recipe(recipe_name).with_overrides(overrides)
     data = PatchSet.load(train_path)
     if train_set == "castle-near":  # trained before view ids existed: sample as it was then
         data.view_ids = None
-    run = ROOT / "runs" / "shipped" / f"{name}.{train_set}"
+    run = ROOT / "runs" / "shipped" / stem
     t0 = time.time()
     result = train(
         name,
@@ -144,7 +150,7 @@ def train_one(
         run,
         seed=seed,
         device=device,
-        weights_name=f"{name}.{train_set}.fp32.pt",
+        weights_name=f"{stem}.fp32.pt",
         data_description=description,
         init_weights=init,
     )
@@ -156,13 +162,15 @@ def train_one(
             if steps != TRAIN_SET_RECIPES.get(train_set, ("", PLAN[name][1]))[1]
             else ""
         )
+        + (f" --lr-step {lr_step}" if lr_step else "")
+        + (f" --tag {tag}" if tag else "")
     )
     card["recipe_base"] = recipe_name
     card["overrides"] = overrides
     card["train_points"] = data.n_points
     card["wall_time_s"] = round(time.time() - t0, 1)
     model = load_weights_file(result.weights)
-    shipped = ROOT / "models" / f"{name}.{train_set}.pt"
+    shipped = ROOT / "models" / f"{stem}.pt"
     save_weights(
         model, shipped, {k: v for k, v in card.items() if k not in ("model", "weights")}, half=True
     )
@@ -185,6 +193,17 @@ def main() -> None:
     parser.add_argument("--train-set", choices=list(TRAIN_SETS), default="castle+oxford")
     parser.add_argument("--steps", type=int, help="override the PLAN's number of steps")
     parser.add_argument(
+        "--lr-step",
+        type=int,
+        default=0,
+        help="divide the learning rate by the recipe's lr_gamma every N steps (0 = constant)",
+    )
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="name the result NAME.TRAIN_SET.TAG (e.g. a longer run beside the plan's one)",
+    )
+    parser.add_argument(
         "--no-default",
         action="store_true",
         help="do not make the result the model's default weights (models/defaults.json)",
@@ -202,6 +221,8 @@ def main() -> None:
             args.train_set,
             args.steps,
             make_default=not args.no_default,
+            lr_step=args.lr_step,
+            tag=args.tag,
         )
         print(f"{name}: {path}", flush=True)
 

@@ -60,6 +60,15 @@ class SceneBuildConfig:
     views: tuple[int, ...] | None = None  # subset of view indices (default: all)
 
 
+#: tracks for sparse ground truth, as the data README makes the Strecha ``gt_sparse`` files:
+#: within 1 px of the true epipolar lines and reprojecting within 1 px in every one of at least
+#: 3 views at full resolution (0.5 px in the 1536-px images), 2° of triangulation angle; no
+#: track extension (only matched detections).
+TRUTH_CONFIG = SceneBuildConfig(
+    max_epipolar_px=0.5, max_reprojection_px=0.5, min_views=3, extend_tracks=False
+)
+
+
 @dataclass
 class BuiltScene:
     """Patches of a scene with their geometry."""
@@ -169,10 +178,27 @@ def _epipolar_direction(X: np.ndarray, camera: Camera, other: Camera) -> np.ndar
     return d / norm if norm > 1e-9 else np.array([1.0, 0.0])
 
 
-def build_scene_patches(
+@dataclass
+class SceneTracks:
+    """Triangulated keypoint tracks of a calibrated scene (steps 1–4 of the module docstring).
+
+    Views are indexed ``0…V−1`` in the order of ``views`` (scene view indices)."""
+
+    views: list[int]  # scene index of each view
+    images: list[np.ndarray]  # grey images of the views
+    cameras: list[Camera]
+    keypoints: np.ndarray  # (K, 4) x, y, size, angle of all views' keypoints, pixels
+    view_of: np.ndarray  # (K,) view (0…V−1) of each keypoint
+    tracks: list[np.ndarray]  # keypoint indices of each kept track
+    points: list[np.ndarray]  # (3,) triangulated point of each track, world units
+    errors: list[np.ndarray]  # reprojection error of each track's keypoints, pixels
+    stats: dict = field(default_factory=dict)
+
+
+def build_tracks(
     scene: Scene, config: SceneBuildConfig | None = None, progress: bool = True
-) -> BuiltScene:
-    """Build patches of the 3D points of a calibrated scene (see the module docstring)."""
+) -> SceneTracks:
+    """Detect, match, join and triangulate keypoint tracks checked against the true cameras."""
     cfg = config or SceneBuildConfig()
     views = list(cfg.views) if cfg.views is not None else list(range(len(scene.names)))
     if len(views) < 2:
@@ -245,6 +271,62 @@ def build_scene_patches(
         kept_tracks, kept_errors = _extend_tracks(
             kept_tracks, kept_points, kp_all, view_of, offsets, cameras, cfg
         )
+    stats = {
+        "views": len(views),
+        "keypoints": int(offsets[-1]),
+        "matches": n_matches,
+        "epipolar_matches": n_epipolar,
+        "tracks": len(tracks),
+        "consistent_tracks": len(consistent),
+        "kept_tracks": len(kept_tracks),
+    }
+    return SceneTracks(
+        views, images, cameras, kp_all, view_of, kept_tracks, kept_points, kept_errors, stats
+    )
+
+
+def sparse_truth(
+    scene: Scene, config: SceneBuildConfig | None = None, progress: bool = True
+) -> dict[int, dict[str, np.ndarray]]:
+    """Sparse depth ground truth of every view from tracks checked against the true cameras —
+    the recipe of the Strecha ``gt_sparse`` files of ``../shared/data`` (see
+    :data:`TRUTH_CONFIG`), for scenes that have cameras but no ground truth.
+
+    Returns:
+        scene view index → ``{"xy": (N, 2) keypoint pixels, "depth": (N,) metres (z in that
+        camera), "point_id": (N,) row of the track in the returned order}``.
+    """
+    found = build_tracks(scene, config or TRUTH_CONFIG, progress)
+    per_view: dict[int, dict[str, list]] = {
+        v: {"xy": [], "depth": [], "point_id": []} for v in found.views
+    }
+    for pid, (track, X) in enumerate(zip(found.tracks, found.points, strict=True)):
+        for node in track:
+            vi = int(found.view_of[node])
+            _, depth = found.cameras[vi].project(X[None])
+            entry = per_view[found.views[vi]]
+            entry["xy"].append(found.keypoints[node, :2])
+            entry["depth"].append(float(depth[0]))
+            entry["point_id"].append(pid)
+    return {
+        v: {
+            "xy": np.array(e["xy"], np.float64).reshape(-1, 2),
+            "depth": np.array(e["depth"], np.float64),
+            "point_id": np.array(e["point_id"], np.int64),
+        }
+        for v, e in per_view.items()
+    }
+
+
+def build_scene_patches(
+    scene: Scene, config: SceneBuildConfig | None = None, progress: bool = True
+) -> BuiltScene:
+    """Build patches of the 3D points of a calibrated scene (see the module docstring)."""
+    cfg = config or SceneBuildConfig()
+    found = build_tracks(scene, cfg, progress)
+    views, images, cameras = found.views, found.images, found.cameras
+    kp_all, view_of = found.keypoints, found.view_of
+    kept_tracks, kept_points, kept_errors = found.tracks, found.points, found.errors
     # cut patches
     if cfg.near_misses and cfg.normalise != "fixed":
         raise StereoError("near misses need fixed windows: add --normalise fixed")
@@ -299,12 +381,7 @@ def build_scene_patches(
             "geometric checks; check the cameras or loosen the thresholds"
         )
     stats = {
-        "views": len(views),
-        "keypoints": int(offsets[-1]),
-        "matches": n_matches,
-        "epipolar_matches": n_epipolar,
-        "tracks": len(tracks),
-        "consistent_tracks": len(consistent),
+        **{k: v for k, v in found.stats.items() if k != "kept_tracks"},
         "points": len(point_xyz),
         "patches": len(patches),
         "config": asdict(cfg),

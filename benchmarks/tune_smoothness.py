@@ -1,0 +1,151 @@
+"""Choose each cost's smoothness weight λ on the training scene, never on the test pairs.
+
+    python benchmarks/tune_smoothness.py                       # every method of METHODS
+    python benchmarks/tune_smoothness.py --methods zncc l2net.castle-fixed
+
+castle-P19 (the scene the stereo networks were trained on; fountain and Herz-Jesu, the test
+scenes, take no part) has cameras but no ground truth: ``stereo-dataset truth`` makes it
+(``datasets/truth/castle-P19``, SIFT tracks checked against the true cameras, as the data
+README made the gt_sparse files). For validation pairs r, r + k of castle the cost volume is
+computed once per cost (768×512, 64 labels over the truth's depth range + 5 %) and solved with
+graph cuts at each λ of a grid; the chosen λ maximises the mean correctness@0.05 (in view)
+over the pairs. Writes ``results/smoothness.md`` / ``.json``; ``models/smoothness.json`` (the
+per-cost default of ``stereo-match``) is written with ``--install``.
+
+Caveat: the truth points of castle are the keypoints whose windows trained the networks, so a
+network's cost is better at these points than elsewhere — if anything this biases its λ low.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.cost_sweep import run_pair  # noqa: E402
+from benchmarks.patches import hardware  # noqa: E402
+from benchmarks.strecha import DATA  # noqa: E402
+
+PAIRS = ["castle-P19:2:1", "castle-P19:2:2", "castle-P19:2:3", "castle-P19:5:2"]
+GRID = (0.05, 0.1, 0.2, 0.4, 0.8)
+METHODS = [
+    "zncc",
+    "census",
+    "dsift",
+    "daisy",
+    "siam-l2.castle-fixed",
+    "l2net.castle-fixed",
+]
+
+
+def choose(results: dict, grid: tuple[float, ...]) -> dict[str, dict]:
+    """Per method: mean correctness at each λ over the pairs and the λ that maximises it
+    (the smaller λ on ties)."""
+    methods = sorted({m for rows in results.values() for m in rows})
+    chosen = {}
+    for method in methods:
+        rows = [rows[method] for rows in results.values() if method in rows]
+        means = {str(s): float(np.mean([r[str(s)] for r in rows])) for s in grid}
+        wta = float(np.mean([r["wta"] for r in rows]))
+        best = max(grid, key=lambda s: (round(means[str(s)], 4), -s))
+        chosen[method] = {"smoothness": best, "mean": means, "wta": wta, "pairs": len(rows)}
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--pairs", nargs="+", default=PAIRS, help="SCENE:r:k")
+    parser.add_argument("--grid", nargs="+", type=float, default=list(GRID))
+    parser.add_argument("--size", type=int, default=768)
+    parser.add_argument("--labels", type=int, default=64)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "smoothness"))
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="write the chosen weights to models/smoothness.json (stereo-match's defaults)",
+    )
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"error: {DATA} is missing (the shared Strecha data)")
+    torch.set_num_threads(2)
+    grid = tuple(args.grid)
+    out = Path(args.out)
+    previous = (
+        json.loads(out.with_suffix(".json").read_text())
+        if out.with_suffix(".json").is_file()
+        else {}
+    )
+    results = previous.get("results", {}) if tuple(previous.get("grid", ())) == grid else {}
+    for pair in args.pairs:
+        rows = run_pair(pair, args.methods, args.size, args.labels, grid)
+        results.setdefault(pair, {}).update(rows)
+        summary = {
+            "hardware": hardware(),
+            "date": time.strftime("%Y-%m-%d"),
+            "size": args.size,
+            "labels": args.labels,
+            "grid": list(grid),
+            "results": results,
+            "chosen": choose(results, grid),
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_table(summary, out.with_suffix(".md"))
+    if args.install:
+        install(summary["chosen"], ROOT / "models" / "smoothness.json")
+
+
+def write_table(summary: dict, path: Path) -> None:
+    """Mean correctness per λ and the choice, then the per-pair numbers."""
+    grid = summary["grid"]
+    lines = [
+        "# Smoothness weight per cost, chosen on castle-P19",
+        "",
+        f"`python benchmarks/tune_smoothness.py`; {summary['date']}; {summary['hardware']}. "
+        f"{summary['size']} px, {summary['labels']} labels; correctness@0.05 over in-view truth "
+        f"points of castle-P19 (made by `stereo-dataset truth`), mean over the pairs "
+        f"{', '.join(summary['results'])}.",
+        "",
+        "| cost | WTA | " + " | ".join(f"λ={s}" for s in grid) + " | chosen λ |",
+        "|---|---|" + "---|" * (len(grid) + 1),
+    ]
+    for method, c in summary["chosen"].items():
+        cells = [f"{c['wta']:.3f}"] + [f"{c['mean'][str(s)]:.3f}" for s in grid]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | **{c['smoothness']}** |")
+    for pair, rows in summary["results"].items():
+        lines += [
+            "",
+            f"## {pair}",
+            "",
+            "| cost | WTA | " + " | ".join(f"λ={s}" for s in grid) + " |",
+        ]
+        lines.append("|---|---|" + "---|" * len(grid))
+        for method, scores in rows.items():
+            cells = [f"{scores['wta']:.3f}"] + [f"{scores[str(s)]:.3f}" for s in grid]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[: len(summary["chosen"]) + 6]))
+
+
+def install(chosen: dict[str, dict], path: Path) -> None:
+    """Write ``{cost: λ}`` with its provenance to ``path``."""
+    table = {
+        "about": "graph-cut smoothness weight λ per matching cost, chosen on castle-P19 by "
+        "`python benchmarks/tune_smoothness.py --install` (see benchmarks/results/smoothness.md)",
+        "smoothness": {m: c["smoothness"] for m, c in chosen.items()},
+    }
+    path.write_text(json.dumps(table, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
