@@ -315,7 +315,11 @@ def match_calibrated(
     times["geometry"] = time.time() - t
     t = time.time()
     sweep = Sweep.planes(ref_cam, other_cam, depths)
-    raw = cost.volume(ref_w, other_w, sweep, progress=progress)
+    if cfg.lr_check:  # both directions at once: descriptor costs describe each image once
+        backward = Sweep.planes(other_cam, ref_cam, depths)
+        raw, raw_other = cost.volume_pair(ref_w, other_w, sweep, backward, progress=progress)
+    else:
+        raw = cost.volume(ref_w, other_w, sweep, progress=progress)
     volume = normalise_volume(raw)
     times["cost_volume"] = time.time() - t
     t = time.time()
@@ -324,10 +328,7 @@ def match_calibrated(
     lr_rejected = None
     if cfg.lr_check:
         t = time.time()
-        other_volume = normalise_volume(
-            cost.volume(other_w, ref_w, Sweep.planes(other_cam, ref_cam, depths))
-        )
-        depth_other_w = optimise(other_volume, other_w, depths, cfg)[3]
+        depth_other_w = optimise(normalise_volume(raw_other), other_w, depths, cfg)[3]
         step = (1 / depths.min() - 1 / depths.max()) / max(len(depths) - 1, 1)
         keep = depth_left_right_consistent(
             depth_w, depth_other_w, ref_cam, other_cam, cfg.lr_tolerance * step
@@ -429,20 +430,22 @@ def match_rectified(
     times["geometry"] = time.time() - t
     t = time.time()
     sweep = Sweep.disparities(left_w.shape[0], left_w.shape[1], disparities * scale)
-    volume = normalise_volume(cost.volume(left_w, right_w, sweep, progress=progress))
+    if cfg.lr_check:  # the right image's match of x is x + d: negative shifts
+        backward = Sweep.disparities(left_w.shape[0], left_w.shape[1], -disparities * scale)
+        raw, raw_right = cost.volume_pair(left_w, right_w, sweep, backward, progress=progress)
+    else:
+        raw = cost.volume(left_w, right_w, sweep, progress=progress)
+    volume = normalise_volume(raw)
     times["cost_volume"] = time.time() - t
     t = time.time()
     labels, energy_wta, energy_final, disp_w = optimise(volume, left_w, disparities, cfg)
     times["mrf"] = time.time() - t
     lr_rejected = None
-    if cfg.lr_check:  # the right image's disparities: match the mirrored pair
+    if cfg.lr_check:  # the right image's own disparities must agree
         t = time.time()
-        mirrored = cost.volume(right_w[:, ::-1].copy(), left_w[:, ::-1].copy(), sweep)
-        disp_right_w = optimise(normalise_volume(mirrored), right_w[:, ::-1], disparities, cfg)[3]
+        disp_right_w = optimise(normalise_volume(raw_right), right_w, disparities, cfg)[3]
         step = (d_max - d_min) / max(cfg.n_labels - 1, 1)
-        keep = disparity_left_right_consistent(
-            disp_w, disp_right_w[:, ::-1], scale, cfg.lr_tolerance * step
-        )
+        keep = disparity_left_right_consistent(disp_w, disp_right_w, scale, cfg.lr_tolerance * step)
         lr_rejected = float((np.isfinite(disp_w) & ~keep).mean())
         disp_w = np.where(keep, disp_w, np.nan).astype(np.float32)
         times["lr_check"] = time.time() - t

@@ -124,3 +124,33 @@ def test_compressed_descriptor_volume_matches_the_exact_one():
     scale = np.nanmax(exact)
     assert np.abs(exact[ok] - compressed[ok]).max() < 0.02 * scale
     assert (np.nanargmin(exact[:, :, 10:], axis=0) == 3).mean() > 0.9  # true shift wins
+
+
+@pytest.mark.parametrize("name", ["siam-l2", "siam", "l2net"])
+def test_volume_pair_equals_two_separate_volumes(name):
+    """Left-right checks describe each image once: both directions equal two volume calls."""
+    from stereo.cost.volume import DescriptorCost, Sweep
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    left = (rng.random((44, 56)) * 255).astype(np.uint8)
+    right = np.roll(left, -2, axis=1)
+    forward = Sweep.disparities(44, 56, np.arange(5.0))
+    backward = Sweep.disparities(44, 56, -np.arange(5.0))
+    cost = DescriptorCost(build_model(name).eval())
+    pair = cost.volume_pair(left, right, forward, backward)
+    separate = (cost.volume(left, right, forward), cost.volume(right, left, backward))
+    for got, expected in zip(pair, separate, strict=True):
+        assert np.array_equal(np.isfinite(got), np.isfinite(expected))
+        ok = np.isfinite(expected)
+        np.testing.assert_allclose(got[ok], expected[ok], rtol=1e-4, atol=1e-4)
+    if name != "siam":  # an untrained L2 descriptor is still a metric: the shift +2 wins
+        assert (np.nanargmin(pair[1][:, :, :-8], axis=0) == 2).mean() > 0.5
+
+
+def test_images_too_small_for_a_network_give_a_clear_error():
+    from stereo.errors import StereoError
+
+    model = build_model("siam-l2").eval()
+    with pytest.raises(StereoError, match="at least .* pixels a side"):
+        DenseDescriptor(model)(torch.zeros(1, 1, 30, 80))

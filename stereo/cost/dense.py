@@ -125,6 +125,12 @@ def normalise_image(image: Tensor, mode: str, window: int = PATCH) -> Tensor:
 def pad_image(image: Tensor) -> Tensor:
     """Reflect-pad ``(B, C, H, W)`` so that dense outputs cover every pixel."""
     after = PAD_AFTER + SPARE
+    h, w = image.shape[-2:]
+    if min(h, w) <= max(PAD_BEFORE, after):
+        raise StereoError(
+            f"the working image is {w}×{h} pixels: learned costs need at least "
+            f"{max(PAD_BEFORE, after) + 1} pixels a side; raise --size or use larger images"
+        )
     return F.pad(image, (PAD_BEFORE, after, PAD_BEFORE, after), mode="reflect")
 
 

@@ -120,6 +120,22 @@ class Cost:
         """``(L, H, W)`` float32 costs (lower = better), NaN outside the second image."""
         raise NotImplementedError
 
+    def volume_pair(
+        self,
+        reference: np.ndarray,
+        other: np.ndarray,
+        forward: Sweep,
+        backward: Sweep,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Volumes of both directions (left-right checks): ``forward`` sweeps ``reference``
+        against ``other``, ``backward`` sweeps ``other`` against ``reference``. Costs that
+        describe each image once (descriptor costs) override it to describe them only once."""
+        return (
+            self.volume(reference, other, forward, progress),
+            self.volume(other, reference, backward, progress),
+        )
+
 
 class DescriptorCost(Cost):
     """Distance of dense descriptors (descriptor networks, or any per-pixel features).
@@ -147,14 +163,29 @@ class DescriptorCost(Cost):
         return dense_in_strips(self.dense, x)[0]
 
     @torch.no_grad()
-    def volume(self, reference, other, sweep, progress=False):
+    def _descriptor_maps(self, reference: np.ndarray, other: np.ndarray) -> tuple[Tensor, Tensor]:
+        """Descriptor maps ``(D, H, W)`` of both images, compressed together (L2 costs)."""
         d_ref, d_other = self.features(reference), self.features(other)
-        head = getattr(self.model, "head", None)
         self.info = {"descriptor_dims": int(d_ref.shape[0])}
-        if head is None and self.variance_kept < 1.0:
+        if getattr(self.model, "head", None) is None and self.variance_kept < 1.0:
             d_ref, d_other, kept = compress_descriptors(d_ref, d_other, self.variance_kept)
             self.info.update(descriptor_dims_kept=int(d_ref.shape[0]), variance_kept=kept)
+        return d_ref, d_other
+
+    @torch.no_grad()
+    def volume(self, reference, other, sweep, progress=False):
+        d_ref, d_other = self._descriptor_maps(reference, other)
+        head = getattr(self.model, "head", None)
         return descriptor_volume(d_ref, d_other, sweep, head, self.name, progress)
+
+    @torch.no_grad()
+    def volume_pair(self, reference, other, forward, backward, progress=False):
+        d_ref, d_other = self._descriptor_maps(reference, other)
+        head = getattr(self.model, "head", None)
+        return (
+            descriptor_volume(d_ref, d_other, forward, head, self.name, progress),
+            descriptor_volume(d_other, d_ref, backward, head, self.name, progress),
+        )
 
 
 @torch.no_grad()
