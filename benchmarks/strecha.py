@@ -10,7 +10,9 @@ only in the matching cost and optimiser. correctness@τ (τ = 0.01, 0.02, 0.05) 
 ground-truth points that project inside the second image (and over all points in the JSON).
 
 Methods: any ``stereo-match --model`` value (registry names use the shipped weights; zncc,
-census, daisy, dsift) with graph cuts, ``NAME:wta`` for winner-take-all, and ``sgbm`` — OpenCV
+census, daisy, dsift) with graph cuts at the cost's default smoothness (chosen on castle-P19,
+see ``tune_smoothness.py``), ``NAME:0.1`` for graph cuts at λ = 0.1, ``NAME:wta`` for
+winner-take-all, and ``sgbm`` — OpenCV
 StereoSGBM after rectification with the true cameras (3-way, block 5, P1 200, P2 800,
 uniqueness 5, speckle 100/2, LR check 1), evaluated at the ground-truth points through the
 rectification.
@@ -43,6 +45,7 @@ from stereo.evaluation import (  # noqa: E402
 )
 from stereo.geometry.camera import Camera  # noqa: E402
 from stereo.geometry.scene import load_scene  # noqa: E402
+from stereo.mrf.graphcut import MRFConfig  # noqa: E402
 from stereo.pipeline import StereoConfig, match_calibrated, working_pair  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "strecha"
@@ -213,12 +216,14 @@ def run_pair(scene_name: str, r: int, k: int, methods: list[str], size: int, n_l
             metrics = _sparse_correctness(estimate, truth, in_view)
         else:
             name, _, opt = method.partition(":")
+            smoothness = float(opt) if opt and opt != "wta" else None
             cfg = StereoConfig(
                 model=name,
                 n_labels=n_labels,
                 depth_range=depth_range,
                 working_size=size,
-                optimizer=opt or "graphcut",
+                optimizer="wta" if opt == "wta" else "graphcut",
+                mrf=MRFConfig(smoothness=smoothness),
             )
             result = match_calibrated(ref_w, other_w, ref_cam, other_cam, cfg)
             depth_map = result.depth
@@ -314,8 +319,10 @@ def write_table(summary: dict, path: Path) -> None:
         f"{summary['hardware']}. Working size {summary['size']} px (long side), "
         f"{summary['labels']} labels over the ground-truth depth range (+5 %). "
         "correctness@τ over the ground-truth points that project inside the second "
-        "image; a point without an estimate counts as wrong. Graph cuts unless marked "
-        "`:wta`. Empty cells: not run.",
+        "image; a point without an estimate counts as wrong. Graph cuts with the cost's "
+        "smoothness weight λ chosen on castle-P19 (`models/smoothness.json`, "
+        "`benchmarks/tune_smoothness.py`) unless marked `:wta` (winner-take-all) or `:λ` "
+        "(that weight). Empty cells: not run.",
         "",
     ]
     if summary.get("note"):

@@ -176,9 +176,9 @@ def run_match(
 @click.option(
     "--smoothness",
     type=float,
-    default=MRFConfig.smoothness,
-    show_default=True,
-    help="Weight of the pairwise term (unary costs are normalised to [0, 1]).",
+    default=None,
+    help="Weight λ of the pairwise term (unary costs are normalised to [0, 1]); default: the "
+    "cost's λ chosen on castle-P19 (models/smoothness.json), else 0.1.",
 )
 @click.option(
     "--truncation",
@@ -262,6 +262,8 @@ def match_command(
     (--rectified, or detected) or after rectification from matches; they give disparity.npy
     (pixels) instead, plus rectification.json for uncalibrated pairs.
     """
+    if smoothness is not None and not smoothness >= 0:
+        raise StereoError(f"--smoothness must be a weight ≥ 0, not {smoothness}")
     mrf = MRFConfig(
         smoothness=smoothness, truncation=truncation, potts=potts, iterations=mrf_iterations
     )

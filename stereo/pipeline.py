@@ -6,8 +6,9 @@ both cameras; notebooks, tests and the ``stereo-match`` command call it directly
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -27,7 +28,13 @@ from stereo.cost.volume import (
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera, epipolar_distance, fundamental_matrix, triangulate
 from stereo.geometry.planesweep import backproject, inverse_depth_labels
-from stereo.mrf.graphcut import MRFConfig, normalise_volume, solve, winner_take_all
+from stereo.mrf.graphcut import (
+    FALLBACK_SMOOTHNESS,
+    MRFConfig,
+    normalise_volume,
+    solve,
+    winner_take_all,
+)
 from stereo.patchnet.models import DescriptorNet
 
 #: costs that need no network, by the name ``--model`` takes.
@@ -180,6 +187,37 @@ def confidence_map(volume: np.ndarray) -> np.ndarray:
     return np.clip(margin, 0, 1)
 
 
+def default_smoothness(model: str) -> float:
+    """The smoothness weight λ of a matching cost: the value chosen for it on castle-P19 by
+    ``benchmarks/tune_smoothness.py --install`` (``models/smoothness.json``; registry names
+    resolve to their shipped weights file), else :data:`FALLBACK_SMOOTHNESS`."""
+    from stereo.patchnet.weights import models_dir, shipped_weights
+
+    path = models_dir() / "smoothness.json"
+    if not path.is_file():
+        return FALLBACK_SMOOTHNESS
+    try:
+        table = json.loads(path.read_text())["smoothness"]
+    except (ValueError, KeyError, TypeError):
+        raise StereoError(
+            f"{path} is not a smoothness table (needs {{'smoothness': {{cost: λ}}}}); "
+            "rewrite it with benchmarks/tune_smoothness.py --install or delete it"
+        ) from None
+    if model in table:
+        return float(table[model])
+    shipped = shipped_weights(model)
+    if shipped is not None and shipped.stem in table:
+        return float(table[shipped.stem])
+    return FALLBACK_SMOOTHNESS
+
+
+def resolved_mrf(cfg: StereoConfig) -> MRFConfig:
+    """``cfg.mrf`` with the smoothness weight filled in (the cost's default when unset)."""
+    if cfg.mrf.smoothness is not None:
+        return cfg.mrf
+    return replace(cfg.mrf, smoothness=default_smoothness(cfg.model))
+
+
 def optimise(volume: np.ndarray, image: np.ndarray, values: np.ndarray, cfg: StereoConfig):
     """Labels of a normalised volume by graph cut or winner-take-all.
 
@@ -189,7 +227,7 @@ def optimise(volume: np.ndarray, image: np.ndarray, values: np.ndarray, cfg: Ste
         (unless ``cfg.invalid == "fill"``).
     """
     if cfg.optimizer == "graphcut":
-        mrf = solve(volume, image, cfg.mrf)
+        mrf = solve(volume, image, resolved_mrf(cfg))
         labels, energy_wta, energy_final = mrf.labels, mrf.energy_wta, mrf.energy
     elif cfg.optimizer == "wta":
         labels, energy_wta, energy_final = winner_take_all(volume), None, None
@@ -222,7 +260,7 @@ def run_report(
         "working_size": [int(working.shape[1]), int(working.shape[0])],
         "image_size": [int(image.shape[1]), int(image.shape[0])],
         "optimizer": cfg.optimizer,
-        "mrf": asdict(cfg.mrf),
+        "mrf": asdict(resolved_mrf(cfg)),
         "device": cfg.device,
         "threads": torch.get_num_threads(),
         "seconds": {k: round(v, 2) for k, v in times.items()},

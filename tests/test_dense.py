@@ -152,5 +152,5 @@ def test_images_too_small_for_a_network_give_a_clear_error():
     from stereo.errors import StereoError
 
     model = build_model("siam-l2").eval()
-    with pytest.raises(StereoError, match="at least .* pixels a side"):
+    with pytest.raises(StereoError, match=r"at least .* pixels a side"):
         DenseDescriptor(model)(torch.zeros(1, 1, 30, 80))

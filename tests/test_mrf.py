@@ -82,3 +82,28 @@ def test_normalise_volume():
     cost[5] = np.nan
     out = normalise_volume(cost, 0, 100)
     assert out[0, 0, 0] == 0 and out[100, 0, 0] == 1 and np.isnan(out[5, 0, 0])
+
+
+def test_smoothness_defaults_per_cost(tmp_path, monkeypatch):
+    """λ comes from models/smoothness.json by cost name or by the registry's weights file."""
+    import json
+
+    from stereo.errors import StereoError
+    from stereo.mrf.graphcut import FALLBACK_SMOOTHNESS, MRFConfig
+    from stereo.pipeline import StereoConfig, default_smoothness, resolved_mrf
+
+    monkeypatch.setenv("STEREO_MODELS_DIR", str(tmp_path))
+    assert default_smoothness("zncc") == FALLBACK_SMOOTHNESS  # no table: the fallback
+    (tmp_path / "defaults.json").write_text(json.dumps({"l2net": "l2net.castle-fixed.pt"}))
+    table = {"smoothness": {"zncc": 0.4, "l2net.castle-fixed": 0.2}}
+    (tmp_path / "smoothness.json").write_text(json.dumps(table))
+    assert default_smoothness("zncc") == 0.4
+    assert default_smoothness("l2net.castle-fixed") == 0.2
+    assert default_smoothness("l2net") == 0.2  # registry name → its shipped file
+    assert default_smoothness("census") == FALLBACK_SMOOTHNESS
+    assert resolved_mrf(StereoConfig(model="zncc")).smoothness == 0.4
+    given = StereoConfig(model="zncc", mrf=MRFConfig(smoothness=0.05))
+    assert resolved_mrf(given).smoothness == 0.05  # an explicit λ wins
+    (tmp_path / "smoothness.json").write_text("[1, 2]")
+    with pytest.raises(StereoError, match="not a smoothness table"):
+        default_smoothness("zncc")

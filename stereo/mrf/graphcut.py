@@ -23,12 +23,17 @@ import numpy as np
 
 from stereo.errors import StereoError
 
+#: λ of a cost without a tuned default (and of the MRF used on its own)
+FALLBACK_SMOOTHNESS = 0.1
+
 
 @dataclass(frozen=True)
 class MRFConfig:
     """Smoothness model (defaults suit normalised costs in [0, 1])."""
 
-    smoothness: float = 0.1  # λ, in units of the normalised unary cost
+    # λ, in units of the normalised unary cost; None: the matching cost's own default
+    # (stereo.pipeline.default_smoothness), FALLBACK_SMOOTHNESS where nothing says more
+    smoothness: float | None = None
     truncation: int = 4  # T, labels (truncated linear)
     potts: bool = False  # Potts instead of truncated linear
     contrast_sigma: float = 12.0  # σ of the contrast weight, grey levels
@@ -86,7 +91,7 @@ def build_problem(unary: np.ndarray, image: np.ndarray, cfg: MRFConfig) -> Integ
         raise StereoError(f"cost volume {unary.shape} does not fit image {image.shape}")
     u = np.where(np.isfinite(unary), unary, cfg.invalid_cost)
     w_v, w_h = edge_weights(image, cfg)
-    lam = cfg.smoothness * cfg.scale
+    lam = (FALLBACK_SMOOTHNESS if cfg.smoothness is None else cfg.smoothness) * cfg.scale
     return IntegerProblem(
         unary=np.ascontiguousarray(np.rint(u.transpose(1, 2, 0) * cfg.scale).astype(np.int32)),
         pairwise=np.rint(label_distance(unary.shape[0], cfg)).astype(np.int32),
