@@ -133,7 +133,8 @@ def run_match(
     "--model",
     default=DEFAULT_MODEL,
     show_default=True,
-    help=f"Registry name, weights file, or a baseline ({', '.join(BASELINE_COSTS)}).",
+    help=f"Registry name, weights file, or a baseline ({', '.join(BASELINE_COSTS)}); several "
+    "joined by commas average their normalised volumes (e.g. zncc,l2net.castle-fixed).",
 )
 @click.option(
     "--out", "out_dir", type=click.Path(path_type=Path), default="stereo_out", show_default=True

@@ -21,6 +21,7 @@ from stereo.cost.volume import (
     DaisyCost,
     DenseSiftCost,
     DescriptorCost,
+    FusedCost,
     Sweep,
     TwoChannelCost,
     ZNCCCost,
@@ -92,17 +93,21 @@ def make_cost(
     untrained: bool = False,
     descriptor_variance: float = DescriptorCost.variance_kept,
 ) -> Cost:
-    """The matching cost of a registry model, a weights file, or a baseline name
+    """The matching cost of a registry model, a weights file, a baseline name, or several of
+    these joined by commas (their mean normalised volume, :class:`~stereo.cost.volume.FusedCost`)
     (``descriptor_variance``: see :class:`~stereo.cost.volume.DescriptorCost`)."""
     if not 0.0 < descriptor_variance <= 1.0:
         raise StereoError(f"descriptor variance kept must lie in (0, 1], not {descriptor_variance}")
     cost = _make_cost(name, device, untrained)
-    if isinstance(cost, DescriptorCost):
-        cost.variance_kept = descriptor_variance
+    for part in cost.components if isinstance(cost, FusedCost) else [cost]:
+        if isinstance(part, DescriptorCost):
+            part.variance_kept = descriptor_variance
     return cost
 
 
 def _make_cost(name: str, device: str, untrained: bool) -> Cost:
+    if "," in name:  # a fused cost: "zncc,l2net.castle-fixed"
+        return FusedCost([_make_cost(part.strip(), device, untrained) for part in name.split(",")])
     if name in BASELINE_COSTS:
         return BASELINE_COSTS[name]()
     from stereo.patchnet.weights import load_model

@@ -154,3 +154,26 @@ def test_images_too_small_for_a_network_give_a_clear_error():
     model = build_model("siam-l2").eval()
     with pytest.raises(StereoError, match=r"at least .* pixels a side"):
         DenseDescriptor(model)(torch.zeros(1, 1, 30, 80))
+
+
+def test_fused_cost_is_the_mean_of_normalised_volumes():
+    from stereo.cost.volume import Sweep
+    from stereo.mrf.graphcut import normalise_volume
+    from stereo.pipeline import make_cost
+
+    rng = np.random.default_rng(3)
+    left = (rng.random((44, 60)) * 255).astype(np.uint8)
+    right = np.roll(left, -3, axis=1)
+    sweep = Sweep.disparities(44, 60, np.arange(6.0))
+    fused = make_cost("zncc,census")
+    expected = (
+        normalise_volume(make_cost("zncc").volume(left, right, sweep))
+        + normalise_volume(make_cost("census").volume(left, right, sweep))
+    ) / 2
+    got = fused.volume(left, right, sweep)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    assert (np.nanargmin(got[:, 8:-8, 12:-8], axis=0) == 3).mean() > 0.95
+    backward = Sweep.disparities(44, 60, -np.arange(6.0))
+    pair = fused.volume_pair(left, right, sweep, backward)
+    np.testing.assert_allclose(pair[0], expected, rtol=1e-6, atol=1e-6)
+    assert fused.name == "zncc9,census7"

@@ -15,6 +15,7 @@ Costs:
 * :class:`TwoChannelCost` — 2-channel networks: the second image is warped to the reference
   for each hypothesis, stacked with it and scored densely.
 * :class:`ZNCCCost`, :class:`CensusCost`, :class:`DaisyCost`, :class:`DenseSiftCost` — baselines.
+* :class:`FusedCost` — the mean of several costs' normalised volumes.
 """
 
 from __future__ import annotations
@@ -436,3 +437,37 @@ def descriptor_volume(
             cost[~inside] = float("nan")
             out[label, rows] = cost.cpu().numpy()
     return out
+
+
+class FusedCost(Cost):
+    """The mean of the normalised volumes (:func:`~stereo.mrf.graphcut.normalise_volume`,
+    each in [0, 1]) of several costs — e.g. a learned cost with ZNCC. NaN where any
+    component is NaN."""
+
+    def __init__(self, components: list[Cost]) -> None:
+        if len(components) < 2:
+            raise StereoError("a fused cost needs at least two components")
+        self.components = components
+        self.name = ",".join(c.name for c in components)
+        self.info: dict[str, float | int] = {}
+
+    def volume(self, reference, other, sweep, progress=False):
+        from stereo.mrf.graphcut import normalise_volume
+
+        total = None
+        for component in self.components:
+            part = normalise_volume(component.volume(reference, other, sweep, progress))
+            total = part if total is None else total + part
+            self.info.update(getattr(component, "info", {}))
+        return total / len(self.components)
+
+    def volume_pair(self, reference, other, forward, backward, progress=False):
+        from stereo.mrf.graphcut import normalise_volume
+
+        sums = [None, None]
+        for component in self.components:
+            parts = component.volume_pair(reference, other, forward, backward, progress)
+            for i, part in enumerate(parts):
+                part = normalise_volume(part)
+                sums[i] = part if sums[i] is None else sums[i] + part
+        return sums[0] / len(self.components), sums[1] / len(self.components)
