@@ -73,12 +73,27 @@ def main() -> None:
         action="store_true",
         help="write the chosen weights to models/smoothness.json (stereo-match's defaults)",
     )
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="rewrite the table (and with --install the defaults) from the JSON, running nothing",
+    )
     args = parser.parse_args()
+    out = Path(args.out)
+    if args.table_only:
+        if not out.with_suffix(".json").is_file():
+            sys.exit(f"error: {out.with_suffix('.json')} does not exist; run the tuning first")
+        summary = json.loads(out.with_suffix(".json").read_text())
+        summary["chosen"] = choose(summary["results"], tuple(summary["grid"]))
+        out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_table(summary, out.with_suffix(".md"))
+        if args.install:
+            install(summary["chosen"], ROOT / "models" / "smoothness.json")
+        return
     if not DATA.is_dir():
         sys.exit(f"error: {DATA} is missing (the shared Strecha data)")
     torch.set_num_threads(2)
     grid = tuple(args.grid)
-    out = Path(args.out)
     previous = (
         json.loads(out.with_suffix(".json").read_text())
         if out.with_suffix(".json").is_file()
@@ -120,7 +135,8 @@ def write_table(summary: dict, path: Path) -> None:
     ]
     for method, c in summary["chosen"].items():
         cells = [f"{c['wta']:.3f}"] + [f"{c['mean'][str(s)]:.3f}" for s in grid]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | **{c['smoothness']}** |")
+        edge = " (grid edge)" if c["smoothness"] in (min(grid), max(grid)) else ""
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | **{c['smoothness']}**{edge} |")
     for pair, rows in summary["results"].items():
         lines += [
             "",
@@ -139,7 +155,7 @@ def write_table(summary: dict, path: Path) -> None:
 def install(chosen: dict[str, dict], path: Path) -> None:
     """Write ``{cost: λ}`` with its provenance to ``path``."""
     table = {
-        "about": "graph-cut smoothness weight λ per matching cost, chosen on castle-P19 by "
+        "about": "graph-cut smoothness weight (lambda) per matching cost, chosen on castle-P19 by "
         "`python benchmarks/tune_smoothness.py --install` (see benchmarks/results/smoothness.md)",
         "smoothness": {m: c["smoothness"] for m, c in chosen.items()},
     }

@@ -107,3 +107,23 @@ def test_smoothness_defaults_per_cost(tmp_path, monkeypatch):
     (tmp_path / "smoothness.json").write_text("[1, 2]")
     with pytest.raises(StereoError, match="not a smoothness table"):
         default_smoothness("zncc")
+
+
+def test_shipped_smoothness_table_names_real_costs():
+    """Every cost in models/smoothness.json exists (a baseline or a shipped weights file, or
+    a comma-joined fusion of them) and has a positive weight."""
+    import json
+
+    from stereo.patchnet.weights import models_dir
+    from stereo.pipeline import BASELINE_COSTS, default_smoothness
+
+    path = models_dir() / "smoothness.json"
+    if not path.is_file():
+        pytest.skip("no smoothness table shipped")
+    table = json.loads(path.read_text())["smoothness"]
+    assert table
+    for cost, weight in table.items():
+        assert weight > 0
+        for part in cost.split(","):
+            assert part in BASELINE_COSTS or (models_dir() / f"{part}.pt").is_file(), part
+        assert default_smoothness(cost) == weight
