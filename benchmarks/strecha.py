@@ -36,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import saved_results  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from stereo.evaluation import (  # noqa: E402
     SparseDepth,
@@ -274,9 +275,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     if args.table_only:
-        if not out.with_suffix(".json").is_file():
-            sys.exit(f"error: {out.with_suffix('.json')} does not exist; run the benchmark first")
-        summary = json.loads(out.with_suffix(".json").read_text())
+        summary = saved_results(out, required=True)
         summary["note"] = args.note or summary.get("note")
         out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
         write_table(summary, out.with_suffix(".md"))
@@ -284,11 +283,7 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"error: {DATA} is missing (the shared Strecha data)")
     torch.set_num_threads(2)
-    previous = (
-        json.loads(out.with_suffix(".json").read_text())
-        if out.with_suffix(".json").is_file()
-        else {"results": {}}
-    )
+    previous = saved_results(out)
     results = previous.get("results", {})
     for pair in args.pairs:
         scene_name, r, k = pair.split(":")

@@ -30,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import saved_results  # noqa: E402
 from benchmarks.cost_sweep import run_pair  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from benchmarks.strecha import DATA  # noqa: E402
@@ -81,9 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     if args.table_only:
-        if not out.with_suffix(".json").is_file():
-            sys.exit(f"error: {out.with_suffix('.json')} does not exist; run the tuning first")
-        summary = json.loads(out.with_suffix(".json").read_text())
+        summary = saved_results(out, required=True)
         summary["chosen"] = choose(summary["results"], tuple(summary["grid"]))
         out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
         write_table(summary, out.with_suffix(".md"))
@@ -94,11 +93,7 @@ def main() -> None:
         sys.exit(f"error: {DATA} is missing (the shared Strecha data)")
     torch.set_num_threads(2)
     grid = tuple(args.grid)
-    previous = (
-        json.loads(out.with_suffix(".json").read_text())
-        if out.with_suffix(".json").is_file()
-        else {}
-    )
+    previous = saved_results(out)
     results = previous.get("results", {}) if tuple(previous.get("grid", ())) == grid else {}
     for pair in args.pairs:
         rows = run_pair(pair, args.methods, args.size, args.labels, grid)
