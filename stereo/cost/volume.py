@@ -20,6 +20,7 @@ Costs:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -452,22 +453,24 @@ class FusedCost(Cost):
         self.info: dict[str, float | int] = {}
 
     def volume(self, reference, other, sweep, progress=False):
-        from stereo.mrf.graphcut import normalise_volume
-
-        total = None
-        for component in self.components:
-            part = normalise_volume(component.volume(reference, other, sweep, progress))
-            total = part if total is None else total + part
-            self.info.update(getattr(component, "info", {}))
-        return total / len(self.components)
+        parts = ((c.volume(reference, other, sweep, progress),) for c in self.components)
+        return self._mean_normalised(parts)[0]
 
     def volume_pair(self, reference, other, forward, backward, progress=False):
+        return self._mean_normalised(
+            c.volume_pair(reference, other, forward, backward, progress) for c in self.components
+        )
+
+    def _mean_normalised(self, parts: Iterator[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+        """Mean over the components of each normalised volume of their tuples, summed as the
+        components produce them (one component's raw volumes in memory at a time)."""
         from stereo.mrf.graphcut import normalise_volume
 
-        sums = [None, None]
-        for component in self.components:
-            parts = component.volume_pair(reference, other, forward, backward, progress)
-            for i, part in enumerate(parts):
-                part = normalise_volume(part)
-                sums[i] = part if sums[i] is None else sums[i] + part
-        return sums[0] / len(self.components), sums[1] / len(self.components)
+        totals: list[np.ndarray] = []
+        for volumes in parts:
+            normalised = [normalise_volume(v) for v in volumes]
+            if totals:
+                normalised = [t + n for t, n in zip(totals, normalised, strict=True)]
+            totals = normalised
+        self.info = {k: v for c in self.components for k, v in getattr(c, "info", {}).items()}
+        return tuple(t / len(self.components) for t in totals)

@@ -278,7 +278,6 @@ def build_tracks(
         "epipolar_matches": n_epipolar,
         "tracks": len(tracks),
         "consistent_tracks": len(consistent),
-        "kept_tracks": len(kept_tracks),
     }
     return SceneTracks(
         views, images, cameras, kp_all, view_of, kept_tracks, kept_points, kept_errors, stats
@@ -381,7 +380,7 @@ def build_scene_patches(
             "geometric checks; check the cameras or loosen the thresholds"
         )
     stats = {
-        **{k: v for k, v in found.stats.items() if k != "kept_tracks"},
+        **found.stats,
         "points": len(point_xyz),
         "patches": len(patches),
         "config": asdict(cfg),

@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import click
+import numpy as np
 
 from stereo.datasets.calibrated import SceneBuildConfig, build_scene_patches, sparse_truth
 from stereo.datasets.homography import HomographyBuildConfig, build_sequence_patches
@@ -179,8 +180,6 @@ def build_command(
 def truth_command(scene_dir: str, out_dir: str) -> None:
     """Sparse depth ground truth of every view of a calibrated scene (SIFT tracks checked
     against the true cameras and triangulated), in the gt_sparse format."""
-    import numpy as np
-
     scene = load_scene(scene_dir)
     truth = sparse_truth(scene)
     out = Path(out_dir)
