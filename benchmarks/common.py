@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -16,3 +17,33 @@ def saved_results(out: Path, required: bool = False) -> dict:
     if required:
         sys.exit(f"error: {path} does not exist; run the benchmark first")
     return {}
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A benchmark row's method: ``NAME[:OPTION]...`` with options ``wta`` (winner-take-all),
+    a number (graph cuts at that smoothness weight λ) and ``flat`` (descriptor costs describe
+    the raw second image, not the one pre-warped by the middle plane)."""
+
+    name: str
+    optimizer: str = "graphcut"
+    smoothness: float | None = None  # None: the cost's λ from models/smoothness.json
+    prewarp: bool = True
+
+
+def parse_method(spec: str) -> MethodSpec:
+    """The :class:`MethodSpec` of a ``--methods`` entry; exits with a one-line error on an
+    unknown option."""
+    name, *options = spec.split(":")
+    optimizer, smoothness, prewarp = "graphcut", None, True
+    for option in options:
+        if option == "wta":
+            optimizer = "wta"
+        elif option == "flat":
+            prewarp = False
+        else:
+            try:
+                smoothness = float(option)
+            except ValueError:
+                sys.exit(f"error: method {spec!r}: option {option!r} is not wta, flat or a λ")
+    return MethodSpec(name, optimizer, smoothness, prewarp)

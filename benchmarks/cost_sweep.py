@@ -7,9 +7,11 @@ For each pair of the Strecha protocol (see ``strecha.py``) and each cost, the co
 computed once (768×512, 64 labels over the ground-truth depth range + 5 %) and scored with
 winner-take-all and with graph cuts at several smoothness weights λ (truncation 4 labels,
 2 expansion cycles): correctness@0.05 over the ground-truth points inside the second view.
-WTA isolates the cost; the λ sweep shows how much each cost leans on the MRF. λ = 0.1 is the
-default of ``stereo-match``; picking λ per cost on these pairs would be tuning on the test set,
-so the main table (``strecha.py``) keeps the default. Writes ``results/cost_sweep.md`` / json.
+WTA isolates the cost; the λ sweep shows how much each cost leans on the MRF. Picking λ per
+cost on these pairs would be tuning on the test set: ``stereo-match`` and the main table
+(``strecha.py``) use the λ chosen on castle-P19 (``tune_smoothness.py``, which runs this
+script's ``run_pair`` on castle). ``NAME:flat``: a descriptor cost on the raw second image
+instead of the one pre-warped by the middle plane. Writes ``results/cost_sweep.md`` / json.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import parse_method  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from benchmarks.strecha import DATA, load_pair  # noqa: E402
 from stereo.cost.volume import Sweep  # noqa: E402
@@ -64,7 +67,9 @@ def run_pair(
     rows = {}
     for method in methods:
         t0 = time.time()
-        volume = normalise_volume(make_cost(method).volume(pair.reference, pair.other, sweep))
+        spec = parse_method(method)
+        cost = make_cost(spec.name, prewarp=spec.prewarp)
+        volume = normalise_volume(cost.volume(pair.reference, pair.other, sweep))
         scores = {"volume_s": round(time.time() - t0, 1)}
         for key, cfg in optimisers.items():
             depth = optimise(volume, pair.reference, depths, cfg)[3]

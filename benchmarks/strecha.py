@@ -12,7 +12,8 @@ ground-truth points that project inside the second image (and over all points in
 Methods: any ``stereo-match --model`` value (registry names use the shipped weights; zncc,
 census, daisy, dsift) with graph cuts at the cost's default smoothness (chosen on castle-P19,
 see ``tune_smoothness.py``), ``NAME:0.1`` for graph cuts at λ = 0.1, ``NAME:wta`` for
-winner-take-all, and ``sgbm`` — OpenCV
+winner-take-all, ``NAME:flat`` for a descriptor cost on the raw second image (not pre-warped
+by the middle plane; options combine: ``NAME:wta:flat``), and ``sgbm`` — OpenCV
 StereoSGBM after rectification with the true cameras (3-way, block 5, P1 200, P2 800,
 uniqueness 5, speckle 100/2, LR check 1), evaluated at the ground-truth points through the
 rectification.
@@ -36,7 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import saved_results  # noqa: E402
+from benchmarks.common import parse_method, saved_results  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from stereo.evaluation import (  # noqa: E402
     SparseDepth,
@@ -216,15 +217,15 @@ def run_pair(scene_name: str, r: int, k: int, methods: list[str], size: int, n_l
             depth_map = np.full((ref_cam.height, ref_cam.width), np.nan, np.float32)
             metrics = _sparse_correctness(estimate, truth, in_view)
         else:
-            name, _, opt = method.partition(":")
-            smoothness = float(opt) if opt and opt != "wta" else None
+            spec = parse_method(method)
             cfg = StereoConfig(
-                model=name,
+                model=spec.name,
                 n_labels=n_labels,
                 depth_range=depth_range,
                 working_size=size,
-                optimizer="wta" if opt == "wta" else "graphcut",
-                mrf=MRFConfig(smoothness=smoothness),
+                optimizer=spec.optimizer,
+                mrf=MRFConfig(smoothness=spec.smoothness),
+                prewarp=spec.prewarp,
             )
             result = match_calibrated(ref_w, other_w, ref_cam, other_cam, cfg)
             depth_map = result.depth
@@ -317,7 +318,8 @@ def write_table(summary: dict, path: Path) -> None:
         "image; a point without an estimate counts as wrong. Graph cuts with the cost's "
         "smoothness weight λ chosen on castle-P19 (`models/smoothness.json`, "
         "`benchmarks/tune_smoothness.py`) unless marked `:wta` (winner-take-all) or `:λ` "
-        "(that weight). Empty cells: not run.",
+        "(that weight). Descriptor costs describe the second image pre-warped by the middle "
+        "depth plane unless marked `:flat`. Empty cells: not run.",
         "",
     ]
     if summary.get("note"):

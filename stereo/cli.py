@@ -205,6 +205,13 @@ def run_match(
     "(principal components; 1 = exact, slower).",
 )
 @click.option(
+    "--prewarp/--no-prewarp",
+    default=StereoConfig.prewarp,
+    show_default=True,
+    help="Descriptor models, calibrated pairs: describe RIGHT after warping it into LEFT's "
+    "view by the middle depth plane, which undoes most of the perspective between the views.",
+)
+@click.option(
     "--invalid",
     type=click.Choice(["nan", "fill"]),
     default="nan",
@@ -246,6 +253,7 @@ def match_command(
     potts,
     mrf_iterations,
     descriptor_variance,
+    prewarp,
     invalid,
     lr_check,
     rectified,
@@ -270,6 +278,7 @@ def match_command(
     )
     config = StereoConfig(
         descriptor_variance=descriptor_variance,
+        prewarp=prewarp,
         lr_check=lr_check,
         model=model,
         n_labels=n_labels,

@@ -66,6 +66,8 @@ class StereoConfig:
     untrained: bool = False  # random network weights (tests and timing only)
     # L2 descriptor costs: share of the variance the principal-component projection keeps
     descriptor_variance: float = DescriptorCost.variance_kept
+    # descriptor costs on plane sweeps: describe the second image pre-warped by the middle plane
+    prewarp: bool = DescriptorCost.prewarp
     lr_check: bool = False  # also match the second image against the first; NaN where they disagree
     lr_tolerance: float = 1.0  # left-right agreement, in label steps
 
@@ -92,16 +94,18 @@ def make_cost(
     device: str = "cpu",
     untrained: bool = False,
     descriptor_variance: float = DescriptorCost.variance_kept,
+    prewarp: bool = DescriptorCost.prewarp,
 ) -> Cost:
     """The matching cost of a registry model, a weights file, a baseline name, or several of
     these joined by commas (their mean normalised volume, :class:`~stereo.cost.volume.FusedCost`)
-    (``descriptor_variance``: see :class:`~stereo.cost.volume.DescriptorCost`)."""
+    (``descriptor_variance``, ``prewarp``: see :class:`~stereo.cost.volume.DescriptorCost`)."""
     if not 0.0 < descriptor_variance <= 1.0:
         raise StereoError(f"descriptor variance kept must lie in (0, 1], not {descriptor_variance}")
     cost = _make_cost(name, device, untrained)
     for part in cost.components if isinstance(cost, FusedCost) else [cost]:
         if isinstance(part, DescriptorCost):
             part.variance_kept = descriptor_variance
+            part.prewarp = prewarp
     return cost
 
 
@@ -348,7 +352,7 @@ def match_calibrated(
         [reference, other], [reference_camera, other_camera], cfg.working_size
     )
     # bad names fail before any work
-    cost = make_cost(cfg.model, cfg.device, cfg.untrained, cfg.descriptor_variance)
+    cost = make_cost(cfg.model, cfg.device, cfg.untrained, cfg.descriptor_variance, cfg.prewarp)
     n_matches = None
     if cfg.depth_range is None:
         d_min, d_max, n_matches = estimate_depth_range(ref_w, other_w, ref_cam, other_cam)
@@ -460,7 +464,7 @@ def match_rectified(
     )
     left_w, right_w = resize(left), resize(right)
     # bad names fail before any work
-    cost = make_cost(cfg.model, cfg.device, cfg.untrained, cfg.descriptor_variance)
+    cost = make_cost(cfg.model, cfg.device, cfg.untrained, cfg.descriptor_variance, cfg.prewarp)
     n_matches = None
     if disparity_range is None:
         d_min, d_max, n_matches = estimate_disparity_range(left_w, right_w)

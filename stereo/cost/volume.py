@@ -88,6 +88,95 @@ class Sweep:
         return xy.astype(np.float32)
 
 
+@dataclass
+class Prewarp:
+    """The second image resampled into the reference's view by the homography of one plane
+    of a plane sweep (the middle label), on a canvas that holds every pixel a hypothesis of
+    the sweep can reach.
+
+    Descriptor costs describe this canvas instead of the raw second image: the perspective
+    distortion between the views is undone for surfaces near that plane, as the per-label
+    warp of the window costs (ZNCC, census, 2-channel nets) undoes it for each label, at the
+    price of one warp. Canvas pixel ``(u, v)`` sits at reference coordinates
+    ``(u + x0, v + y0)``.
+    """
+
+    to_other: np.ndarray  # (3, 3) canvas pixel → second-image pixel
+    height: int  # canvas size, pixels
+    width: int
+    other_height: int  # the second image's size, pixels
+    other_width: int
+    depth: float  # the plane's depth, metres
+
+    #: the canvas spans at most this many reference widths / heights
+    MAX_SPAN = 2.0
+
+    @classmethod
+    def for_sweep(cls, sweep: Sweep, other_shape: tuple[int, int]) -> Prewarp | None:
+        """The pre-warp of a plane sweep onto an ``other_shape`` = ``(H, W)`` second image,
+        or None for rectified sweeps (shifts distort nothing) and degenerate geometry."""
+        if sweep.kind != "depth" or sweep.reference is None or sweep.other is None:
+            return None
+        depth = float(sweep.labels[len(sweep) // 2])
+        plane = plane_homography(sweep.reference, sweep.other, depth)
+        if not np.isfinite(plane).all() or abs(np.linalg.det(plane)) < 1e-12:
+            return None
+        back = np.linalg.inv(plane)
+        oh, ow = other_shape
+        reached = []
+        ys = np.linspace(0, sweep.height - 1, 17)
+        for label in np.unique(np.linspace(0, len(sweep) - 1, 17).round().astype(int)):
+            xy = sweep.coordinates(label)[np.round(ys).astype(int)][:, ::16].reshape(-1, 2)
+            ok = (xy[:, 0] >= 0) & (xy[:, 0] <= ow - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= oh - 1)
+            reached.append(_apply_homography(back, xy[ok].astype(np.float64)))
+        points = np.concatenate(reached)
+        points = points[np.isfinite(points).all(axis=1)]
+        if len(points) == 0:
+            return None
+        margin = 24  # grid spacing: reached points between the sampled ones
+        lo_x = max(points[:, 0].min() - margin, -(cls.MAX_SPAN - 1) / 2 * sweep.width)
+        hi_x = min(points[:, 0].max() + margin, (cls.MAX_SPAN + 1) / 2 * sweep.width)
+        lo_y = max(points[:, 1].min() - margin, -(cls.MAX_SPAN - 1) / 2 * sweep.height)
+        hi_y = min(points[:, 1].max() + margin, (cls.MAX_SPAN + 1) / 2 * sweep.height)
+        x0, y0 = int(np.floor(lo_x)), int(np.floor(lo_y))
+        width, height = int(np.ceil(hi_x)) - x0 + 1, int(np.ceil(hi_y)) - y0 + 1
+        if width < 2 or height < 2:
+            return None
+        shift = np.array([[1.0, 0, x0], [0, 1.0, y0], [0, 0, 1.0]])
+        return cls(plane @ shift, height, width, oh, ow, depth)
+
+    def image(self, other: np.ndarray) -> np.ndarray:
+        """The canvas ``(height, width)``: ``other`` (grey uint8) resampled bilinearly."""
+        return cv2.warpPerspective(
+            other,
+            self.to_other,
+            (self.width, self.height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+
+    def canvas_coordinates(self, xy: np.ndarray) -> np.ndarray:
+        """Canvas coordinates ``(..., 2)`` float32 of second-image pixel coordinates."""
+        out = _apply_homography(np.linalg.inv(self.to_other), xy.reshape(-1, 2).astype(np.float64))
+        out[~np.isfinite(out).all(axis=1)] = -1e6
+        return out.reshape(xy.shape).astype(np.float32)
+
+    def inside_other(self, xy: np.ndarray) -> np.ndarray:
+        """``(...)`` bool: second-image coordinates ``(..., 2)`` that lie inside it."""
+        x, y = xy[..., 0], xy[..., 1]
+        return (x >= 0) & (x <= self.other_width - 1) & (y >= 0) & (y <= self.other_height - 1)
+
+
+def _apply_homography(H: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` points mapped by a 3×3 homography (non-finite where they reach infinity
+    or fall behind)."""
+    p = np.c_[xy, np.ones(len(xy))] @ H.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = p[:, :2] / p[:, 2:3]
+    out[p[:, 2] <= 0] = np.nan
+    return out
+
+
 def sample(image: Tensor, xy: np.ndarray) -> tuple[Tensor, Tensor]:
     """Bilinearly sample ``(C, Hs, Ws)`` at pixel coordinates ``(h, w, 2)``.
 
@@ -150,6 +239,8 @@ class DescriptorCost(Cost):
 
     #: share of the descriptor variance the L2 volume keeps (1.0: no compression)
     variance_kept: float = 0.9999
+    #: plane sweeps: describe the second image pre-warped by the middle plane (:class:`Prewarp`)
+    prewarp: bool = True
 
     def __init__(self, model: DescriptorNet, device: str | torch.device = "cpu") -> None:
         self.model = model.to(device).eval()
@@ -174,14 +265,27 @@ class DescriptorCost(Cost):
             self.info.update(descriptor_dims_kept=int(d_ref.shape[0]), variance_kept=kept)
         return d_ref, d_other
 
+    def _prewarp(self, sweep: Sweep, other: np.ndarray) -> Prewarp | None:
+        return Prewarp.for_sweep(sweep, other.shape[:2]) if self.prewarp else None
+
     @torch.no_grad()
     def volume(self, reference, other, sweep, progress=False):
-        d_ref, d_other = self._descriptor_maps(reference, other)
+        prewarp = self._prewarp(sweep, other)
+        target = other if prewarp is None else prewarp.image(other)
+        d_ref, d_other = self._descriptor_maps(reference, target)
+        if prewarp is not None:
+            self.info.update(
+                prewarp_depth_m=prewarp.depth, prewarp_canvas=[prewarp.width, prewarp.height]
+            )
         head = getattr(self.model, "head", None)
-        return descriptor_volume(d_ref, d_other, sweep, head, self.name, progress)
+        return descriptor_volume(d_ref, d_other, sweep, head, self.name, progress, prewarp)
 
     @torch.no_grad()
     def volume_pair(self, reference, other, forward, backward, progress=False):
+        if self._prewarp(forward, other) is not None:  # each direction describes its own canvas
+            return self.volume(reference, other, forward, progress), self.volume(
+                other, reference, backward, progress
+            )
         d_ref, d_other = self._descriptor_maps(reference, other)
         head = getattr(self.model, "head", None)
         return (
@@ -411,8 +515,10 @@ def descriptor_volume(
     head: torch.nn.Sequential | None = None,
     name: str = "descriptor",
     progress: bool = False,
+    prewarp: Prewarp | None = None,
 ) -> np.ndarray:
-    """``(L, H, W)`` costs from per-pixel descriptors ``(D, H, W)`` of both images.
+    """``(L, H, W)`` costs from per-pixel descriptors ``(D, H, W)`` of both images (with
+    ``prewarp``, ``d_other`` describes that canvas, not the raw second image).
 
     Without ``head``: ``‖a − b‖₂``. With the decision layers of a ``siam`` model
     (``Linear(2D, 2D) → ReLU → Linear(2D, 1)``): the first layer is split into its
@@ -429,7 +535,12 @@ def descriptor_volume(
     for label in tqdm(range(len(sweep)), desc=f"cost {name}", disable=not progress, leave=False):
         for r0 in range(0, sweep.height, ROW_CHUNK):
             rows = slice(r0, min(r0 + ROW_CHUNK, sweep.height))
-            b, inside = sample(d_other, sweep.coordinates(label, rows))
+            xy = sweep.coordinates(label, rows)
+            if prewarp is None:
+                b, inside = sample(d_other, xy)
+            else:
+                b, inside = sample(d_other, prewarp.canvas_coordinates(xy))
+                inside &= torch.from_numpy(prewarp.inside_other(xy)).to(inside.device)
             a = d_ref[:, rows]
             if head is not None:
                 cost = -(torch.einsum("chw,c->hw", F.relu(a + b), last.weight[0]) + last.bias[0])
