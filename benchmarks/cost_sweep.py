@@ -70,7 +70,10 @@ def run_pair(
         spec = parse_method(method)
         cost = make_cost(spec.name, prewarp=spec.prewarp)
         volume = normalise_volume(cost.volume(pair.reference, pair.other, sweep))
-        scores = {"volume_s": round(time.time() - t0, 1)}
+        scores = {
+            "volume_s": round(time.time() - t0, 1),
+            "prewarped": "prewarp_depths_m" in getattr(cost, "info", {}),
+        }
         for key, cfg in optimisers.items():
             depth = optimise(volume, pair.reference, depths, cfg)[3]
             scores[key] = depth_correctness(depth, pair.truth, pair.in_view)["correct@0.05_in_view"]

@@ -36,7 +36,7 @@ from benchmarks.patches import hardware  # noqa: E402
 from benchmarks.strecha import DATA  # noqa: E402
 
 PAIRS = ["castle-P19:2:1", "castle-P19:2:2", "castle-P19:2:3", "castle-P19:5:2"]
-GRID = (0.05, 0.1, 0.2, 0.4, 0.8)
+GRID = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 METHODS = [
     "zncc",
     "census",
@@ -47,17 +47,37 @@ METHODS = [
 ]
 
 
-def choose(results: dict, grid: tuple[float, ...]) -> dict[str, dict]:
-    """Per method: mean correctness at each λ over the pairs and the λ that maximises it
-    (the smaller λ on ties)."""
+def smoothness_keys(scores: dict) -> list[float]:
+    """The λ values a result row was solved at (its keys other than ``wta`` and metadata)."""
+    out = []
+    for key in scores:
+        try:
+            out.append(float(key))
+        except ValueError:
+            continue
+    return sorted(out)
+
+
+def choose(results: dict) -> dict[str, dict]:
+    """Per method: mean correctness at each λ its rows share over the pairs and the λ that
+    maximises it (the smaller λ on ties). Rows keep the grid they were run with, so adding
+    λ values or methods reruns only what is new."""
     methods = sorted({m for rows in results.values() for m in rows})
     chosen = {}
     for method in methods:
         rows = [rows[method] for rows in results.values() if method in rows]
+        grid = sorted(set.intersection(*(set(smoothness_keys(r)) for r in rows)))
         means = {str(s): float(np.mean([r[str(s)] for r in rows])) for s in grid}
         wta = float(np.mean([r["wta"] for r in rows]))
         best = max(grid, key=lambda s: (round(means[str(s)], 4), -s))
-        chosen[method] = {"smoothness": best, "mean": means, "wta": wta, "pairs": len(rows)}
+        chosen[method] = {
+            "smoothness": best,
+            "mean": means,
+            "wta": wta,
+            "pairs": len(rows),
+            "grid_edge": best in (grid[0], grid[-1]),
+            "prewarped": any(r.get("prewarped") for r in rows),
+        }
     return chosen
 
 
@@ -83,7 +103,7 @@ def main() -> None:
     out = Path(args.out)
     if args.table_only:
         summary = saved_results(out, required=True)
-        summary["chosen"] = choose(summary["results"], tuple(summary["grid"]))
+        summary["chosen"] = choose(summary["results"])
         out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
         write_table(summary, out.with_suffix(".md"))
         if args.install:
@@ -94,7 +114,7 @@ def main() -> None:
     torch.set_num_threads(2)
     grid = tuple(args.grid)
     previous = saved_results(out)
-    results = previous.get("results", {}) if tuple(previous.get("grid", ())) == grid else {}
+    results = previous.get("results", {})
     for pair in args.pairs:
         rows = run_pair(pair, args.methods, args.size, args.labels, grid)
         results.setdefault(pair, {}).update(rows)
@@ -103,9 +123,8 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%d"),
             "size": args.size,
             "labels": args.labels,
-            "grid": list(grid),
             "results": results,
-            "chosen": choose(results, grid),
+            "chosen": choose(results),
         }
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -116,33 +135,44 @@ def main() -> None:
 
 def write_table(summary: dict, path: Path) -> None:
     """Mean correctness per λ and the choice, then the per-pair numbers."""
-    grid = summary["grid"]
+    grid = sorted({s for c in summary["chosen"].values() for s in map(float, c["mean"])})
+
+    def cells(scores: dict) -> list[str]:
+        return [f"{scores['wta']:.3f}"] + [
+            f"{scores[str(s)]:.3f}" if str(s) in scores else "" for s in grid
+        ]
+
     lines = [
         "# Smoothness weight per cost, chosen on castle-P19",
         "",
         f"`python benchmarks/tune_smoothness.py`; {summary['date']}; {summary['hardware']}. "
         f"{summary['size']} px, {summary['labels']} labels; correctness@0.05 over in-view truth "
         f"points of castle-P19 (made by `stereo-dataset truth`), mean over the pairs "
-        f"{', '.join(summary['results'])}.",
+        f"{', '.join(summary['results'])}. Descriptor costs marked * describe the second image "
+        "pre-warped by the middle plane (`--prewarp`, the default); unmarked ones were run "
+        "before it existed. Empty cells: λ not run for that cost.",
         "",
-        "| cost | WTA | " + " | ".join(f"λ={s}" for s in grid) + " | chosen λ |",
+        "| cost | WTA | " + " | ".join(f"λ={s:g}" for s in grid) + " | chosen λ |",
         "|---|---|" + "---|" * (len(grid) + 1),
     ]
     for method, c in summary["chosen"].items():
-        cells = [f"{c['wta']:.3f}"] + [f"{c['mean'][str(s)]:.3f}" for s in grid]
-        edge = " (grid edge)" if c["smoothness"] in (min(grid), max(grid)) else ""
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | **{c['smoothness']}**{edge} |")
+        edge = " (grid edge)" if c.get("grid_edge") else ""
+        star = "*" if c.get("prewarped") else ""
+        lines.append(
+            f"| {method}{star} | "
+            + " | ".join(cells({"wta": c["wta"], **c["mean"]}))
+            + f" | **{c['smoothness']}**{edge} |"
+        )
     for pair, rows in summary["results"].items():
         lines += [
             "",
             f"## {pair}",
             "",
-            "| cost | WTA | " + " | ".join(f"λ={s}" for s in grid) + " |",
+            "| cost | WTA | " + " | ".join(f"λ={s:g}" for s in grid) + " |",
         ]
         lines.append("|---|---|" + "---|" * len(grid))
         for method, scores in rows.items():
-            cells = [f"{scores['wta']:.3f}"] + [f"{scores[str(s)]:.3f}" for s in grid]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            lines.append(f"| {method} | " + " | ".join(cells(scores)) + " |")
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[: len(summary["chosen"]) + 6]))
 

@@ -212,6 +212,14 @@ def run_match(
     "view by the middle depth plane, which undoes most of the perspective between the views.",
 )
 @click.option(
+    "--prewarp-planes",
+    type=int,
+    default=StereoConfig.prewarp_planes,
+    show_default=True,
+    help="Split the depth labels into this many runs, each pre-warped by its own middle plane "
+    "(one more network pass over RIGHT each; slightly better on very wide baselines).",
+)
+@click.option(
     "--invalid",
     type=click.Choice(["nan", "fill"]),
     default="nan",
@@ -254,6 +262,7 @@ def match_command(
     mrf_iterations,
     descriptor_variance,
     prewarp,
+    prewarp_planes,
     invalid,
     lr_check,
     rectified,
@@ -279,6 +288,7 @@ def match_command(
     config = StereoConfig(
         descriptor_variance=descriptor_variance,
         prewarp=prewarp,
+        prewarp_planes=prewarp_planes,
         lr_check=lr_check,
         model=model,
         n_labels=n_labels,

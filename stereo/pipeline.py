@@ -68,6 +68,7 @@ class StereoConfig:
     descriptor_variance: float = DescriptorCost.variance_kept
     # descriptor costs on plane sweeps: describe the second image pre-warped by the middle plane
     prewarp: bool = DescriptorCost.prewarp
+    prewarp_planes: int = DescriptorCost.prewarp_planes  # label runs with their own pre-warp
     lr_check: bool = False  # also match the second image against the first; NaN where they disagree
     lr_tolerance: float = 1.0  # left-right agreement, in label steps
 
@@ -95,17 +96,22 @@ def make_cost(
     untrained: bool = False,
     descriptor_variance: float = DescriptorCost.variance_kept,
     prewarp: bool = DescriptorCost.prewarp,
+    prewarp_planes: int = DescriptorCost.prewarp_planes,
 ) -> Cost:
     """The matching cost of a registry model, a weights file, a baseline name, or several of
     these joined by commas (their mean normalised volume, :class:`~stereo.cost.volume.FusedCost`)
-    (``descriptor_variance``, ``prewarp``: see :class:`~stereo.cost.volume.DescriptorCost`)."""
+    (``descriptor_variance``, ``prewarp``, ``prewarp_planes``: see
+    :class:`~stereo.cost.volume.DescriptorCost`)."""
     if not 0.0 < descriptor_variance <= 1.0:
         raise StereoError(f"descriptor variance kept must lie in (0, 1], not {descriptor_variance}")
+    if prewarp_planes < 1:
+        raise StereoError(f"pre-warp planes must be at least 1, not {prewarp_planes}")
     cost = _make_cost(name, device, untrained)
     for part in cost.components if isinstance(cost, FusedCost) else [cost]:
         if isinstance(part, DescriptorCost):
             part.variance_kept = descriptor_variance
             part.prewarp = prewarp
+            part.prewarp_planes = prewarp_planes
     return cost
 
 
@@ -352,7 +358,14 @@ def match_calibrated(
         [reference, other], [reference_camera, other_camera], cfg.working_size
     )
     # bad names fail before any work
-    cost = make_cost(cfg.model, cfg.device, cfg.untrained, cfg.descriptor_variance, cfg.prewarp)
+    cost = make_cost(
+        cfg.model,
+        cfg.device,
+        cfg.untrained,
+        cfg.descriptor_variance,
+        cfg.prewarp,
+        cfg.prewarp_planes,
+    )
     n_matches = None
     if cfg.depth_range is None:
         d_min, d_max, n_matches = estimate_depth_range(ref_w, other_w, ref_cam, other_cam)
@@ -464,7 +477,14 @@ def match_rectified(
     )
     left_w, right_w = resize(left), resize(right)
     # bad names fail before any work
-    cost = make_cost(cfg.model, cfg.device, cfg.untrained, cfg.descriptor_variance, cfg.prewarp)
+    cost = make_cost(
+        cfg.model,
+        cfg.device,
+        cfg.untrained,
+        cfg.descriptor_variance,
+        cfg.prewarp,
+        cfg.prewarp_planes,
+    )
     n_matches = None
     if disparity_range is None:
         d_min, d_max, n_matches = estimate_disparity_range(left_w, right_w)

@@ -64,7 +64,8 @@ def test_canvas_maps_back_to_the_second_image(wide_pair):
     assert checked > 50
 
 
-def test_prewarp_changes_only_the_resampling_of_per_pixel_features(wide_pair):
+@pytest.mark.parametrize("planes", [1, 3])
+def test_prewarp_changes_only_the_resampling_of_per_pixel_features(wide_pair, planes):
     """With a per-pixel descriptor on smooth images, the pre-warped volume equals the direct
     one up to the second bilinear interpolation (and the canvas' uint8 rounding), and is NaN
     at exactly the same hypotheses."""
@@ -73,9 +74,10 @@ def test_prewarp_changes_only_the_resampling_of_per_pixel_features(wide_pair):
     cost = PixelValueCost()
     cost.prewarp = False
     direct = cost.volume(reference, other, sweep)
-    cost.prewarp = True
+    cost.prewarp, cost.prewarp_planes = True, planes
     warped = cost.volume(reference, other, sweep)
-    assert "prewarp_depth_m" in cost.info
+    runs = np.array_split(sweep.labels, planes)
+    assert cost.info["prewarp_depths_m"] == [round(r[len(r) // 2], 4) for r in runs]
     assert np.array_equal(np.isfinite(direct), np.isfinite(warped))
     ok = np.isfinite(direct)
     assert ok.mean() > 0.5
@@ -124,3 +126,11 @@ def test_prewarp_undoes_the_perspective_of_a_slanted_view():
     volume = cost.volume(image_ref, image_other, sweep)
     best = np.nanargmin(np.where(np.isfinite(volume), volume, np.inf), axis=0)[20:100, 30:130]
     assert (np.abs(best - 8) <= 1).mean() > 0.8
+
+
+def test_prewarp_planes_must_be_positive():
+    from stereo.errors import StereoError
+    from stereo.pipeline import make_cost
+
+    with pytest.raises(StereoError, match="pre-warp planes must be at least 1"):
+        make_cost("dsift", prewarp_planes=0)

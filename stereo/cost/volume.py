@@ -21,7 +21,7 @@ Costs:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -241,6 +241,9 @@ class DescriptorCost(Cost):
     variance_kept: float = 0.9999
     #: plane sweeps: describe the second image pre-warped by the middle plane (:class:`Prewarp`)
     prewarp: bool = True
+    #: pre-warp planes: the labels are split into this many runs, each with its own pre-warp by
+    #: its middle plane (one more descriptor pass of the second image each)
+    prewarp_planes: int = 1
 
     def __init__(self, model: DescriptorNet, device: str | torch.device = "cpu") -> None:
         self.model = model.to(device).eval()
@@ -256,33 +259,54 @@ class DescriptorCost(Cost):
         return dense_in_strips(self.dense, x)[0]
 
     @torch.no_grad()
-    def _descriptor_maps(self, reference: np.ndarray, other: np.ndarray) -> tuple[Tensor, Tensor]:
-        """Descriptor maps ``(D, H, W)`` of both images, compressed together (L2 costs)."""
-        d_ref, d_other = self.features(reference), self.features(other)
+    def _descriptor_maps(
+        self, reference: np.ndarray | Tensor, other: np.ndarray
+    ) -> tuple[Tensor, Tensor]:
+        """Descriptor maps ``(D, H, W)`` of both images (``reference`` may be its map
+        already), compressed together (L2 costs)."""
+        d_ref = reference if isinstance(reference, Tensor) else self.features(reference)
+        d_other = self.features(other)
         self.info = {"descriptor_dims": int(d_ref.shape[0])}
         if getattr(self.model, "head", None) is None and self.variance_kept < 1.0:
             d_ref, d_other, kept = compress_descriptors(d_ref, d_other, self.variance_kept)
             self.info.update(descriptor_dims_kept=int(d_ref.shape[0]), variance_kept=kept)
         return d_ref, d_other
 
-    def _prewarp(self, sweep: Sweep, other: np.ndarray) -> Prewarp | None:
-        return Prewarp.for_sweep(sweep, other.shape[:2]) if self.prewarp else None
+    def _prewarp_groups(self, sweep: Sweep) -> list[np.ndarray] | None:
+        """Label indices of each pre-warp (contiguous runs of about equal size), or None
+        when the sweep is not pre-warped."""
+        if not self.prewarp or sweep.kind != "depth":
+            return None
+        groups = max(1, min(self.prewarp_planes, len(sweep)))
+        return np.array_split(np.arange(len(sweep)), groups)
 
     @torch.no_grad()
     def volume(self, reference, other, sweep, progress=False):
-        prewarp = self._prewarp(sweep, other)
-        target = other if prewarp is None else prewarp.image(other)
-        d_ref, d_other = self._descriptor_maps(reference, target)
-        if prewarp is not None:
-            self.info.update(
-                prewarp_depth_m=prewarp.depth, prewarp_canvas=[prewarp.width, prewarp.height]
-            )
         head = getattr(self.model, "head", None)
-        return descriptor_volume(d_ref, d_other, sweep, head, self.name, progress, prewarp)
+        groups = self._prewarp_groups(sweep)
+        if groups is None:
+            d_ref, d_other = self._descriptor_maps(reference, other)
+            return descriptor_volume(d_ref, d_other, sweep, head, self.name, progress)
+        d_ref_raw = self.features(reference)
+        out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
+        depths, canvases = [], []
+        for labels in groups:
+            part = replace(sweep, labels=sweep.labels[labels])
+            prewarp = Prewarp.for_sweep(part, other.shape[:2])
+            target = other if prewarp is None else prewarp.image(other)
+            d_ref, d_other = self._descriptor_maps(d_ref_raw, target)
+            out[labels] = descriptor_volume(
+                d_ref, d_other, part, head, self.name, progress, prewarp
+            )
+            if prewarp is not None:
+                depths.append(round(prewarp.depth, 4))
+                canvases.append([prewarp.width, prewarp.height])
+        self.info.update(prewarp_depths_m=depths, prewarp_canvases=canvases)
+        return out
 
     @torch.no_grad()
     def volume_pair(self, reference, other, forward, backward, progress=False):
-        if self._prewarp(forward, other) is not None:  # each direction describes its own canvas
+        if self._prewarp_groups(forward) is not None:  # each direction describes its canvases
             return self.volume(reference, other, forward, progress), self.volume(
                 other, reference, backward, progress
             )
