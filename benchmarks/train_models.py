@@ -49,6 +49,13 @@ TRAIN_SETS: dict[str, tuple[Path, str]] = {
         "castle-fixed: castle-P19 (Strecha), upright windows at image scale 0.5; built by "
         "`stereo-dataset build --normalise fixed --fixed-scale 0.5`",
     ),
+    "castle-fixed-s1": (
+        ROOT / "datasets" / "fixed-s1" / "castle-P19.npz",
+        "castle-fixed-s1: castle-P19 (Strecha), upright windows at image scale 1.0 (half the "
+        "scene extent of castle-fixed: 32 px at the 768-px working size, where the network "
+        "runs on the working image upsampled 2×); built by `stereo-dataset build --normalise "
+        "fixed --fixed-scale 1.0 --out datasets/fixed-s1`",
+    ),
     "castle-near": (
         ROOT / "datasets" / "near" / "castle-P19.npz",
         "castle-near: castle-P19 (Strecha), upright windows at image scale 0.5 plus two near "
@@ -64,6 +71,10 @@ TRAIN_SETS: dict[str, tuple[Path, str]] = {
         "--out datasets/stereo`",
     ),
 }
+#: model-card fields that come with a training set: ``input_scale`` = how much the stereo cost
+#: resizes its working image before the network runs (windows cut at twice the scale of
+#: castle-fixed describe the 768-px working image upsampled 2×)
+TRAIN_SET_CARD: dict[str, dict[str, float]] = {"castle-fixed-s1": {"input_scale": 2.0}}
 #: recipe overrides that come with a training set
 TRAIN_SET_OVERRIDES: dict[str, dict[str, str]] = {"castle-near": {"near_negatives": "0.5"}}
 #: training sets trained with another recipe, from the weights of another set's run
@@ -169,6 +180,7 @@ def train_one(
     card["overrides"] = overrides
     card["train_points"] = data.n_points
     card["wall_time_s"] = round(time.time() - t0, 1)
+    card.update(TRAIN_SET_CARD.get(train_set, {}))
     model = load_weights_file(result.weights)
     shipped = ROOT / "models" / f"{stem}.pt"
     save_weights(

@@ -177,3 +177,28 @@ def test_fused_cost_is_the_mean_of_normalised_volumes():
     pair = fused.volume_pair(left, right, sweep, backward)
     np.testing.assert_allclose(pair[0], expected, rtol=1e-6, atol=1e-6)
     assert fused.name == "zncc9,census7"
+
+
+def test_input_scale_describes_the_upsampled_image_at_each_pixel():
+    """A network trained on windows cut at twice the working scale (model card
+    ``input_scale`` 2) describes pixel (y, x) by the mean of its descriptors at the four
+    pixels of the 2× image that cover it — each is the patch network on its 64×64 patch."""
+    import cv2
+
+    from stereo.cost.volume import DescriptorCost
+
+    torch.manual_seed(0)
+    model = build_model("siam-l2").eval()
+    model.card = {"input_scale": 2.0}
+    cost = DescriptorCost(model)
+    assert cost.input_scale == 2.0
+    image = (np.random.default_rng(4).random((24, 30)) * 255).astype(np.uint8)
+    got = cost.features(image)
+    assert got.shape == (model.descriptor_size, 24, 30)
+    big = cv2.resize(image, (60, 48), interpolation=cv2.INTER_LINEAR)
+    x = normalise_image(torch.from_numpy(big.astype(np.float32))[None, None], model.normalisation)
+    with torch.no_grad():
+        for y, xx in [(0, 0), (5, 7), (23, 29), (11, 18)]:
+            corners = [(2 * y + dy, 2 * xx + dx) for dy in (0, 1) for dx in (0, 1)]
+            expected = torch.stack([model.embed(_patch(x, a, b))[0] for a, b in corners]).mean(0)
+            torch.testing.assert_close(got[:, y, xx], expected, rtol=1e-4, atol=1e-5)

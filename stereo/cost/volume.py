@@ -251,12 +251,28 @@ class DescriptorCost(Cost):
         self.name = model.name
         self.dense = DenseDescriptor(self.model)
         self.info: dict[str, float | int] = {}
+        #: the network runs on the image resized by this factor (its model card's
+        #: ``input_scale``: a network trained on windows cut at twice the working scale has 2)
+        self.input_scale = float(getattr(model, "card", {}).get("input_scale", 1.0))
 
     @torch.no_grad()
     def features(self, image: np.ndarray) -> Tensor:
-        """``(D, H, W)`` per-pixel descriptors of a grey uint8 image."""
-        x = normalise_image(_to_tensor(image, self.device), self.model.normalisation)
-        return dense_in_strips(self.dense, x)[0]
+        """``(D, H, W)`` per-pixel descriptors of a grey uint8 ``(H, W)`` image.
+
+        With ``input_scale`` s ≠ 1 the network describes the image resized by s (bilinear)
+        and the descriptors are resampled back to the image's pixels (pixel centres kept:
+        for s = 2, the mean of the 2×2 descriptors over each pixel), so each descriptor
+        covers 64 / s image pixels.
+        """
+        if self.input_scale == 1.0:
+            x = normalise_image(_to_tensor(image, self.device), self.model.normalisation)
+            return dense_in_strips(self.dense, x)[0]
+        h, w = image.shape[:2]
+        size = (round(w * self.input_scale), round(h * self.input_scale))
+        resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        x = normalise_image(_to_tensor(resized, self.device), self.model.normalisation)
+        d = dense_in_strips(self.dense, x)
+        return F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)[0]
 
     @torch.no_grad()
     def _descriptor_maps(
@@ -267,6 +283,8 @@ class DescriptorCost(Cost):
         d_ref = reference if isinstance(reference, Tensor) else self.features(reference)
         d_other = self.features(other)
         self.info = {"descriptor_dims": int(d_ref.shape[0])}
+        if getattr(self, "input_scale", 1.0) != 1.0:
+            self.info["input_scale"] = self.input_scale
         if getattr(self.model, "head", None) is None and self.variance_kept < 1.0:
             d_ref, d_other, kept = compress_descriptors(d_ref, d_other, self.variance_kept)
             self.info.update(descriptor_dims_kept=int(d_ref.shape[0]), variance_kept=kept)

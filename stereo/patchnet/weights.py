@@ -89,6 +89,11 @@ def load_weights_file(path: Path, device: str | torch.device = "cpu") -> PatchNe
     except RuntimeError as error:
         first = str(error).splitlines()[0]
         raise StereoError(f"{path} does not fit model {blob['model']!r}: {first}") from None
+    card = card_path(path)
+    try:
+        model.card = json.loads(card.read_text()) if card.is_file() else {}
+    except (OSError, ValueError):
+        raise StereoError(f"cannot read the model card {card}: fix or delete it") from None
     return model.to(device).eval()
 
 

@@ -15,7 +15,9 @@ resampling themselves.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +68,9 @@ class PatchNet(nn.Module):
     normalisation: Normalisation = "unit_mean"
     #: whether the model yields a per-patch descriptor (siamese / descriptor models).
     is_descriptor: bool = False
+    #: the model card of the weights loaded (:func:`~stereo.patchnet.weights.load_weights_file`);
+    #: empty for untrained or hand-loaded models.
+    card: Mapping[str, Any] = MappingProxyType({})
 
     # ----- input handling -------------------------------------------------------------
     def prepare(self, patches: Tensor) -> Tensor:
