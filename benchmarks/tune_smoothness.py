@@ -182,7 +182,7 @@ def install(chosen: dict[str, dict], path: Path) -> None:
     table = {
         "about": "graph-cut smoothness weight (lambda) per matching cost, chosen on castle-P19 by "
         "`python benchmarks/tune_smoothness.py --install` (see benchmarks/results/smoothness.md)",
-        "smoothness": {m: c["smoothness"] for m, c in chosen.items()},
+        "smoothness": {m: c["smoothness"] for m, c in chosen.items() if ":" not in m},
     }
     path.write_text(json.dumps(table, indent=2) + "\n")
     print(f"wrote {path}")
