@@ -148,18 +148,18 @@ def write_table(summary: dict, path: Path) -> None:
         f"`python benchmarks/tune_smoothness.py`; {summary['date']}; {summary['hardware']}. "
         f"{summary['size']} px, {summary['labels']} labels; correctness@0.05 over in-view truth "
         f"points of castle-P19 (made by `stereo-dataset truth`), mean over the pairs "
-        f"{', '.join(summary['results'])}. Descriptor costs marked * describe the second image "
-        "pre-warped by the middle plane (`--prewarp`, the default); unmarked ones were run "
-        "before it existed. Empty cells: λ not run for that cost.",
+        f"{', '.join(summary['results'])} (those it was run on: `pairs`). Descriptor costs "
+        "marked * describe the second image pre-warped by the middle plane (`--prewarp`, the "
+        "default); unmarked ones (`:flat`) do not. Empty cells: λ not run for that cost.",
         "",
-        "| cost | WTA | " + " | ".join(f"λ={s:g}" for s in grid) + " | chosen λ |",
-        "|---|---|" + "---|" * (len(grid) + 1),
+        "| cost | pairs | WTA | " + " | ".join(f"λ={s:g}" for s in grid) + " | chosen λ |",
+        "|---|---|---|" + "---|" * (len(grid) + 1),
     ]
     for method, c in summary["chosen"].items():
         edge = " (grid edge)" if c.get("grid_edge") else ""
         star = "*" if c.get("prewarped") else ""
         lines.append(
-            f"| {method}{star} | "
+            f"| {method}{star} | {c['pairs']} | "
             + " | ".join(cells({"wta": c["wta"], **c["mean"]}))
             + f" | **{c['smoothness']}**{edge} |"
         )

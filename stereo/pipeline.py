@@ -115,6 +115,18 @@ def make_cost(
     return cost
 
 
+def cost_of(cfg: StereoConfig) -> Cost:
+    """The matching cost a run's configuration asks for (:func:`make_cost`)."""
+    return make_cost(
+        cfg.model,
+        cfg.device,
+        cfg.untrained,
+        cfg.descriptor_variance,
+        cfg.prewarp,
+        cfg.prewarp_planes,
+    )
+
+
 def _make_cost(name: str, device: str, untrained: bool) -> Cost:
     if "," in name:  # a fused cost: "zncc,l2net.castle-fixed"
         return FusedCost([_make_cost(part.strip(), device, untrained) for part in name.split(",")])
@@ -358,14 +370,7 @@ def match_calibrated(
         [reference, other], [reference_camera, other_camera], cfg.working_size
     )
     # bad names fail before any work
-    cost = make_cost(
-        cfg.model,
-        cfg.device,
-        cfg.untrained,
-        cfg.descriptor_variance,
-        cfg.prewarp,
-        cfg.prewarp_planes,
-    )
+    cost = cost_of(cfg)
     n_matches = None
     if cfg.depth_range is None:
         d_min, d_max, n_matches = estimate_depth_range(ref_w, other_w, ref_cam, other_cam)
@@ -477,14 +482,7 @@ def match_rectified(
     )
     left_w, right_w = resize(left), resize(right)
     # bad names fail before any work
-    cost = make_cost(
-        cfg.model,
-        cfg.device,
-        cfg.untrained,
-        cfg.descriptor_variance,
-        cfg.prewarp,
-        cfg.prewarp_planes,
-    )
+    cost = cost_of(cfg)
     n_matches = None
     if disparity_range is None:
         d_min, d_max, n_matches = estimate_disparity_range(left_w, right_w)
