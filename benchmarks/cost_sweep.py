@@ -72,7 +72,7 @@ def run_pair(
         volume = normalise_volume(cost.volume(pair.reference, pair.other, sweep))
         scores = {
             "volume_s": round(time.time() - t0, 1),
-            "prewarped": "prewarp_depths_m" in getattr(cost, "info", {}),
+            "prewarped": bool(getattr(cost, "info", {}).get("prewarp_depths_m")),
         }
         for key, cfg in optimisers.items():
             depth = optimise(volume, pair.reference, depths, cfg)[3]

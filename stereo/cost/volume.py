@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -81,11 +82,7 @@ class Sweep:
             return np.stack([gx - self.labels[label], gy], axis=-1).astype(np.float32)
         assert self.reference is not None and self.other is not None
         H = plane_homography(self.reference, self.other, float(self.labels[label]))
-        p = np.stack([gx, gy, np.ones_like(gx)], axis=-1) @ H.T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xy = p[..., :2] / p[..., 2:3]
-        xy[p[..., 2] <= 0] = -1e6  # behind the second camera
-        return xy.astype(np.float32)
+        return _project(H, np.stack([gx, gy], axis=-1))
 
 
 @dataclass
@@ -127,8 +124,7 @@ class Prewarp:
         ys = np.linspace(0, sweep.height - 1, 17)
         for label in np.unique(np.linspace(0, len(sweep) - 1, 17).round().astype(int)):
             xy = sweep.coordinates(label)[np.round(ys).astype(int)][:, ::16].reshape(-1, 2)
-            ok = (xy[:, 0] >= 0) & (xy[:, 0] <= ow - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= oh - 1)
-            reached.append(_apply_homography(back, xy[ok].astype(np.float64)))
+            reached.append(_apply_homography(back, xy[_inside(xy, oh, ow)].astype(np.float64)))
         points = np.concatenate(reached)
         points = points[np.isfinite(points).all(axis=1)]
         if len(points) == 0:
@@ -155,16 +151,18 @@ class Prewarp:
             borderMode=cv2.BORDER_REPLICATE,
         )
 
+    @cached_property
+    def from_other(self) -> np.ndarray:
+        """``(3, 3)`` second-image pixel → canvas pixel."""
+        return np.linalg.inv(self.to_other)
+
     def canvas_coordinates(self, xy: np.ndarray) -> np.ndarray:
         """Canvas coordinates ``(..., 2)`` float32 of second-image pixel coordinates."""
-        out = _apply_homography(np.linalg.inv(self.to_other), xy.reshape(-1, 2).astype(np.float64))
-        out[~np.isfinite(out).all(axis=1)] = -1e6
-        return out.reshape(xy.shape).astype(np.float32)
+        return _project(self.from_other, xy)
 
     def inside_other(self, xy: np.ndarray) -> np.ndarray:
         """``(...)`` bool: second-image coordinates ``(..., 2)`` that lie inside it."""
-        x, y = xy[..., 0], xy[..., 1]
-        return (x >= 0) & (x <= self.other_width - 1) & (y >= 0) & (y <= self.other_height - 1)
+        return _inside(xy, self.other_height, self.other_width)
 
 
 def _apply_homography(H: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -175,6 +173,20 @@ def _apply_homography(H: np.ndarray, xy: np.ndarray) -> np.ndarray:
         out = p[:, :2] / p[:, 2:3]
     out[p[:, 2] <= 0] = np.nan
     return out
+
+
+def _project(H: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Pixel coordinates ``(..., 2)`` mapped by a 3×3 homography, float32; points that fall
+    behind or reach infinity go to −10⁶ (outside every image)."""
+    out = _apply_homography(H, xy.reshape(-1, 2).astype(np.float64))
+    out[~np.isfinite(out).all(axis=1)] = -1e6
+    return out.reshape(xy.shape).astype(np.float32)
+
+
+def _inside(xy: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(...)`` bool: pixel coordinates ``(..., 2)`` inside a ``height × width`` image."""
+    x, y = xy[..., 0], xy[..., 1]
+    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
 
 
 def sample(image: Tensor, xy: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -244,6 +256,9 @@ class DescriptorCost(Cost):
     #: pre-warp planes: the labels are split into this many runs, each with its own pre-warp by
     #: its middle plane (one more descriptor pass of the second image each)
     prewarp_planes: int = 1
+    #: the network runs on the image resized by this factor (its model card's ``input_scale``:
+    #: a network trained on windows cut at twice the working scale has 2)
+    input_scale: float = 1.0
 
     def __init__(self, model: DescriptorNet, device: str | torch.device = "cpu") -> None:
         self.model = model.to(device).eval()
@@ -251,8 +266,6 @@ class DescriptorCost(Cost):
         self.name = model.name
         self.dense = DenseDescriptor(self.model)
         self.info: dict[str, float | int] = {}
-        #: the network runs on the image resized by this factor (its model card's
-        #: ``input_scale``: a network trained on windows cut at twice the working scale has 2)
         self.input_scale = float(getattr(model, "card", {}).get("input_scale", 1.0))
 
     @torch.no_grad()
@@ -283,7 +296,7 @@ class DescriptorCost(Cost):
         d_ref = reference if isinstance(reference, Tensor) else self.features(reference)
         d_other = self.features(other)
         self.info = {"descriptor_dims": int(d_ref.shape[0])}
-        if getattr(self, "input_scale", 1.0) != 1.0:
+        if self.input_scale != 1.0:
             self.info["input_scale"] = self.input_scale
         if getattr(self.model, "head", None) is None and self.variance_kept < 1.0:
             d_ref, d_other, kept = compress_descriptors(d_ref, d_other, self.variance_kept)
