@@ -201,6 +201,11 @@ def build_tracks(
     """Detect, match, join and triangulate keypoint tracks checked against the true cameras."""
     cfg = config or SceneBuildConfig()
     views = list(cfg.views) if cfg.views is not None else list(range(len(scene.names)))
+    if any(not 0 <= v < len(scene.names) for v in views):
+        raise StereoError(
+            f"scene {scene.root} has views 0-{len(scene.names) - 1}; asked for views "
+            f"{views}: pick indices in that range"
+        )
     if len(views) < 2:
         raise StereoError(f"scene {scene.root} needs at least two views to build patches")
     images, keypoints, descriptors = [], [], []

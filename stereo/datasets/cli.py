@@ -45,13 +45,20 @@ def build_source(
     normalise: str = "keypoint",
     fixed_scale: float = 0.5,
     near_misses: int = 0,
+    views: tuple[int, ...] | None = None,
 ) -> PatchSet:
     """Patches of one scene or sequence folder (``near_misses``: scenes with fixed windows
-    only, shifted windows per observation; see :mod:`stereo.datasets.calibrated`)."""
+    only, shifted windows per observation; ``views``: scenes only, the view indices to use
+    (0-based, name order; default all); see :mod:`stereo.datasets.calibrated`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise StereoError(f"data folder {folder} does not exist")
     if is_sequence(folder):
+        if views is not None:
+            raise StereoError(
+                f"{folder} is a homography sequence: --views selects views of calibrated "
+                "scenes; drop --views for sequences"
+            )
         if near_misses:
             raise StereoError(
                 f"{folder} is a homography sequence: near misses need a calibrated scene "
@@ -66,8 +73,33 @@ def build_source(
         normalise=normalise,
         fixed_scale=fixed_scale,
         near_misses=near_misses,
+        views=views,
     )
     return build_scene_patches(load_scene(folder), cfg, progress=progress).patches
+
+
+def parse_views(spec: str) -> tuple[int, ...]:
+    """View indices from a spec such as ``"0-9"`` or ``"0-4,7,9"`` (0-based, inclusive ranges),
+    sorted and without repeats."""
+    views: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                first, last = (int(v) for v in part.split("-"))
+                if first > last:
+                    raise ValueError
+                views.update(range(first, last + 1))
+            else:
+                views.add(int(part))
+        except ValueError:
+            raise StereoError(
+                f"--views {spec!r}: {part!r} is not a view index or a range FIRST-LAST; "
+                "write e.g. 0-9 or 0-4,7,9"
+            ) from None
+    if any(v < 0 for v in views):
+        raise StereoError(f"--views {spec!r}: view indices start at 0")
+    return tuple(sorted(views))
 
 
 def max_pairs(patchset: PatchSet) -> int:
@@ -120,6 +152,12 @@ def cli() -> None:
     help="Scenes with --normalise fixed: windows shifted 2–6 px (at --fixed-scale) along an "
     "epipolar line per observation, stored as hard negatives (never in the pair file).",
 )
+@click.option(
+    "--views",
+    "views_spec",
+    help="Calibrated scenes: use only these views (0-based indices in name order, e.g. 0-9 "
+    "or 0-4,7), to hold the others out for validation.  [default: all]",
+)
 @click.option("--brown", is_flag=True, help="Also write each set in Brown format.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Rebuild outputs that exist.")
@@ -131,11 +169,13 @@ def build_command(
     normalise: str,
     fixed_scale: float,
     near_misses: int,
+    views_spec: str | None,
     brown: bool,
     seed: int,
     overwrite: bool,
 ) -> None:
     """Build patches + pair files from scene / sequence folders."""
+    views = parse_views(views_spec) if views_spec is not None else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = {}
@@ -152,6 +192,7 @@ def build_command(
                 normalise=normalise,
                 fixed_scale=fixed_scale,
                 near_misses=near_misses,
+                views=views,
             )
             patchset.save(target)
         n_near = 0

@@ -165,3 +165,29 @@ def test_fixed_scale_patches_are_upright_windows(tmp_path):
     # a pure translation and a 64-px upright window: the two views are the same pixels
     first = patches.patches[patches.point_ids == patches.point_ids[0]]
     assert len(first) == 2 and np.abs(first[0].astype(int) - first[1]).max() <= 1
+
+
+def test_views_option_holds_views_out(synthetic_scene_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from stereo.datasets.cli import cli, parse_views
+
+    assert parse_views("0-3,7, 2") == (0, 1, 2, 3, 7)
+    for bad in ("3-1", "a", "0-", "-2"):
+        with pytest.raises(StereoError, match="--views"):
+            parse_views(bad)
+    out = tmp_path / "held"
+    result = CliRunner().invoke(
+        cli,
+        ["build", str(synthetic_scene_dir), "--out", str(out), "--views", "0-1", "--pairs", "50"],
+    )
+    assert result.exit_code == 0, result.output
+    from stereo.patchnet.data.patchset import PatchSet
+
+    patches = PatchSet.load(out / f"{synthetic_scene_dir.name}.npz")
+    assert set(np.unique(patches.view_ids)) == {0, 1}  # view 2 held out
+    result = CliRunner().invoke(
+        cli, ["build", str(synthetic_scene_dir), "--out", str(out), "--views", "0,5", "--overwrite"]
+    )
+    assert result.exit_code != 0
+    assert "views 0-2" in result.output
