@@ -11,7 +11,10 @@ WTA isolates the cost; the λ sweep shows how much each cost leans on the MRF. P
 cost on these pairs would be tuning on the test set: ``stereo-match`` and the main table
 (``strecha.py``) use the λ chosen on castle-P19 (``tune_smoothness.py``, which runs this
 script's ``run_pair`` on castle). ``NAME:flat``: a descriptor cost on the raw second image
-instead of the one pre-warped by the middle plane. Writes ``results/cost_sweep.md`` / json.
+instead of the one pre-warped by the middle plane; ``NAME:bilinear``: a network with
+``input_scale`` 2 on the bilinearly upsampled image (l2net's default: pixel replication).
+Writes ``results/cost_sweep.md`` / json (``--out``), keeping the rows of other methods and
+pairs already there.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import parse_method  # noqa: E402
+from benchmarks.common import parse_method, saved_results  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from benchmarks.strecha import DATA, load_pair  # noqa: E402
-from stereo.cost.volume import Sweep  # noqa: E402
+from stereo.cost.volume import DescriptorCost, FusedCost, Sweep  # noqa: E402
 from stereo.evaluation import depth_correctness  # noqa: E402
 from stereo.geometry.planesweep import inverse_depth_labels  # noqa: E402
 from stereo.mrf.graphcut import MRFConfig, normalise_volume  # noqa: E402
@@ -69,6 +72,9 @@ def run_pair(
         t0 = time.time()
         spec = parse_method(method)
         cost = make_cost(spec.name, prewarp=spec.prewarp)
+        for part in cost.components if isinstance(cost, FusedCost) else [cost]:
+            if isinstance(part, DescriptorCost):
+                part.replicated_upsampling = spec.replicated_upsampling
         volume = normalise_volume(cost.volume(pair.reference, pair.other, sweep))
         scores = {
             "volume_s": round(time.time() - t0, 1),
@@ -97,15 +103,17 @@ def main() -> None:
     grid = tuple(args.grid)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    results = {}
+    previous = saved_results(out)  # rows of other methods / pairs are kept
+    results = previous.get("results", {})
     for pair in args.pairs:  # the files are rewritten after each pair
-        results[pair] = run_pair(pair, args.methods, args.size, args.labels, grid)
+        rows = run_pair(pair, args.methods, args.size, args.labels, grid)
+        results.setdefault(pair, {}).update(rows)
         summary = {
             "hardware": hardware(),
             "date": time.strftime("%Y-%m-%d"),
             "size": args.size,
             "labels": args.labels,
-            "grid": list(grid),
+            "grid": sorted(set(grid) | set(previous.get("grid", []))),
             "results": results,
         }
         out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -131,7 +139,9 @@ def write_table(summary: dict, path: Path) -> None:
             "|---|---|" + "---|" * (len(grid) + 1),
         ]
         for method, scores in rows.items():
-            cells = [f"{scores['wta']:.3f}"] + [f"{scores[str(s)]:.3f}" for s in grid]
+            cells = [f"{scores['wta']:.3f}"] + [
+                f"{scores[str(s)]:.3f}" if str(s) in scores else "" for s in grid
+            ]
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {scores['volume_s']} |")
         lines.append("")
     path.write_text("\n".join(lines) + "\n")

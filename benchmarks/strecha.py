@@ -218,6 +218,8 @@ def run_pair(scene_name: str, r: int, k: int, methods: list[str], size: int, n_l
             metrics = _sparse_correctness(estimate, truth, in_view)
         else:
             spec = parse_method(method)
+            if not spec.replicated_upsampling:
+                sys.exit(f"error: {method}: the bilinear option is for cost_sweep.py")
             cfg = StereoConfig(
                 model=spec.name,
                 n_labels=n_labels,

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from stereo.cost.dense import DenseDescriptor, DenseTwoChannel, normalise_image, pad_image
+from stereo.errors import StereoError
 from stereo.patchnet.models import build_model
 
 PIXELS = [(0, 0), (5, 7), (39, 49), (20, 33), (39, 0)]
@@ -202,3 +203,43 @@ def test_input_scale_describes_the_upsampled_image_at_each_pixel():
             corners = [(2 * y + dy, 2 * xx + dx) for dy in (0, 1) for dx in (0, 1)]
             expected = torch.stack([model.embed(_patch(x, a, b))[0] for a, b in corners]).mean(0)
             torch.testing.assert_close(got[:, y, xx], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_l2net_half_resolution_form_is_the_network_on_the_pixel_replicated_image():
+    """l2net with ``input_scale`` 2 runs its 32×32 tower on the image itself: exactly the
+    dense network on the image upsampled 2× by pixel replication, read at even pixels (away
+    from the borders, where the two paddings differ)."""
+    from stereo.cost.volume import DescriptorCost
+
+    torch.manual_seed(0)
+    model = build_model("l2net").eval()
+    image = _image(5, (80, 84))
+    normalised = normalise_image(image, model.normalisation, window=32)
+    replicated = normalised.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    with torch.no_grad():
+        half = DenseDescriptor(model, replicated_half=True)(normalised)
+        full = DenseDescriptor(model)(replicated)
+    assert half.shape == (1, 128, 80, 84)
+    # the dense tower reads 32 native pixels plus its convolutions' context (< 28 a side):
+    # compare where that stays inside the image
+    inner = (slice(28, 52), slice(28, 56))
+    torch.testing.assert_close(
+        half[0][:, inner[0], inner[1]],
+        full[0, :, ::2, ::2][:, inner[0], inner[1]],
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    # the stereo cost takes this form for a card with input_scale 2
+    model.card = {"input_scale": 2.0}
+    cost = DescriptorCost(model)
+    got = cost.features(image[0, 0].numpy().astype(np.uint8))
+    expected = DenseDescriptor(model, replicated_half=True)(
+        normalise_image(
+            torch.from_numpy(image[0, 0].numpy().astype(np.uint8).astype(np.float32))[None, None],
+            model.normalisation,
+            window=32,
+        )
+    )[0]
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(StereoError, match="l2net"):
+        DenseDescriptor(build_model("siam-l2"), replicated_half=True)

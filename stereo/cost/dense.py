@@ -113,8 +113,9 @@ def normalise_image(image: Tensor, mode: str, window: int = PATCH) -> Tensor:
         mode: ``"unit_mean"`` or ``"standardise"`` (see :func:`normalise_patches`).
     """
     x = image.float() / 255.0
-    # mean over the window whose top-left is at offset −32 from the pixel
-    padded = F.pad(x, (PAD_BEFORE, PAD_AFTER, PAD_BEFORE, PAD_AFTER), mode="replicate")
+    # mean over the window whose top-left is at offset −window/2 from the pixel
+    before, after = window // 2, window // 2 - 1
+    padded = F.pad(x, (before, after, before, after), mode="replicate")
     mean = F.avg_pool2d(padded, window, stride=1)
     if mode == "unit_mean":
         return x - mean
@@ -122,35 +123,54 @@ def normalise_image(image: Tensor, mode: str, window: int = PATCH) -> Tensor:
     return (x - mean) / (var.sqrt() + 1e-4)
 
 
-def pad_image(image: Tensor) -> Tensor:
-    """Reflect-pad ``(B, C, H, W)`` so that dense outputs cover every pixel."""
-    after = PAD_AFTER + SPARE
+def pad_image(image: Tensor, window: int = PATCH) -> Tensor:
+    """Reflect-pad ``(B, C, H, W)`` so that dense outputs of a network on ``window × window``
+    patches cover every pixel (``window / 2`` before, ``window / 2 − 1`` + spare after)."""
+    before, after = window // 2, window // 2 - 1 + SPARE
     h, w = image.shape[-2:]
-    if min(h, w) <= max(PAD_BEFORE, after):
+    if min(h, w) <= max(before, after):
         raise StereoError(
             f"the working image is {w}×{h} pixels: learned costs need at least "
-            f"{max(PAD_BEFORE, after) + 1} pixels a side; raise --size or use larger images"
+            f"{max(before, after) + 1} pixels a side; raise --size or use larger images"
         )
-    return F.pad(image, (PAD_BEFORE, after, PAD_BEFORE, after), mode="reflect")
+    return F.pad(image, (before, after, before, after), mode="reflect")
 
 
 class DenseDescriptor(nn.Module):
     """Per-pixel descriptors of a descriptor network: ``(B, 1, H, W)`` normalised image
-    (:func:`normalise_image`) → ``(B, D, H, W)``; the descriptor at ``(y, x)`` is that of the
-    patch around ``(y, x)``."""
+    (:func:`normalise_image` with window :attr:`window`) → ``(B, D, H, W)``; the descriptor
+    at ``(y, x)`` is that of the patch around ``(y, x)``.
 
-    def __init__(self, model: DescriptorNet) -> None:
+    ``replicated_half=True`` (L2-Net only): the network on the image upsampled 2× by pixel
+    replication, read at the pixels of the original image. L2-Net area-averages its 64×64
+    input 2×2 first, which gives the replicated image's original pixels back, so this is its
+    32×32 tower run on the image itself at stride 1 (:attr:`window` 32): a quarter of the
+    work of running it on an image upsampled 2×."""
+
+    #: side of the window each descriptor covers, in input pixels
+    window: int = PATCH
+
+    def __init__(self, model: DescriptorNet, replicated_half: bool = False) -> None:
         super().__init__()
         if model.name == "pseudo-siam":
             raise StereoError("pseudo-siam has two different branches; use siam or siam-l2")
+        if replicated_half and not isinstance(model, L2Net):
+            raise StereoError(
+                f"{model.name}: only l2net (whose first step is a 2×2 average) has a "
+                "half-resolution dense form; drop replicated_half"
+            )
         self.model = model.eval()
+        self.replicated_half = replicated_half
+        self.window = PATCH // 2 if replicated_half else PATCH
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        return self._dense(pad_image(x))[..., :h, :w]
+        return self._dense(pad_image(x, self.window))[..., :h, :w]
 
     def _dense(self, x: Tensor) -> Tensor:
         m = self.model
+        if self.replicated_half:
+            return _dense_l2net_tower(m.tower, x, 1)
         if isinstance(m, Siamese):
             branch = m.branch
             if hasattr(branch, "central"):
@@ -185,6 +205,9 @@ def _dense_l2net_tower(tower: L2NetTower, x: Tensor, dilation: int) -> Tensor:
 class DenseTwoChannel(nn.Module):
     """Per-pixel scores of a 2-channel network on a stacked pair: ``(B, 2, H, W)``
     normalised (:func:`normalise_image` per channel) → ``(B, H, W)``."""
+
+    #: side of the window each score covers, in input pixels
+    window: int = PATCH
 
     def __init__(self, model: PatchNet) -> None:
         super().__init__()

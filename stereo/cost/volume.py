@@ -36,6 +36,7 @@ from stereo.errors import StereoError
 from stereo.geometry.camera import Camera
 from stereo.geometry.planesweep import plane_homography
 from stereo.patchnet.models import DescriptorNet, PatchNet
+from stereo.patchnet.models.l2net import L2Net
 
 #: reference rows processed at once when sampling the second image (bounds memory).
 ROW_CHUNK = 128
@@ -259,6 +260,10 @@ class DescriptorCost(Cost):
     #: the network runs on the image resized by this factor (its model card's ``input_scale``:
     #: a network trained on windows cut at twice the working scale has 2)
     input_scale: float = 1.0
+    #: ``input_scale`` 2 with l2net: upsample by pixel replication, where the network's own
+    #: 2×2 average gives the image back, so its 32×32 tower runs on the image itself (a
+    #: quarter of the work; :class:`DenseDescriptor` ``replicated_half``); False: bilinear
+    replicated_upsampling: bool = True
 
     def __init__(self, model: DescriptorNet, device: str | torch.device = "cpu") -> None:
         self.model = model.to(device).eval()
@@ -275,17 +280,32 @@ class DescriptorCost(Cost):
         With ``input_scale`` s ≠ 1 the network describes the image resized by s (bilinear)
         and the descriptors are resampled back to the image's pixels (pixel centres kept:
         for s = 2, the mean of the 2×2 descriptors over each pixel), so each descriptor
-        covers 64 / s image pixels.
+        covers 64 / s image pixels. l2net at s = 2 (``replicated_upsampling``): the network
+        on the image upsampled by pixel replication, read at the image's pixels — its tower
+        on the 32×32 window around each pixel (centred half a pixel up-left of it).
         """
         if self.input_scale == 1.0:
             x = normalise_image(_to_tensor(image, self.device), self.model.normalisation)
             return dense_in_strips(self.dense, x)[0]
+        if self._replicated_half:
+            half = DenseDescriptor(self.model, replicated_half=True)
+            x = normalise_image(
+                _to_tensor(image, self.device), self.model.normalisation, window=half.window
+            )
+            return dense_in_strips(half, x)[0]
         h, w = image.shape[:2]
         size = (round(w * self.input_scale), round(h * self.input_scale))
         resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
         x = normalise_image(_to_tensor(resized, self.device), self.model.normalisation)
         d = dense_in_strips(self.dense, x)
         return F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)[0]
+
+    @property
+    def _replicated_half(self) -> bool:
+        """Whether :meth:`features` takes the l2net half-resolution form."""
+        return (
+            self.input_scale == 2.0 and self.replicated_upsampling and isinstance(self.model, L2Net)
+        )
 
     @torch.no_grad()
     def _descriptor_maps(
@@ -298,6 +318,7 @@ class DescriptorCost(Cost):
         self.info = {"descriptor_dims": int(d_ref.shape[0])}
         if self.input_scale != 1.0:
             self.info["input_scale"] = self.input_scale
+            self.info["replicated_upsampling"] = self._replicated_half
         if getattr(self.model, "head", None) is None and self.variance_kept < 1.0:
             d_ref, d_other, kept = compress_descriptors(d_ref, d_other, self.variance_kept)
             self.info.update(descriptor_dims_kept=int(d_ref.shape[0]), variance_kept=kept)
@@ -421,14 +442,15 @@ def dense_in_strips(dense: torch.nn.Module, x: Tensor, rows: int = 96) -> Tensor
     ``(1, C, H, W)`` in horizontal strips of ``rows`` output rows: the image is padded once
     and each strip gets the padded rows its receptive field needs, so the result equals one
     pass over the whole image while memory stays bounded."""
-    from stereo.cost.dense import PATCH, SPARE, pad_image
+    from stereo.cost.dense import SPARE, pad_image
 
     h, w = x.shape[-2:]
-    padded = pad_image(x)
+    window = dense.window
+    padded = pad_image(x, window)
     outs = []
     for r0 in range(0, h, rows):
         r1 = min(r0 + rows, h)
-        piece = dense._dense(padded[..., r0 : r1 + PATCH - 1 + SPARE, :])
+        piece = dense._dense(padded[..., r0 : r1 + window - 1 + SPARE, :])
         outs.append(piece[..., : r1 - r0, :w])
     return torch.cat(outs, dim=-2)
 

@@ -1,0 +1,19 @@
+"""The benchmark scripts' method syntax ``NAME[:OPTION]...``."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.common import MethodSpec, parse_method
+
+
+def test_method_options_combine():
+    assert parse_method("zncc") == MethodSpec("zncc")
+    spec = parse_method("l2net.castle-fixed-s1:wta:flat:bilinear")
+    assert spec == MethodSpec("l2net.castle-fixed-s1", "wta", None, False, False)
+    assert parse_method("zncc,l2net.castle-fixed:0.4").smoothness == 0.4
+
+
+def test_unknown_method_option_exits_with_one_line():
+    with pytest.raises(SystemExit, match="not wta, flat, bilinear or a λ"):
+        parse_method("zncc:fast")
