@@ -107,7 +107,8 @@ def main() -> None:
     results = previous.get("results", {})
     for pair in args.pairs:  # the files are rewritten after each pair
         rows = run_pair(pair, args.methods, args.size, args.labels, grid)
-        results.setdefault(pair, {}).update(rows)
+        for method, scores in rows.items():  # new λ values join the row's earlier ones
+            results.setdefault(pair, {}).setdefault(method, {}).update(scores)
         summary = {
             "hardware": hardware(),
             "date": time.strftime("%Y-%m-%d"),

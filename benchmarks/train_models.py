@@ -56,6 +56,13 @@ TRAIN_SETS: dict[str, tuple[Path, str]] = {
         "runs on the working image upsampled 2×); built by `stereo-dataset build --normalise "
         "fixed --fixed-scale 1.0 --out datasets/fixed-s1`",
     ),
+    "castle0-9-fixed-s1": (
+        ROOT / "datasets" / "fixed-s1-views0-9" / "castle-P19.npz",
+        "castle0-9-fixed-s1: castle-fixed-s1 from views 0-9 of castle-P19 only (views 10-18 "
+        "held out to choose the smoothness weight on scenery the network never saw); built by "
+        "`stereo-dataset build --normalise fixed --fixed-scale 1.0 --views 0-9 --out "
+        "datasets/fixed-s1-views0-9`",
+    ),
     "castle-near": (
         ROOT / "datasets" / "near" / "castle-P19.npz",
         "castle-near: castle-P19 (Strecha), upright windows at image scale 0.5 plus two near "
@@ -74,7 +81,10 @@ TRAIN_SETS: dict[str, tuple[Path, str]] = {
 #: model-card fields that come with a training set: ``input_scale`` = how much the stereo cost
 #: resizes its working image before the network runs (windows cut at twice the scale of
 #: castle-fixed describe the 768-px working image upsampled 2×)
-TRAIN_SET_CARD: dict[str, dict[str, float]] = {"castle-fixed-s1": {"input_scale": 2.0}}
+TRAIN_SET_CARD: dict[str, dict[str, float]] = {
+    "castle-fixed-s1": {"input_scale": 2.0},
+    "castle0-9-fixed-s1": {"input_scale": 2.0},
+}
 #: recipe overrides that come with a training set
 TRAIN_SET_OVERRIDES: dict[str, dict[str, str]] = {"castle-near": {"near_negatives": "0.5"}}
 #: training sets trained with another recipe, from the weights of another set's run

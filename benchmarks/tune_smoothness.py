@@ -14,6 +14,10 @@ per-cost default of ``stereo-match``) is written with ``--install``.
 
 Caveat: the truth points of castle are the keypoints whose windows trained the networks, so a
 network's cost is better at these points than elsewhere — if anything this biases its λ low.
+The held-out protocol removes the bias: train a twin on views 0-9 only (``stereo-dataset build
+--views 0-9``, training set ``castle0-9-fixed-s1``), tune it on pairs among views 11-17, which
+it never saw, and install its λ for the network trained on all views (``--install-as``; the
+exact command is in ``benchmarks/README.md``, output ``results/smoothness_heldout``).
 """
 
 from __future__ import annotations
@@ -95,19 +99,32 @@ def main() -> None:
         help="write the chosen weights to models/smoothness.json (stereo-match's defaults)",
     )
     parser.add_argument(
+        "--install-as",
+        nargs="+",
+        default=[],
+        metavar="TUNED=NAME",
+        help="with --install: install only the λ of cost TUNED, under NAME (e.g. a network "
+        "trained on views 0-9, tuned on pairs among views 12-17, for its all-views twin)",
+    )
+    parser.add_argument(
         "--table-only",
         action="store_true",
         help="rewrite the table (and with --install the defaults) from the JSON, running nothing",
     )
     args = parser.parse_args()
-    out = Path(args.out)
+    out = Path(args.out).resolve()
+    try:
+        rename = dict(spec.split("=", 1) for spec in args.install_as)
+    except ValueError:
+        sys.exit("error: --install-as takes TUNED=NAME pairs")
+    installed = ROOT / "models" / "smoothness.json"
     if args.table_only:
         summary = saved_results(out, required=True)
         summary["chosen"] = choose(summary["results"])
         out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
         write_table(summary, out.with_suffix(".md"))
         if args.install:
-            install(summary["chosen"], ROOT / "models" / "smoothness.json")
+            install(summary["chosen"], installed, out.with_suffix(".md"), rename)
         return
     if not DATA.is_dir():
         sys.exit(f"error: {DATA} is missing (the shared Strecha data)")
@@ -117,7 +134,8 @@ def main() -> None:
     results = previous.get("results", {})
     for pair in args.pairs:
         rows = run_pair(pair, args.methods, args.size, args.labels, grid)
-        results.setdefault(pair, {}).update(rows)
+        for method, scores in rows.items():  # new λ values join the row's earlier ones
+            results.setdefault(pair, {}).setdefault(method, {}).update(scores)
         summary = {
             "hardware": hardware(),
             "date": time.strftime("%Y-%m-%d"),
@@ -130,7 +148,7 @@ def main() -> None:
         out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
         write_table(summary, out.with_suffix(".md"))
     if args.install:
-        install(summary["chosen"], ROOT / "models" / "smoothness.json")
+        install(summary["chosen"], installed, out.with_suffix(".md"), rename)
 
 
 def write_table(summary: dict, path: Path) -> None:
@@ -177,12 +195,29 @@ def write_table(summary: dict, path: Path) -> None:
     print("\n".join(lines[: len(summary["chosen"]) + 6]))
 
 
-def install(chosen: dict[str, dict], path: Path) -> None:
-    """Write ``{cost: λ}`` with its provenance to ``path``."""
+def install(
+    chosen: dict[str, dict], path: Path, table_path: Path, rename: dict[str, str] | None = None
+) -> None:
+    """Merge ``{cost: λ}`` into ``path`` (entries of other costs are kept), with where each
+    value was chosen. ``rename`` maps a tuned cost to the name its λ is installed under (a
+    held-out twin's λ for the network trained on all views); when given, only those costs
+    are installed."""
+    rename = rename or {}
+    table = json.loads(path.read_text()) if path.is_file() else {}
+    weights = table.get("smoothness", {})
+    sources = table.get("chosen_in", {})
+    for method, c in chosen.items():
+        if ":" in method or (rename and method not in rename):  # variants (flat, wta)
+            continue
+        name = rename.get(method, method)
+        weights[name] = c["smoothness"]
+        note = f" (held-out twin {method})" if name != method else ""
+        sources[name] = f"{table_path.relative_to(ROOT)}{note}"
     table = {
         "about": "graph-cut smoothness weight (lambda) per matching cost, chosen on castle-P19 by "
-        "`python benchmarks/tune_smoothness.py --install` (see benchmarks/results/smoothness.md)",
-        "smoothness": {m: c["smoothness"] for m, c in chosen.items() if ":" not in m},
+        "`python benchmarks/tune_smoothness.py --install` (the table each came from: chosen_in)",
+        "smoothness": dict(sorted(weights.items())),
+        "chosen_in": dict(sorted(sources.items())),
     }
     path.write_text(json.dumps(table, indent=2) + "\n")
     print(f"wrote {path}")
