@@ -232,14 +232,13 @@ def test_l2net_half_resolution_form_is_the_network_on_the_pixel_replicated_image
     # the stereo cost takes this form for a card with input_scale 2
     model.card = {"input_scale": 2.0}
     cost = DescriptorCost(model)
-    got = cost.features(image[0, 0].numpy().astype(np.uint8))
-    expected = DenseDescriptor(model, replicated_half=True)(
-        normalise_image(
-            torch.from_numpy(image[0, 0].numpy().astype(np.uint8).astype(np.float32))[None, None],
-            model.normalisation,
-            window=32,
-        )
-    )[0]
+    grey = image[0, 0].numpy().astype(np.uint8)
+    got = cost.features(grey)
+    as_float = torch.from_numpy(grey.astype(np.float32))[None, None]
+    with torch.no_grad():
+        expected = DenseDescriptor(model, replicated_half=True)(
+            normalise_image(as_float, model.normalisation, window=32)
+        )[0]
     torch.testing.assert_close(got, expected)
     with pytest.raises(StereoError, match="l2net"):
         DenseDescriptor(build_model("siam-l2"), replicated_half=True)

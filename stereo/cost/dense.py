@@ -33,7 +33,6 @@ from stereo.patchnet.models.l2net import CSL2Net, L2Net, L2NetTower
 from stereo.patchnet.models.layers import L2Pool, SubtractiveNorm
 
 PATCH = 64
-PAD_BEFORE, PAD_AFTER = 32, 31
 #: extra bottom/right padding: 2ch-deep's ceil-mode pool reads 3 pixels past the patch.
 SPARE = 8
 

@@ -288,7 +288,7 @@ class DescriptorCost(Cost):
             x = normalise_image(_to_tensor(image, self.device), self.model.normalisation)
             return dense_in_strips(self.dense, x)[0]
         if self._replicated_half:
-            half = DenseDescriptor(self.model, replicated_half=True)
+            half = self._half_dense
             x = normalise_image(
                 _to_tensor(image, self.device), self.model.normalisation, window=half.window
             )
@@ -299,6 +299,11 @@ class DescriptorCost(Cost):
         x = normalise_image(_to_tensor(resized, self.device), self.model.normalisation)
         d = dense_in_strips(self.dense, x)
         return F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)[0]
+
+    @cached_property
+    def _half_dense(self) -> DenseDescriptor:
+        """The l2net half-resolution dense form (built once, on first use)."""
+        return DenseDescriptor(self.model, replicated_half=True)
 
     @property
     def _replicated_half(self) -> bool:
