@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import parse_method, saved_results  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from benchmarks.strecha import DATA, load_pair  # noqa: E402
-from stereo.cost.volume import DescriptorCost, FusedCost, Sweep  # noqa: E402
+from stereo.cost.volume import Sweep  # noqa: E402
 from stereo.evaluation import depth_correctness  # noqa: E402
 from stereo.geometry.planesweep import inverse_depth_labels  # noqa: E402
 from stereo.mrf.graphcut import MRFConfig, normalise_volume  # noqa: E402
@@ -71,10 +71,9 @@ def run_pair(
     for method in methods:
         t0 = time.time()
         spec = parse_method(method)
-        cost = make_cost(spec.name, prewarp=spec.prewarp)
-        for part in cost.components if isinstance(cost, FusedCost) else [cost]:
-            if isinstance(part, DescriptorCost):
-                part.replicated_upsampling = spec.replicated_upsampling
+        cost = make_cost(
+            spec.name, prewarp=spec.prewarp, replicated_upsampling=spec.replicated_upsampling
+        )
         volume = normalise_volume(cost.volume(pair.reference, pair.other, sweep))
         scores = {
             "volume_s": round(time.time() - t0, 1),

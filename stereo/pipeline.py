@@ -97,10 +97,11 @@ def make_cost(
     descriptor_variance: float = DescriptorCost.variance_kept,
     prewarp: bool = DescriptorCost.prewarp,
     prewarp_planes: int = DescriptorCost.prewarp_planes,
+    replicated_upsampling: bool = DescriptorCost.replicated_upsampling,
 ) -> Cost:
     """The matching cost of a registry model, a weights file, a baseline name, or several of
     these joined by commas (their mean normalised volume, :class:`~stereo.cost.volume.FusedCost`)
-    (``descriptor_variance``, ``prewarp``, ``prewarp_planes``: see
+    (``descriptor_variance``, ``prewarp``, ``prewarp_planes``, ``replicated_upsampling``: see
     :class:`~stereo.cost.volume.DescriptorCost`)."""
     if not 0.0 < descriptor_variance <= 1.0:
         raise StereoError(f"descriptor variance kept must lie in (0, 1], not {descriptor_variance}")
@@ -112,6 +113,7 @@ def make_cost(
             part.variance_kept = descriptor_variance
             part.prewarp = prewarp
             part.prewarp_planes = prewarp_planes
+            part.replicated_upsampling = replicated_upsampling
     return cost
 
 
