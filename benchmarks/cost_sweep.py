@@ -20,7 +20,6 @@ pairs already there.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import parse_method, saved_results  # noqa: E402
+from benchmarks.common import merge_scores, parse_method, save_results, saved_results  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from benchmarks.strecha import DATA, load_pair  # noqa: E402
 from stereo.cost.volume import Sweep  # noqa: E402
@@ -101,13 +100,10 @@ def main() -> None:
     torch.set_num_threads(2)
     grid = tuple(args.grid)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     previous = saved_results(out)  # rows of other methods / pairs are kept
     results = previous.get("results", {})
     for pair in args.pairs:  # the files are rewritten after each pair
-        rows = run_pair(pair, args.methods, args.size, args.labels, grid)
-        for method, scores in rows.items():  # new λ values join the row's earlier ones
-            results.setdefault(pair, {}).setdefault(method, {}).update(scores)
+        merge_scores(results, pair, run_pair(pair, args.methods, args.size, args.labels, grid))
         summary = {
             "hardware": hardware(),
             "date": time.strftime("%Y-%m-%d"),
@@ -116,8 +112,7 @@ def main() -> None:
             "grid": sorted(set(grid) | set(previous.get("grid", []))),
             "results": results,
         }
-        out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_table(summary, out.with_suffix(".md"))
+        save_results(out, summary, write_table)
 
 
 def write_table(summary: dict, path: Path) -> None:

@@ -24,7 +24,6 @@ Writes ``benchmarks/results/strecha.md`` and ``.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import parse_method, saved_results  # noqa: E402
+from benchmarks.common import parse_method, save_results, saved_results  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from stereo.evaluation import (  # noqa: E402
     SparseDepth,
@@ -280,8 +279,7 @@ def main() -> None:
     if args.table_only:
         summary = saved_results(out, required=True)
         summary["note"] = args.note or summary.get("note")
-        out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_table(summary, out.with_suffix(".md"))
+        save_results(out, summary, write_table)
         return
     if not DATA.is_dir():
         sys.exit(f"error: {DATA} is missing (the shared Strecha data)")
@@ -300,9 +298,7 @@ def main() -> None:
             "results": results,
             "note": args.note or previous.get("note"),
         }
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_table(summary, out.with_suffix(".md"))
+        save_results(out, summary, write_table)
 
 
 def write_table(summary: dict, path: Path) -> None:

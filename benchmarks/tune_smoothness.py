@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import saved_results  # noqa: E402
+from benchmarks.common import merge_scores, save_results, saved_results  # noqa: E402
 from benchmarks.cost_sweep import run_pair  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from benchmarks.strecha import DATA  # noqa: E402
@@ -121,8 +121,7 @@ def main() -> None:
     if args.table_only:
         summary = saved_results(out, required=True)
         summary["chosen"] = choose(summary["results"])
-        out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_table(summary, out.with_suffix(".md"))
+        save_results(out, summary, write_table)
         if args.install:
             install(summary["chosen"], installed, out.with_suffix(".md"), rename)
         return
@@ -133,9 +132,7 @@ def main() -> None:
     previous = saved_results(out)
     results = previous.get("results", {})
     for pair in args.pairs:
-        rows = run_pair(pair, args.methods, args.size, args.labels, grid)
-        for method, scores in rows.items():  # new λ values join the row's earlier ones
-            results.setdefault(pair, {}).setdefault(method, {}).update(scores)
+        merge_scores(results, pair, run_pair(pair, args.methods, args.size, args.labels, grid))
         summary = {
             "hardware": hardware(),
             "date": time.strftime("%Y-%m-%d"),
@@ -144,9 +141,7 @@ def main() -> None:
             "results": results,
             "chosen": choose(results),
         }
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_table(summary, out.with_suffix(".md"))
+        save_results(out, summary, write_table)
     if args.install:
         install(summary["chosen"], installed, out.with_suffix(".md"), rename)
 
