@@ -242,3 +242,68 @@ def test_l2net_half_resolution_form_is_the_network_on_the_pixel_replicated_image
     torch.testing.assert_close(got, expected)
     with pytest.raises(StereoError, match="l2net"):
         DenseDescriptor(build_model("siam-l2"), replicated_half=True)
+
+
+@pytest.mark.parametrize(
+    "name, replicated_half",
+    [("l2net", False), ("l2net", True), ("cs-l2net", False), ("siam-2stream", False)],
+)
+def test_strips_equal_one_pass_over_the_whole_image(name, replicated_half):
+    """Strips of 24 rows give the descriptors of one pass over the image, also for L2-Net,
+    whose zero-padded layers read image rows beyond a strip's window."""
+    from stereo.cost.volume import dense_in_strips
+
+    model = build_model(name).eval()
+    dense = DenseDescriptor(model, replicated_half=replicated_half)
+    x = normalise_image(_image(3, (100, 70)), model.normalisation, window=dense.window)
+    with torch.no_grad():
+        whole = dense(x)
+        strips = dense_in_strips(dense, x, rows=24)
+    torch.testing.assert_close(strips, whole, rtol=1e-4, atol=1e-5)
+
+
+def test_two_channel_strips_equal_one_pass():
+    from stereo.cost.volume import dense_in_strips
+
+    model = build_model("2ch-deep").eval()
+    a = normalise_image(_image(4, (90, 60)), model.normalisation)
+    b = normalise_image(_image(5, (90, 60)), model.normalisation)
+    pair = torch.cat([a, b], dim=1)
+    dense = DenseTwoChannel(model)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            dense_in_strips(dense, pair, rows=20), dense(pair), rtol=1e-4, atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("with_head", [False, True])
+def test_opencv_sampling_matches_exact_bilinear(with_head):
+    """The CPU volume (cv2.remap, weights to 1/32 pixel) equals the grid_sample one to the
+    interpolation's rounding on smooth descriptor maps, with the same NaN (out-of-view)
+    entries; 150 channels cross the 64-channel groups."""
+    from stereo.cost.volume import Sweep, descriptor_volume
+    from stereo.geometry.camera import Camera
+
+    torch.manual_seed(0)
+    smooth = torch.nn.functional.avg_pool2d(torch.randn(1, 150, 48, 60), 5, 1, 2)[0]
+    d_ref, d_other = smooth[:, 4:44, 2:58].contiguous(), smooth.contiguous()
+    K = np.array([[60.0, 0, 27.5], [0, 60, 19.5], [0, 0, 1]])
+    angle = np.deg2rad(8)
+    R = np.array([[np.cos(angle), 0, -np.sin(angle)], [0, 1, 0], [np.sin(angle), 0, np.cos(angle)]])
+    sweep = Sweep.planes(
+        Camera(K, np.eye(3), np.zeros(3), 56, 40),
+        Camera(K, R, np.array([0.6, 0.05, 0.0]), 60, 48),
+        np.array([3.0, 4.0, 6.0, 10.0]),
+    )
+    head = None
+    if with_head:
+        head = torch.nn.Sequential(
+            torch.nn.Linear(300, 300), torch.nn.ReLU(), torch.nn.Linear(300, 1)
+        ).eval()
+    fast = descriptor_volume(d_ref, d_other, sweep, head)
+    exact = descriptor_volume(d_ref, d_other, sweep, head, exact_sampling=True)
+    assert np.array_equal(np.isfinite(fast), np.isfinite(exact))
+    ok = np.isfinite(exact)
+    assert 0.2 < ok.mean() < 1.0  # some hypotheses leave the second map
+    spread = np.nanmax(exact) - np.nanmin(exact)
+    assert np.abs(fast[ok] - exact[ok]).max() < 0.01 * spread

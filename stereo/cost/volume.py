@@ -40,6 +40,9 @@ from stereo.patchnet.models.l2net import L2Net
 
 #: reference rows processed at once when sampling the second image (bounds memory).
 ROW_CHUNK = 128
+#: channels per ``cv2.remap`` call: OpenCV 5.0 crashes on more than 128 channels when
+#: coordinates leave the image (a known limit of its generic remap), 64 is as fast
+REMAP_CHANNELS = 64
 
 
 @dataclass
@@ -207,6 +210,37 @@ def sample(image: Tensor, xy: np.ndarray) -> tuple[Tensor, Tensor]:
         image[None], norm[None], mode="bilinear", padding_mode="border", align_corners=True
     )[0]
     return values, inside
+
+
+def channel_groups(image: Tensor) -> list[np.ndarray]:
+    """A ``(C, H, W)`` CPU map as channel-last float32 arrays ``(H, W, ≤ REMAP_CHANNELS)``,
+    the layout :func:`remap_sample` reads."""
+    hwc = image.permute(1, 2, 0).float().numpy()
+    return [
+        np.ascontiguousarray(hwc[..., c : c + REMAP_CHANNELS])
+        for c in range(0, hwc.shape[-1], REMAP_CHANNELS)
+    ]
+
+
+def remap_sample(groups: list[np.ndarray], xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sample` on the CPU with OpenCV: bilinear with weights rounded to 1/32 pixel
+    (``cv2.remap``), 3–4× faster than ``grid_sample`` on many channels, border replicated.
+
+    Args:
+        groups: :func:`channel_groups` of a ``(C, Hs, Ws)`` map.
+        xy: ``(h, w, 2)`` float32 pixel coordinates.
+
+    Returns:
+        ``(h, w, C)`` values and ``(h, w)`` bool: inside the map.
+    """
+    hs, ws = groups[0].shape[:2]
+    x, y = np.ascontiguousarray(xy[..., 0]), np.ascontiguousarray(xy[..., 1])
+    parts = []
+    for group in groups:
+        warped = cv2.remap(group, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        parts.append(warped.reshape(*xy.shape[:2], group.shape[-1]))
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+    return values, _inside(xy, hs, ws)
 
 
 def _to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
@@ -387,7 +421,8 @@ def compress_descriptors(
     only change is the discarded variance: ``‖P(a − b)‖ ≤ ‖a − b‖``.
 
     Returns:
-        ``(k, H, W)`` and ``(k, H', W')`` projected maps and the variance share kept.
+        ``(k, H, W)`` and ``(k, H', W')`` projected maps and the variance share kept (the
+        maps themselves when every component is kept).
     """
     d = d_ref.shape[0]
     n = d_ref[0].numel() + d_other[0].numel()
@@ -406,6 +441,8 @@ def compress_descriptors(
         share = (eigenvalues.cumsum(0) / total).numpy()
         k = int(np.searchsorted(share, variance_kept - 1e-12) + 1)
     k = min(k, d)
+    if k == d:  # a rotation only (decorrelated descriptors such as L2-Net's): skip it
+        return d_ref, d_other, 1.0
     P = eigenvectors[:, :k].T.to(d_ref.dtype)
     m = mean.to(d_ref.dtype)[:, 0]
 
@@ -442,21 +479,30 @@ class TwoChannelCost(Cost):
         return out
 
 
-def dense_in_strips(dense: torch.nn.Module, x: Tensor, rows: int = 96) -> Tensor:
+def dense_in_strips(dense: torch.nn.Module, x: Tensor, rows: int = 192) -> Tensor:
     """Run a dense network (:class:`DenseDescriptor` / :class:`DenseTwoChannel`) on
     ``(1, C, H, W)`` in horizontal strips of ``rows`` output rows: the image is padded once
     and each strip gets the padded rows its receptive field needs, so the result equals one
-    pass over the whole image while memory stays bounded."""
+    pass over the whole image while memory stays bounded.
+
+    Networks with zero-padded ("same") layers (L2-Net) read up to their summed paddings
+    past the window — zeros at the image's edges, image rows inside it — so each strip also
+    takes ``window / 2`` rows of context above and below (L2-Net's padded layers reach 11
+    rows at dilation 1, 22 at dilation 2), cut off again afterwards.
+    """
     from stereo.cost.dense import SPARE, pad_image
 
     h, w = x.shape[-2:]
     window = dense.window
+    context = window // 2
     padded = pad_image(x, window)
     outs = []
     for r0 in range(0, h, rows):
         r1 = min(r0 + rows, h)
-        piece = dense._dense(padded[..., r0 : r1 + window - 1 + SPARE, :])
-        outs.append(piece[..., : r1 - r0, :w])
+        start = max(0, r0 - context)
+        stop = min(padded.shape[-2], r1 + window - 1 + SPARE + context)
+        piece = dense._dense(padded[..., start:stop, :])
+        outs.append(piece[..., r0 - start : r1 - start, :w])
     return torch.cat(outs, dim=-2)
 
 
@@ -598,6 +644,7 @@ def descriptor_volume(
     name: str = "descriptor",
     progress: bool = False,
     prewarp: Prewarp | None = None,
+    exact_sampling: bool = False,
 ) -> np.ndarray:
     """``(L, H, W)`` costs from per-pixel descriptors ``(D, H, W)`` of both images (with
     ``prewarp``, ``d_other`` describes that canvas, not the raw second image).
@@ -606,6 +653,9 @@ def descriptor_volume(
     (``Linear(2D, 2D) → ReLU → Linear(2D, 1)``): the first layer is split into its
     reference and second-image halves and applied once per image as 1×1 convolutions
     (linear maps commute with bilinear sampling); the cost is minus the score.
+
+    On the CPU the second map is sampled with OpenCV (:func:`remap_sample`, weights to 1/32
+    pixel) unless ``exact_sampling``; on other devices with ``grid_sample`` (exact).
     """
     if head is not None:
         first, last = head[0], head[2]
@@ -613,23 +663,37 @@ def descriptor_volume(
         d_ref = torch.einsum("oc,chw->ohw", first.weight[:, :size], d_ref)
         d_ref = d_ref + first.bias[:, None, None]
         d_other = torch.einsum("oc,chw->ohw", first.weight[:, size:], d_other)
+    on_cpu = d_other.device.type == "cpu" and not exact_sampling
+    if on_cpu:  # channel-last numpy maps for cv2.remap
+        other_groups = channel_groups(d_other)
+        ref_hwc = d_ref.permute(1, 2, 0).float().contiguous().numpy()
+        if head is not None:
+            last_w, last_b = last.weight[0].float().numpy(), float(last.bias[0])
     out = np.full((len(sweep), sweep.height, sweep.width), np.nan, np.float32)
     for label in tqdm(range(len(sweep)), desc=f"cost {name}", disable=not progress, leave=False):
         for r0 in range(0, sweep.height, ROW_CHUNK):
             rows = slice(r0, min(r0 + ROW_CHUNK, sweep.height))
             xy = sweep.coordinates(label, rows)
-            if prewarp is None:
-                b, inside = sample(d_other, xy)
+            where = xy if prewarp is None else prewarp.canvas_coordinates(xy)
+            if on_cpu:
+                b, inside = remap_sample(other_groups, where)
+                a = ref_hwc[rows]
+                if head is not None:
+                    cost = -(np.maximum(a + b, 0) @ last_w + last_b)
+                else:
+                    cost = np.sqrt(np.square(a - b).sum(axis=-1) + 1e-12)
             else:
-                b, inside = sample(d_other, prewarp.canvas_coordinates(xy))
-                inside &= torch.from_numpy(prewarp.inside_other(xy)).to(inside.device)
-            a = d_ref[:, rows]
-            if head is not None:
-                cost = -(torch.einsum("chw,c->hw", F.relu(a + b), last.weight[0]) + last.bias[0])
-            else:
-                cost = torch.sqrt(((a - b) ** 2).sum(dim=0) + 1e-12)
-            cost[~inside] = float("nan")
-            out[label, rows] = cost.cpu().numpy()
+                b, inside_t = sample(d_other, where)
+                a = d_ref[:, rows]
+                if head is not None:
+                    score = torch.einsum("chw,c->hw", F.relu(a + b), last.weight[0]) + last.bias[0]
+                    cost = (-score).cpu().numpy()
+                else:
+                    cost = torch.sqrt(((a - b) ** 2).sum(dim=0) + 1e-12).cpu().numpy()
+                inside = inside_t.cpu().numpy()
+            if prewarp is not None:
+                inside &= prewarp.inside_other(xy)
+            out[label, rows] = np.where(inside, cost, np.nan)
     return out
 
 
