@@ -197,6 +197,13 @@ def run_match(
     help="Alpha-expansion cycles over all labels (-1: until the energy stops falling).",
 )
 @click.option(
+    "--mrf-warm-start/--mrf-cold-start",
+    default=MRFConfig.warm_start,
+    show_default=True,
+    help="Start the expansion moves from the winner-take-all labels (about twice as fast "
+    "for the same energy) or from label 0 everywhere.",
+)
+@click.option(
     "--descriptor-variance",
     type=float,
     default=StereoConfig.descriptor_variance,
@@ -260,6 +267,7 @@ def match_command(
     truncation,
     potts,
     mrf_iterations,
+    mrf_warm_start,
     descriptor_variance,
     prewarp,
     prewarp_planes,
@@ -283,7 +291,11 @@ def match_command(
     if smoothness is not None and not smoothness >= 0:
         raise StereoError(f"--smoothness must be a weight ≥ 0, not {smoothness}")
     mrf = MRFConfig(
-        smoothness=smoothness, truncation=truncation, potts=potts, iterations=mrf_iterations
+        smoothness=smoothness,
+        truncation=truncation,
+        potts=potts,
+        iterations=mrf_iterations,
+        warm_start=mrf_warm_start,
     )
     config = StereoConfig(
         descriptor_variance=descriptor_variance,

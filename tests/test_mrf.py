@@ -69,6 +69,35 @@ def test_recovers_piecewise_constant_truth_from_noisy_costs():
     assert result.energy < result.energy_wta
 
 
+@pytest.mark.parametrize("iterations", [1, 2, -1])
+def test_warm_start_never_ends_above_winner_take_all(iterations):
+    """Started from winner-take-all, the moves only lower the energy; a cold start (label 0
+    everywhere) reaches a comparable energy, and the gco energy is the one we compute."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(7)
+    truth = np.repeat(np.arange(6), 6)[None, :].repeat(20, axis=0)  # six 6-pixel bands
+    cost = np.abs(np.arange(10)[:, None, None] - truth[None]) / 10 + rng.normal(
+        0, 0.3, (10, 20, 36)
+    )
+    unary = normalise_volume(cost)
+    image = rng.uniform(0, 255, (20, 36))
+    warm_cfg = MRFConfig(smoothness=0.6, iterations=iterations)
+    warm = solve(unary, image, warm_cfg)
+    cold = solve(unary, image, replace(warm_cfg, warm_start=False))
+    problem = build_problem(unary, image, warm_cfg)
+    assert warm.energy == energy(warm.labels, problem)
+    assert warm.energy < warm.energy_wta
+    assert abs(warm.energy - cold.energy) < 0.02 * cold.energy
+
+
+def test_unknown_algorithm_is_a_clear_error():
+    from stereo.errors import StereoError
+
+    with pytest.raises(StereoError, match="unknown MRF algorithm"):
+        solve(np.zeros((2, 2, 2), np.float32), np.zeros((2, 2)), algorithm="trws")
+
+
 def test_invalid_hypotheses_are_avoided():
     unary = np.full((3, 2, 2), 0.5, np.float32)
     unary[0] = np.nan  # label 0 leaves the second image everywhere

@@ -156,6 +156,7 @@ def test_cli_writes_every_output_and_evaluates(tmp_path, small_scene):
             "16",
             "--size",
             "200",
+            "--mrf-cold-start",
             "--out",
             str(out),
         ],
@@ -175,6 +176,7 @@ def test_cli_writes_every_output_and_evaluates(tmp_path, small_scene):
         "energy_final",
     ):
         assert key in report
+    assert report["mrf"]["warm_start"] is False and report["energy_final"] < report["energy_wta"]
     header = (out / "points.ply").read_bytes()[:200].decode("ascii", "replace")
     assert header.startswith("ply") and "element vertex" in header
     depth = np.load(out / "depth.npy")
