@@ -41,13 +41,15 @@ class MethodSpec:
     a number (graph cuts at that smoothness weight λ), ``flat`` (descriptor costs describe
     the raw second image, not the one pre-warped by the middle plane) and ``bilinear``
     (a network with ``input_scale`` 2 runs on the image upsampled bilinearly, not by pixel
-    replication: ``DescriptorCost.replicated_upsampling``; ``cost_sweep.py`` only)."""
+    replication: ``DescriptorCost.replicated_upsampling``; ``cost_sweep.py`` only) and
+    ``float32`` / ``bfloat16`` (the descriptor network's arithmetic, instead of ``auto``)."""
 
     name: str
     optimizer: str = "graphcut"
     smoothness: float | None = None  # None: the cost's λ from models/smoothness.json
     prewarp: bool = True
     replicated_upsampling: bool = True
+    precision: str = "auto"
 
 
 def parse_method(spec: str) -> MethodSpec:
@@ -55,8 +57,11 @@ def parse_method(spec: str) -> MethodSpec:
     unknown option."""
     name, *options = spec.split(":")
     optimizer, smoothness, prewarp, replicated = "graphcut", None, True, True
+    precision = "auto"
     for option in options:
-        if option == "wta":
+        if option in ("float32", "bfloat16"):
+            precision = option
+        elif option == "wta":
             optimizer = "wta"
         elif option == "flat":
             prewarp = False
@@ -67,6 +72,7 @@ def parse_method(spec: str) -> MethodSpec:
                 smoothness = float(option)
             except ValueError:
                 sys.exit(
-                    f"error: method {spec!r}: option {option!r} is not wta, flat, bilinear or a λ"
+                    f"error: method {spec!r}: option {option!r} is not wta, flat, bilinear, "
+                    "float32, bfloat16 or a λ"
                 )
-    return MethodSpec(name, optimizer, smoothness, prewarp, replicated)
+    return MethodSpec(name, optimizer, smoothness, prewarp, replicated, precision)

@@ -71,7 +71,10 @@ def run_pair(
         t0 = time.time()
         spec = parse_method(method)
         cost = make_cost(
-            spec.name, prewarp=spec.prewarp, replicated_upsampling=spec.replicated_upsampling
+            spec.name,
+            prewarp=spec.prewarp,
+            replicated_upsampling=spec.replicated_upsampling,
+            precision=spec.precision,
         )
         volume = normalise_volume(cost.volume(pair.reference, pair.other, sweep))
         scores = {

@@ -227,6 +227,7 @@ def run_pair(scene_name: str, r: int, k: int, methods: list[str], size: int, n_l
                 optimizer=spec.optimizer,
                 mrf=MRFConfig(smoothness=spec.smoothness),
                 prewarp=spec.prewarp,
+                precision=spec.precision,
             )
             result = match_calibrated(ref_w, other_w, ref_cam, other_cam, cfg)
             depth_map = result.depth

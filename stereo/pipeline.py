@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from stereo.cost.volume import (
+    PRECISIONS,
     CensusCost,
     Cost,
     DaisyCost,
@@ -69,6 +70,7 @@ class StereoConfig:
     # descriptor costs on plane sweeps: describe the second image pre-warped by the middle plane
     prewarp: bool = DescriptorCost.prewarp
     prewarp_planes: int = DescriptorCost.prewarp_planes  # label runs with their own pre-warp
+    precision: str = DescriptorCost.precision  # descriptor networks: auto | float32 | bfloat16
     lr_check: bool = False  # also match the second image against the first; NaN where they disagree
     lr_tolerance: float = 1.0  # left-right agreement, in label steps
 
@@ -98,15 +100,18 @@ def make_cost(
     prewarp: bool = DescriptorCost.prewarp,
     prewarp_planes: int = DescriptorCost.prewarp_planes,
     replicated_upsampling: bool = DescriptorCost.replicated_upsampling,
+    precision: str = DescriptorCost.precision,
 ) -> Cost:
     """The matching cost of a registry model, a weights file, a baseline name, or several of
     these joined by commas (their mean normalised volume, :class:`~stereo.cost.volume.FusedCost`)
-    (``descriptor_variance``, ``prewarp``, ``prewarp_planes``, ``replicated_upsampling``: see
-    :class:`~stereo.cost.volume.DescriptorCost`)."""
+    (``descriptor_variance``, ``prewarp``, ``prewarp_planes``, ``replicated_upsampling``,
+    ``precision``: see :class:`~stereo.cost.volume.DescriptorCost`)."""
     if not 0.0 < descriptor_variance <= 1.0:
         raise StereoError(f"descriptor variance kept must lie in (0, 1], not {descriptor_variance}")
     if prewarp_planes < 1:
         raise StereoError(f"pre-warp planes must be at least 1, not {prewarp_planes}")
+    if precision not in PRECISIONS:
+        raise StereoError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     cost = _make_cost(name, device, untrained)
     for part in cost.components if isinstance(cost, FusedCost) else [cost]:
         if isinstance(part, DescriptorCost):
@@ -114,6 +119,7 @@ def make_cost(
             part.prewarp = prewarp
             part.prewarp_planes = prewarp_planes
             part.replicated_upsampling = replicated_upsampling
+            part.precision = precision
     return cost
 
 
@@ -126,6 +132,7 @@ def cost_of(cfg: StereoConfig) -> Cost:
         cfg.descriptor_variance,
         cfg.prewarp,
         cfg.prewarp_planes,
+        precision=cfg.precision,
     )
 
 

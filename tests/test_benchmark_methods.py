@@ -12,8 +12,10 @@ def test_method_options_combine():
     spec = parse_method("l2net.castle-fixed-s1:wta:flat:bilinear")
     assert spec == MethodSpec("l2net.castle-fixed-s1", "wta", None, False, False)
     assert parse_method("zncc,l2net.castle-fixed:0.4").smoothness == 0.4
+    assert parse_method("zncc").precision == "auto"
+    assert parse_method("l2net.castle-fixed-s1:float32:1.6").precision == "float32"
 
 
 def test_unknown_method_option_exits_with_one_line():
-    with pytest.raises(SystemExit, match="not wta, flat, bilinear or a λ"):
+    with pytest.raises(SystemExit, match="not wta, flat, bilinear, float32, bfloat16 or a λ"):
         parse_method("zncc:fast")

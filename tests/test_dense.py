@@ -114,9 +114,10 @@ def test_compressed_descriptor_volume_matches_the_exact_one():
     right = np.roll(left, -3, axis=1)
     sweep = Sweep.disparities(40, 56, np.arange(6.0))
     cost = DescriptorCost(build_model("siam-l2").eval())
+    cost.precision = "float32"  # compared with float32 references
     cost.variance_kept = 1.0
     exact = cost.volume(left, right, sweep)
-    assert cost.info == {"descriptor_dims": 256}
+    assert cost.info == {"descriptor_dims": 256, "precision": "float32"}
     cost.variance_kept = 0.9999
     compressed = cost.volume(left, right, sweep)
     assert cost.info["descriptor_dims_kept"] <= 256 and cost.info["variance_kept"] >= 0.9999
@@ -192,6 +193,7 @@ def test_input_scale_describes_the_upsampled_image_at_each_pixel():
     model = build_model("siam-l2").eval()
     model.card = {"input_scale": 2.0}
     cost = DescriptorCost(model)
+    cost.precision = "float32"  # compared with float32 references
     assert cost.input_scale == 2.0
     image = (np.random.default_rng(4).random((24, 30)) * 255).astype(np.uint8)
     got = cost.features(image)
@@ -232,6 +234,7 @@ def test_l2net_half_resolution_form_is_the_network_on_the_pixel_replicated_image
     # the stereo cost takes this form for a card with input_scale 2
     model.card = {"input_scale": 2.0}
     cost = DescriptorCost(model)
+    cost.precision = "float32"  # compared with float32 references
     grey = image[0, 0].numpy().astype(np.uint8)
     got = cost.features(grey)
     as_float = torch.from_numpy(grey.astype(np.float32))[None, None]
@@ -307,3 +310,38 @@ def test_opencv_sampling_matches_exact_bilinear(with_head):
     assert 0.2 < ok.mean() < 1.0  # some hypotheses leave the second map
     spread = np.nanmax(exact) - np.nanmin(exact)
     assert np.abs(fast[ok] - exact[ok]).max() < 0.01 * spread
+
+
+def test_bfloat16_descriptors_stay_close_to_float32():
+    """``precision="bfloat16"`` runs the network under autocast: float32 descriptors out,
+    within bf16 rounding of the float32 ones; an unknown precision is a clear error."""
+    from stereo.cost.volume import DescriptorCost
+    from stereo.pipeline import make_cost
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(4)
+    image = (rng.random((48, 60)) * 255).astype(np.uint8)
+    cost = DescriptorCost(build_model("l2net").eval())
+    cost.precision = "float32"
+    exact = cost.features(image)
+    cost.precision = "bfloat16"
+    low = cost.features(image)
+    assert low.dtype == torch.float32 and low.shape == exact.shape
+    assert (low - exact).abs().mean() < 0.01 and (low - exact).abs().max() < 0.1
+    cos = (low * exact).sum(dim=0)  # unit descriptors
+    assert cos.min() > 0.99
+    with pytest.raises(StereoError, match="unknown precision"):
+        make_cost("dsift", precision="float16")
+
+
+def test_auto_precision_is_bfloat16_only_where_the_device_supports_it():
+    from stereo.cost.volume import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("float32", cpu) == "float32"
+    assert resolve_precision("bfloat16", cpu) == "bfloat16"
+    supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert resolve_precision("auto", cpu) == ("bfloat16" if supported else "float32")
+    assert resolve_precision("auto", torch.device("meta")) == "float32"
+    with pytest.raises(StereoError, match="valid: auto, float32, bfloat16"):
+        resolve_precision("half", cpu)

@@ -40,11 +40,11 @@ class MRFConfig:
     min_edge_weight: float = 0.15  # w_min: smoothing never vanishes completely
     invalid_cost: float = 1.0  # unary of a hypothesis that leaves the second image
     scale: float = 1000.0  # integer scale of all terms
-    # alpha-expansion cycles over all labels (-1: until convergence). Two cycles: on fountain
-    # (768×512, 64 labels, ZNCC) energy within 0.11 % of convergence in 38 % of the time
+    # alpha-expansion cycles over all labels (-1: until convergence). Two cycles: on the
+    # Strecha pairs (768×512, 64 labels) energy within 0.03-0.2 % of convergence
     iterations: int = 2
     # start the moves from the winner-take-all labelling instead of label 0 everywhere: the
-    # same energy after two cycles in about half the time (benchmarks/mrf_speed.py)
+    # same energy after two cycles in about half the time (benchmarks/results/mrf_speed.md)
     warm_start: bool = True
 
 
