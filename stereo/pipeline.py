@@ -46,10 +46,10 @@ BASELINE_COSTS = {
     "daisy": lambda: DaisyCost(),
     "dsift": lambda: DenseSiftCost(),
 }
-#: the default cost: siam-l2 trained on upright windows at the working scale (castle-P19),
-#: the best learned cost per second in benchmarks/results/strecha.md (about 35 s a pair at
-#: 768×512 × 64 labels on 2 CPU cores); ``siam-l2`` alone loads the keypoint-patch weights.
-DEFAULT_MODEL = "siam-l2.castle-fixed"
+#: the default cost: L2-Net trained on upright windows of 32 working pixels (castle-P19), the
+#: most accurate learned cost in benchmarks/results/strecha.md, about 50 s a pair end to end
+#: at 768×512 × 64 labels on 2 CPU cores; ``l2net`` alone loads the keypoint-patch weights.
+DEFAULT_MODEL = "l2net.castle-fixed-s1"
 
 
 @dataclass(frozen=True)
