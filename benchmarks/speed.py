@@ -54,6 +54,7 @@ def time_one(scene, cost: str, size: int, labels: int) -> dict:
         **result.report["seconds"],
         "descriptor_dims": result.report.get("descriptor_dims"),
         "descriptor_dims_kept": result.report.get("descriptor_dims_kept"),
+        "precision": result.report.get("precision"),
     }
     print(row, file=sys.stderr, flush=True)
     return row
@@ -61,7 +62,11 @@ def time_one(scene, cost: str, size: int, labels: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--costs", nargs="+", default=["zncc", "census", "siam-l2", "cnn3"])
+    parser.add_argument(
+        "--costs",
+        nargs="+",
+        default=["zncc", "census", "l2net.castle-fixed-s1", "siam-l2.castle-fixed", "cnn3"],
+    )
     parser.add_argument("--sizes", nargs="+", type=int, default=[384, 768])
     parser.add_argument("--labels", nargs="+", type=int, default=[32, 64])
     parser.add_argument("--slow-costs", nargs="*", default=["2ch-deep"])
@@ -98,11 +103,13 @@ def main() -> None:
         "",
         f"`python benchmarks/speed.py`, {summary['date']}, {summary['hardware']}. "
         "Calibrated pair of the embedded rendered scene, depth range "
-        "given, graph cuts (2 expansion cycles); wall seconds. Descriptor dims: network "
-        "output → kept by the principal-component projection of the volume.",
+        "given, graph cuts (2 expansion cycles from the winner-take-all labels); wall "
+        "seconds. Descriptor dims: network output → kept by the principal-component "
+        "projection of the volume; precision: the network's arithmetic (`--precision auto`).",
         "",
-        "| cost | size | labels | cost volume | per label | MRF | total | × ZNCC | dims |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| cost | size | labels | cost volume | per label | MRF | total | × ZNCC | dims | "
+        "precision |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         dims = (
@@ -113,7 +120,8 @@ def main() -> None:
         ratio = r["ratio_to_zncc"] if r["ratio_to_zncc"] is not None else ""
         lines.append(
             f"| {r['cost']} | {r['size']} | {r['labels']} | {r['cost_volume']} | "
-            f"{r['cost_volume_s_per_label']} | {r['mrf']} | {r['total_s']} | {ratio} | {dims} |"
+            f"{r['cost_volume_s_per_label']} | {r['mrf']} | {r['total_s']} | {ratio} | {dims} | "
+            f"{r.get('precision') or ''} |"
         )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
