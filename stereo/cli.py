@@ -231,7 +231,7 @@ def run_match(
     type=click.Choice(["auto", "float32", "bfloat16"]),
     default=StereoConfig.precision,
     show_default=True,
-    help="Arithmetic of descriptor networks. bfloat16 is about twice as fast on CPUs with "
+    help="Arithmetic of the networks. bfloat16 is about twice as fast on CPUs with "
     "AVX-512 BF16 and on GPUs (descriptors differ by about 1e-3); auto takes it where "
     "the device supports it, float32 elsewhere.",
 )

@@ -119,6 +119,7 @@ def make_cost(
             part.prewarp = prewarp
             part.prewarp_planes = prewarp_planes
             part.replicated_upsampling = replicated_upsampling
+        if isinstance(part, (DescriptorCost, TwoChannelCost)):
             part.precision = precision
     return cost
 

@@ -345,3 +345,26 @@ def test_auto_precision_is_bfloat16_only_where_the_device_supports_it():
     assert resolve_precision("auto", torch.device("meta")) == "float32"
     with pytest.raises(StereoError, match="valid: auto, float32, bfloat16"):
         resolve_precision("half", cpu)
+
+
+def test_two_channel_cost_takes_the_precision():
+    """2-channel volumes in bfloat16 stay within bf16 rounding of float32; ``make_cost``
+    hands them the precision, and the cost reports it."""
+    from stereo.cost.volume import Sweep
+    from stereo.pipeline import make_cost
+
+    rng = np.random.default_rng(6)
+    left = (rng.random((40, 52)) * 255).astype(np.uint8)
+    right = np.roll(left, -2, axis=1)
+    sweep = Sweep.disparities(40, 52, np.arange(4.0))
+    volumes = {}
+    for precision in ("float32", "bfloat16"):
+        torch.manual_seed(1)  # the same random weights for both
+        cost = make_cost("2ch", untrained=True, precision=precision)
+        volumes[precision] = cost.volume(left, right, sweep)
+        assert cost.info == {"precision": precision}
+    exact, low = volumes["float32"], volumes["bfloat16"]
+    ok = np.isfinite(exact)
+    assert np.array_equal(ok, np.isfinite(low))
+    spread = np.nanmax(exact) - np.nanmin(exact)
+    assert np.abs(exact[ok] - low[ok]).max() < 0.05 * spread

@@ -297,6 +297,16 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "float32"
 
 
+def dense_in_precision(
+    dense: torch.nn.Module, x: Tensor, precision: str, device: torch.device
+) -> Tensor:
+    """:func:`dense_in_strips` under bfloat16 autocast when ``precision`` resolves to it
+    (:func:`resolve_precision`); float32 out either way."""
+    low = resolve_precision(precision, device) == "bfloat16"
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
+        return dense_in_strips(dense, x).float()
+
+
 class DescriptorCost(Cost):
     """Distance of dense descriptors (descriptor networks, or any per-pixel features).
 
@@ -362,9 +372,7 @@ class DescriptorCost(Cost):
 
     def _run(self, dense: DenseDescriptor, x: Tensor) -> Tensor:
         """:func:`dense_in_strips` in :attr:`precision`; float32 out."""
-        low = resolve_precision(self.precision, self.device) == "bfloat16"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=low):
-            return dense_in_strips(dense, x).float()
+        return dense_in_precision(dense, x, self.precision, self.device)
 
     @cached_property
     def _half_dense(self) -> DenseDescriptor:
@@ -490,15 +498,20 @@ def compress_descriptors(
 class TwoChannelCost(Cost):
     """Minus the score of a 2-channel network on the reference and the warped second image."""
 
+    #: the network's arithmetic, as :attr:`DescriptorCost.precision`
+    precision: str = "auto"
+
     def __init__(self, model: PatchNet, device: str | torch.device = "cpu") -> None:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.name = model.name
         self.dense = DenseTwoChannel(self.model)
+        self.info: dict[str, str] = {}
 
     @torch.no_grad()
     def volume(self, reference, other, sweep, progress=False):
         mode = self.model.normalisation
+        self.info = {"precision": resolve_precision(self.precision, self.device)}
         ref = normalise_image(_to_tensor(reference, self.device), mode)
         src = _to_tensor(other, self.device)[0]
         out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
@@ -507,7 +520,7 @@ class TwoChannelCost(Cost):
         ):
             warped, inside = sample(src, sweep.coordinates(label))
             pair = torch.cat([ref, normalise_image(warped[None], mode)], dim=1)
-            score = dense_in_strips(self.dense, pair)[0]
+            score = dense_in_precision(self.dense, pair, self.precision, self.device)[0]
             score[~inside] = float("nan")
             out[label] = -score.cpu().numpy()
         return out
