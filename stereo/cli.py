@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -11,7 +10,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from stereo.errors import StereoError, one_line_errors
+from stereo.errors import StereoError, exit_on_sigterm, one_line_errors
+from stereo.io.jsonfile import dumps
 from stereo.mrf.graphcut import MRFConfig
 from stereo.pipeline import BASELINE_COSTS, DEFAULT_MODEL, StereoConfig
 
@@ -59,40 +59,75 @@ def run_match(
     progress: bool = True,
     rectified: bool = False,
     disparity_range: tuple[float, float] | None = None,
+    overwrite: bool = False,
 ) -> dict:
-    """Match a pair (calibrated, rectified or uncalibrated) and write every output.
+    """Match a pair (calibrated, rectified or uncalibrated) and write every output into
+    ``out_dir`` as one unit (:class:`~stereo.io.outputs.OutputFolder`: claimed before any
+    work, published only when complete; an earlier result is replaced only with
+    ``overwrite``).
 
     Returns:
         The run's report (also written as ``report.json``).
     """
-    from stereo.geometry.scene import check_image_size, read_image
-    from stereo.outputs import check_writable, point_cloud, write_result
-    from stereo.pipeline import match_calibrated, match_rectified, match_uncalibrated
+    from stereo.io.outputs import OutputFolder, write_result
 
-    check_writable(out_dir)
+    pair = _read_pair(left, right, left_camera, right_camera, rectified)
+    with OutputFolder(out_dir, overwrite) as folder:
+        result, report, extra = _match_pair(pair, config, progress, rectified, disparity_range)
+        arrays, pictures, cloud = _outputs(result, report, left)
+        write_result(folder.staging, arrays, pictures, report, cloud, extra)
+        folder.commit()
+    return report
+
+
+def _read_pair(left: Path, right: Path, left_camera, right_camera, rectified: bool) -> dict:
+    """Both images (grey) and, when found, their cameras, checked against each other."""
+    from stereo.geometry.scene import check_image_size
+    from stereo.io.images import read_image
+
     reference, other = read_image(left), read_image(right)
     found = None if rectified else find_cameras(left, right, left_camera, right_camera)
-    extra: dict = {}
     if found is not None:
-        (ref_cam, other_cam), (ref_path, other_path) = found
-        check_image_size(reference, ref_cam, left, ref_path)
-        check_image_size(other, other_cam, right, other_path)
+        for image, camera, image_path, camera_path in zip(
+            (reference, other), found[0], (left, right), found[1], strict=True
+        ):
+            check_image_size(image, camera, image_path, camera_path)
+    elif reference.shape != other.shape:
+        raise StereoError(
+            f"{left} and {right} differ in size and have no cameras; give "
+            "cameras, or resize/rectify the pair"
+        )
+    return {"paths": (left, right), "images": (reference, other), "cameras": found}
+
+
+def _match_pair(pair: dict, config, progress: bool, rectified: bool, d_range):
+    """Match a read pair in the mode it calls for: ``(result, report, extra json files)``."""
+    from stereo.pipeline import match_calibrated, match_rectified, match_uncalibrated
+
+    (reference, other), extra = pair["images"], {}
+    if pair["cameras"] is not None:
+        ref_cam, other_cam = pair["cameras"][0]
         result = match_calibrated(reference, other, ref_cam, other_cam, config, progress)
         mode = "calibrated"
+    elif rectified or looks_rectified(reference, other):
+        result = match_rectified(reference, other, config, d_range, progress)
+        mode = "rectified"
     else:
-        if reference.shape != other.shape:
-            raise StereoError(
-                f"{left} and {right} differ in size and have no cameras; give "
-                "cameras, or resize/rectify the pair"
-            )
-        if rectified or looks_rectified(reference, other):
-            result = match_rectified(reference, other, config, disparity_range, progress)
-            mode = "rectified"
-        else:
-            result = match_uncalibrated(reference, other, config, progress)
-            mode = "uncalibrated"
-            extra["rectification.json"] = result.rectification
+        result = match_uncalibrated(reference, other, config, progress)
+        mode = "uncalibrated"
+        extra["rectification.json"] = result.rectification
+    left, right = pair["paths"]
     report = {"left": str(left), "right": str(right), "mode": mode, **result.report}
+    return result, report, extra
+
+
+def _outputs(result, report: dict, left: Path):
+    """Arrays, pictures and point cloud of a result (the report gains its ``output`` key)."""
+    import cv2
+
+    from stereo.geometry.planesweep import point_cloud
+    from stereo.io.images import read_image
+
     pictures = {
         "cost_confidence": (
             result.confidence,
@@ -101,29 +136,25 @@ def run_match(
             "viridis",
         )
     }
+    mode = report["mode"]
     if result.kind == "depth":
         report["output"] = "depth.npy: metres, reference pixel grid, NaN = unknown"
         arrays = {"depth": result.depth, "confidence": result.confidence}
-        pictures["depth"] = (
-            result.depth,
-            f"depth ({result.report['cost']})",
-            "depth (m)",
-            "turbo_r",
-        )
-        cloud = point_cloud(result.depth, ref_cam, read_image(left, grey=False), step=2)
-    else:
-        grid = "the RECTIFIED left image" if mode == "uncalibrated" else "the left image"
-        report["output"] = f"disparity.npy: pixels (x_left - x_right) in {grid}, NaN = unknown"
-        arrays = {"disparity": result.depth, "confidence": result.confidence}
-        pictures["disparity"] = (
-            result.depth,
-            f"disparity ({result.report['cost']}, {mode})",
-            "disparity (px)",
-            "turbo",
-        )
-        cloud = None
-    write_result(out_dir, arrays, pictures, report, cloud, extra)
-    return report
+        pictures["depth"] = (result.depth, f"depth ({report['cost']})", "depth (m)", "turbo_r")
+        h, w = result.depth_working.shape
+        colour = cv2.resize(read_image(left, grey=False), (w, h), interpolation=cv2.INTER_AREA)
+        cloud = point_cloud(result.depth_working, result.camera_working, colour)
+        return arrays, pictures, cloud
+    grid = "the RECTIFIED left image" if mode == "uncalibrated" else "the left image"
+    report["output"] = f"disparity.npy: pixels (x_left - x_right) in {grid}, NaN = unknown"
+    arrays = {"disparity": result.depth, "confidence": result.confidence}
+    pictures["disparity"] = (
+        result.depth,
+        f"disparity ({report['cost']}, {mode})",
+        "disparity (px)",
+        "turbo",
+    )
+    return arrays, pictures, None
 
 
 @click.command("stereo-match")
@@ -261,6 +292,12 @@ def run_match(
     is_flag=True,
     help="Run on an embedded rendered scene (no data needed) and print accuracy.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier result in --out (a folder holding only a run's files); "
+    "without it such a folder is refused.",
+)
 @one_line_errors
 def match_command(
     left,
@@ -288,6 +325,7 @@ def match_command(
     right_camera,
     device,
     demo,
+    overwrite,
 ) -> None:
     """Dense depth map of LEFT (the reference) from RIGHT, with a learned matching cost and
     a graph-cut MRF.
@@ -298,8 +336,6 @@ def match_command(
     (--rectified, or detected) or after rectification from matches; they give disparity.npy
     (pixels) instead, plus rectification.json for uncalibrated pairs.
     """
-    if smoothness is not None and not smoothness >= 0:
-        raise StereoError(f"--smoothness must be a weight ≥ 0, not {smoothness}")
     mrf = MRFConfig(
         smoothness=smoothness,
         truncation=truncation,
@@ -324,7 +360,7 @@ def match_command(
     )
     progress = sys.stderr.isatty()
     if demo:
-        _run_demo(config, out_dir, progress)
+        _run_demo(config, out_dir, progress, overwrite)
         return
     if left is None or right is None:
         raise StereoError("give LEFT and RIGHT images (or --demo)")
@@ -338,6 +374,7 @@ def match_command(
         progress,
         rectified,
         tuple(disparity_range) if disparity_range else None,
+        overwrite,
     )
     keys = (
         "mode",
@@ -351,11 +388,11 @@ def match_command(
         "unknown_fraction",
         "output",
     )
-    click.echo(json.dumps({k: report[k] for k in keys if k in report}, indent=2))
-    click.echo(f"results in {out_dir}")
+    click.echo(dumps({k: report[k] for k in keys if k in report}))
+    click.echo(f"results in {out_dir}", err=True)
 
 
-def _run_demo(config: StereoConfig, out_dir: Path, progress: bool) -> None:
+def _run_demo(config: StereoConfig, out_dir: Path, progress: bool, overwrite: bool) -> None:
     from stereo.datasets.synthetic import make_scene
     from stereo.evaluation import dense_truth, depth_correctness, read_depth_map
 
@@ -363,7 +400,9 @@ def _run_demo(config: StereoConfig, out_dir: Path, progress: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = scene.save(tmp)
         images = sorted((root / "images").iterdir())
-        report = run_match(images[0], images[1], config, out_dir, progress=progress)
+        report = run_match(
+            images[0], images[1], config, out_dir, progress=progress, overwrite=overwrite
+        )
     depth = read_depth_map(Path(out_dir) / "depth.npy")
     metrics = depth_correctness(depth, dense_truth(scene.depths[0], step=3))
     click.echo(
@@ -398,7 +437,8 @@ def _run_demo(config: StereoConfig, out_dir: Path, progress: bool) -> None:
     "--gt-disparity",
     type=click.Path(path_type=Path),
     default=None,
-    help="Middlebury disparity image (with --scale).",
+    help="Disparity truth: a float map (.npy/.pfm) or an image storing disparity × --scale "
+    "(Middlebury PGM/PNG, KITTI PNG with --scale 256; 0 = unknown).",
 )
 @click.option(
     "--scale",
@@ -419,12 +459,13 @@ def eval_command(estimate, gt_sparse, gt_depth, gt_disparity, scale, cameras) ->
     """Score a depth map (.npy/.pfm, metres) or disparity map against ground truth; prints
     JSON (correctness@0.01/0.02/0.05, or Middlebury bad-1, bad-2, MAE)."""
     from stereo.evaluation import (
-        dense_truth,
+        check_truth_fits,
+        dense_depth_truth,
         depth_correctness,
         disparity_errors,
         in_second_view,
         read_depth_map,
-        read_middlebury_disparity,
+        read_disparity_truth,
         read_sparse_ground_truth,
     )
     from stereo.geometry.camera import read_camera
@@ -432,23 +473,37 @@ def eval_command(estimate, gt_sparse, gt_depth, gt_disparity, scale, cameras) ->
     if sum(x is not None for x in (gt_sparse, gt_depth, gt_disparity)) != 1:
         raise StereoError("give exactly one of --gt-sparse, --gt-depth, --gt-disparity")
     est = read_depth_map(estimate)
+    _check_estimate_kind(estimate, "disparity" if gt_disparity is not None else "depth")
     if gt_disparity is not None:
-        out = disparity_errors(est, read_middlebury_disparity(gt_disparity, scale))
+        out = disparity_errors(est, read_disparity_truth(gt_disparity, scale))
+    elif gt_depth is not None:
+        out = depth_correctness(est, dense_depth_truth(gt_depth, est))
     else:
-        truth = (
-            read_sparse_ground_truth(gt_sparse)
-            if gt_sparse is not None
-            else dense_truth(read_depth_map(gt_depth))
-        )
-        in_view = None
-        if cameras:
-            in_view = in_second_view(read_camera(cameras[0]), read_camera(cameras[1]), truth)
+        truth = read_sparse_ground_truth(gt_sparse)
+        cams = [read_camera(path) for path in cameras] if cameras else None
+        check_truth_fits(est, truth, (cams[0].width, cams[0].height) if cams else None)
+        in_view = in_second_view(cams[0], cams[1], truth) if cams else None
         out = depth_correctness(est, truth, in_view)
-    click.echo(json.dumps(out, indent=2))
+    click.echo(dumps(out))
+
+
+def _check_estimate_kind(estimate: Path, truth_kind: str) -> None:
+    """Refuse to score a depth map against disparity truth, or the reverse, when the
+    estimate's ``report.json`` (a stereo-match result folder) says what it is."""
+    report = estimate.parent / "report.json"
+    if estimate.stem not in ("depth", "disparity") or not report.is_file():
+        return
+    if estimate.stem != truth_kind:
+        option = "--gt-disparity" if estimate.stem == "disparity" else "--gt-sparse/--gt-depth"
+        raise StereoError(
+            f"{estimate} is a {estimate.stem} map (see {report}) but the truth given is "
+            f"{truth_kind}; score it with {option}"
+        )
 
 
 def main() -> None:
     """``stereo-match`` entry point."""
+    exit_on_sigterm()
     match_command(prog_name="stereo-match")
 
 

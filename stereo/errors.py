@@ -2,7 +2,8 @@
 
 Every function that validates user input (files, names, shapes, options) raises
 :class:`StereoError` with a one-line message that names the problem and what would fix it.
-Command-line entry points print the message and exit with status 2 — never a traceback.
+Command-line entry points print it as ``Error: …`` and exit with status 1 (click's own usage
+errors — an unknown option, a missing argument — exit with 2) — never a traceback.
 """
 
 from __future__ import annotations
@@ -40,3 +41,16 @@ def error_reporting_group():
             return one_line_errors(super().invoke)(ctx)
 
     return ErrorReportingGroup
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit(143)``, so that ``finally`` blocks and context
+    managers run (a killed run removes its half-written output, as on Ctrl-C)."""
+    import signal
+    import sys
+
+    def stop(signum: int, frame: object) -> None:
+        print("Error: stopped by SIGTERM; nothing was written", file=sys.stderr)
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, stop)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from stereo.geometry.camera import Camera
 from stereo.geometry.planesweep import backproject
 
 TAUS = (0.01, 0.02, 0.05)
+MAX_MAP_PIXELS = 400_000_000  # larger PFM headers are refused before reading
 
 
 @dataclass
@@ -36,16 +38,41 @@ class SparseDepth:
 
 def read_pfm(path: Path) -> np.ndarray:
     """A single-channel PFM image as float32 ``(H, W)`` (top row first)."""
-    with path.open("rb") as f:
-        header = f.readline().strip()
-        if header != b"Pf":
-            raise StereoError(f"{path} is not a single-channel PFM file (header {header!r})")
-        width, height = (int(v) for v in f.readline().split())
-        scale = float(f.readline())
-        data = np.fromfile(f, dtype="<f4" if scale < 0 else ">f4", count=width * height)
+    try:
+        with path.open("rb") as f:
+            header = f.readline().strip()
+            if header != b"Pf":
+                raise StereoError(
+                    f"{path} is not a single-channel PFM file (header {header[:8]!r}, "
+                    "expected b'Pf')"
+                )
+            width, height = (int(v) for v in f.readline().split())
+            scale = float(f.readline())
+            if width < 1 or height < 1 or width * height > MAX_MAP_PIXELS or scale == 0:
+                raise ValueError("bad size or scale")
+            data = np.fromfile(f, dtype="<f4" if scale < 0 else ">f4", count=width * height)
+    except (ValueError, OSError):
+        raise StereoError(
+            f"{path}: the PFM header is malformed (needs 'Pf', 'WIDTH HEIGHT', a non-zero "
+            "scale); re-export the file"
+        ) from None
     if data.size != width * height:
-        raise StereoError(f"{path} is truncated")
+        raise StereoError(f"{path} is truncated: {data.size} of {width * height} values")
     return np.flipud(data.reshape(height, width)).astype(np.float32)
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A numeric ``.npy`` array, read without pickles (an object array is refused)."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise StereoError(
+            f"cannot read {path}: not a numeric .npy array (corrupt, truncated, or holding "
+            "Python objects)"
+        ) from None
+    if not isinstance(data, np.ndarray) or data.dtype.kind not in "biuf":
+        raise StereoError(f"{path} does not hold numbers (dtype {data.dtype}); save a float map")
+    return data
 
 
 def read_depth_map(path: str | Path) -> np.ndarray:
@@ -54,16 +81,34 @@ def read_depth_map(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise StereoError(f"map {path} does not exist")
     if path.suffix == ".npy":
-        data = np.load(path)
+        data = read_npy(path)
     elif path.suffix == ".pfm":
         data = read_pfm(path)
     else:
         raise StereoError(f"{path}: unsupported map format (use .npy or .pfm)")
-    if data.ndim != 2:
+    if data.ndim != 2 or data.size == 0:
         raise StereoError(f"{path} holds an array of shape {data.shape}, expected (H, W)")
     data = data.astype(np.float32)
     data[~np.isfinite(data)] = np.nan
     return data
+
+
+def read_disparity_truth(path: str | Path, scale: float = 1.0) -> np.ndarray:
+    """Ground-truth disparity in pixels, NaN where unknown: a float map (``.npy``, ``.pfm``:
+    non-finite = unknown) or an integer image (PNG/PGM: stored ``disp × scale``, 0 = unknown,
+    as Middlebury's and KITTI's), divided by ``scale``."""
+    if not (np.isfinite(scale) and scale > 0):
+        raise StereoError(f"--scale must be a positive number, not {scale}")
+    path = Path(path)
+    if not path.is_file():
+        raise StereoError(f"disparity truth {path} does not exist")
+    if path.suffix in (".npy", ".pfm"):
+        disparity = read_depth_map(path) / np.float32(scale)
+    else:
+        disparity = read_middlebury_disparity(path, scale)
+    if not np.isfinite(disparity).any():
+        raise StereoError(f"disparity truth {path} has no known pixel")
+    return disparity
 
 
 def read_middlebury_disparity(path: str | Path, scale: float) -> np.ndarray:
@@ -72,20 +117,79 @@ def read_middlebury_disparity(path: str | Path, scale: float) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise StereoError(f"cannot read disparity image {path}")
+    if image.ndim != 2:
+        raise StereoError(f"disparity image {path} has {image.shape[2]} channels, expected one")
     disparity = image.astype(np.float32) / scale
     disparity[image == 0] = np.nan
     return disparity
 
 
 def read_sparse_ground_truth(path: str | Path) -> SparseDepth:
-    """Strecha sparse ground truth ``gt_sparse/NNNN.npz`` (arrays ``xy``, ``depth``)."""
+    """Strecha sparse ground truth ``gt_sparse/NNNN.npz``: ``xy`` ``(N, 2)`` pixels and
+    ``depth`` ``(N,)`` metres, finite and positive, N ≥ 1."""
     path = Path(path)
     if not path.is_file():
         raise StereoError(f"ground truth {path} does not exist")
-    with np.load(path) as data:
-        if "xy" not in data or "depth" not in data:
-            raise StereoError(f"{path} lacks the arrays xy and depth")
-        return SparseDepth(data["xy"].astype(np.float64), data["depth"].astype(np.float64))
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "xy" not in data or "depth" not in data:
+                raise StereoError(f"{path} lacks the arrays xy and depth")
+            xy, depth = data["xy"].astype(np.float64), data["depth"].astype(np.float64)
+    except (ValueError, OSError, EOFError, TypeError, zipfile.BadZipFile):
+        raise StereoError(
+            f"cannot read ground truth {path}: not an .npz of numeric arrays xy, depth"
+        ) from None
+    if xy.ndim != 2 or xy.shape[1] != 2 or depth.shape != (len(xy),) or not len(xy):
+        raise StereoError(
+            f"{path}: xy must be (N, 2) and depth (N,) with N ≥ 1, not {xy.shape} and {depth.shape}"
+        )
+    bad = int((~np.isfinite(xy).all(axis=1) | ~np.isfinite(depth) | (depth <= 0)).sum())
+    if bad:
+        raise StereoError(
+            f"{path}: {bad} of {len(depth)} points have a non-finite position or a depth "
+            "that is not positive; remove them from the truth file"
+        )
+    return SparseDepth(xy, depth)
+
+
+def check_truth_fits(
+    estimate: np.ndarray, truth: SparseDepth, image_size: tuple[int, int] | None = None
+) -> None:
+    """Raise unless the estimate lies in the truth's pixel grid: every truth point inside
+    the map, and (given the reference camera's ``(width, height)``) the map that size."""
+    h, w = estimate.shape
+    if image_size is not None and (w, h) != tuple(image_size):
+        raise StereoError(
+            f"the estimate is {w}x{h} but the reference image is {image_size[0]}x"
+            f"{image_size[1]}; score a map of the image's pixel grid (stereo-match's "
+            "depth.npy is one)"
+        )
+    reach = truth.xy.max(axis=0)
+    if reach[0] > w - 0.5 or reach[1] > h - 0.5 or truth.xy.min() < -0.5:
+        raise StereoError(
+            f"ground-truth points reach pixel ({reach[0]:.0f}, {reach[1]:.0f}) but the estimate "
+            f"is {w}x{h}: it is not in the truth's pixel grid (a working-resolution map?); "
+            "resize it to the image"
+        )
+
+
+def dense_depth_truth(path: str | Path, estimate: np.ndarray) -> SparseDepth:
+    """A dense depth truth map (``.npy``/``.pfm``, metres) of the estimate's size."""
+    depth = read_depth_map(path)
+    if depth.shape != estimate.shape:
+        raise StereoError(
+            f"the estimate is {estimate.shape[1]}x{estimate.shape[0]} but the truth {path} is "
+            f"{depth.shape[1]}x{depth.shape[0]}; compare maps of the same image"
+        )
+    if np.nanmin(depth, initial=np.inf) <= 0:
+        raise StereoError(
+            f"depth truth {path} holds values ≤ 0: not metric depth (a disparity map? use "
+            "--gt-disparity)"
+        )
+    truth = dense_truth(depth)
+    if not truth.depth.size:
+        raise StereoError(f"depth truth {path} has no known pixel")
+    return truth
 
 
 def sample_map(depth_map: np.ndarray, xy: np.ndarray) -> np.ndarray:

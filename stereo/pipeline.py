@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -28,8 +29,14 @@ from stereo.cost.volume import (
     ZNCCCost,
 )
 from stereo.errors import StereoError
-from stereo.geometry.camera import Camera, epipolar_distance, fundamental_matrix, triangulate
-from stereo.geometry.planesweep import backproject, inverse_depth_labels
+from stereo.geometry.camera import (
+    Camera,
+    check_camera,
+    epipolar_distance,
+    fundamental_matrix,
+    triangulate,
+)
+from stereo.geometry.planesweep import backproject, check_sweep_geometry, inverse_depth_labels
 from stereo.mrf.graphcut import (
     FALLBACK_SMOOTHNESS,
     MRFConfig,
@@ -37,6 +44,7 @@ from stereo.mrf.graphcut import (
     solve,
     winner_take_all,
 )
+from stereo.patchnet.devices import check_device
 from stereo.patchnet.models import DescriptorNet
 
 #: costs that need no network, by the name ``--model`` takes.
@@ -50,6 +58,15 @@ BASELINE_COSTS = {
 #: most accurate learned cost in benchmarks/results/strecha.md, about 50 s a pair end to end
 #: at 768×512 × 64 labels on 2 CPU cores; ``l2net`` alone loads the keypoint-patch weights.
 DEFAULT_MODEL = "l2net.castle-fixed-s1"
+OPTIMIZERS = ("graphcut", "wta")
+INVALID_MODES = ("nan", "fill")  # pixels whose match leaves the second image: NaN or kept
+MAX_LABELS = 4096  # hypotheses per pixel (memory is checked too: check_volume_fits)
+MIN_WORKING_SIZE = 32  # pixels on the long side
+SIFT_MAX_SIDE = 1600  # feature matching runs on images reduced to this long side, pixels
+#: cameras fit their images when this share of the image matches lies on their epipolar
+#: lines, and this share of those triangulates in front of both cameras (check_cameras_fit)
+CAMERA_FIT_MIN_EPIPOLAR = 0.1
+CAMERA_FIT_MIN_IN_FRONT = 0.5
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,41 @@ class StereoConfig:
     precision: str = DescriptorCost.precision  # descriptor networks: auto | float32 | bfloat16
     lr_check: bool = False  # also match the second image against the first; NaN where they disagree
     lr_tolerance: float = 1.0  # left-right agreement, in label steps
+
+    def __post_init__(self) -> None:
+        """Refuse a configuration that cannot run, before any work is done."""
+        _check_choice("--optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("--invalid", self.invalid, INVALID_MODES)
+        _check_choice("--precision", self.precision, PRECISIONS)
+        if not 2 <= self.n_labels <= MAX_LABELS:
+            raise StereoError(f"--labels must lie in [2, {MAX_LABELS}], not {self.n_labels}")
+        if self.working_size < MIN_WORKING_SIZE:
+            raise StereoError(
+                f"--size (the working long side) must be at least {MIN_WORKING_SIZE} px, "
+                f"not {self.working_size}"
+            )
+        if self.depth_range is not None:
+            lo, hi = self.depth_range
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo > 0):
+                raise StereoError(f"--depth-range {lo} {hi} must be positive finite metres")
+            if lo >= hi:
+                raise StereoError(
+                    f"--depth-range min {lo} must be below max {hi}; swap them or widen it"
+                )
+        if not 0.0 < self.descriptor_variance <= 1.0:
+            raise StereoError(
+                f"--descriptor-variance must lie in (0, 1], not {self.descriptor_variance}"
+            )
+        if self.prewarp_planes < 1:
+            raise StereoError(f"--prewarp-planes must be at least 1, not {self.prewarp_planes}")
+        if not (np.isfinite(self.lr_tolerance) and self.lr_tolerance > 0):
+            raise StereoError(f"left-right tolerance must be > 0 labels, not {self.lr_tolerance}")
+        check_device(self.device)
+
+
+def _check_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise StereoError(f"unknown {option} {value!r}; valid: {', '.join(valid)}")
 
 
 @dataclass
@@ -179,24 +231,23 @@ def working_pair(images: list[np.ndarray], cameras: list[Camera], working_size: 
     return out_images, out_cameras
 
 
-def estimate_depth_range(
-    reference: np.ndarray,
-    other: np.ndarray,
-    ref_cam: Camera,
-    other_cam: Camera,
-    margin: float = 0.15,
-    min_matches: int = 20,
-) -> tuple[float, float, int]:
-    """Depth range of the reference view from SIFT matches triangulated with the cameras.
+@dataclass
+class CameraMatches:
+    """SIFT matches of a calibrated pair checked against its cameras."""
 
-    Matches pass the ratio test and lie within 2 px of the epipolar lines; the range spans
-    their 2nd–98th depth percentiles widened by ``margin`` on each side.
+    n_matches: int  # ratio-test matches
+    n_epipolar: int  # of them within 2 px of the cameras' epipolar lines
+    depths: np.ndarray  # (N,) reference depths (metres) of those in front of both cameras
 
-    Returns:
-        ``(depth_min, depth_max, n_matches)`` in metres.
-    """
+
+def camera_matches(
+    reference: np.ndarray, other: np.ndarray, ref_cam: Camera, other_cam: Camera
+) -> CameraMatches:
+    """Ratio-test SIFT matches of the pair, those within 2 px of the epipolar lines the
+    cameras predict, and the depths of those that triangulate in front of both cameras."""
     x1, x2 = sift_matches(reference, other)
-    if len(x1):
+    n_matches = len(x1)
+    if n_matches:
         keep = epipolar_distance(fundamental_matrix(ref_cam, other_cam), x1, x2) < 2.0
         x1, x2 = x1[keep], x2[keep]
     depths = np.zeros(0)
@@ -205,6 +256,53 @@ def estimate_depth_range(
         X = triangulate(P, np.stack([x1, x2], axis=1))
         depths = ref_cam.to_camera(X)[:, 2]
         depths = depths[(depths > 0) & (other_cam.to_camera(X)[:, 2] > 0)]
+    return CameraMatches(n_matches, len(x1), depths)
+
+
+def check_camera_pair(reference: Camera, other: Camera) -> None:
+    """Raise unless both cameras are valid (:func:`check_camera`) and apart."""
+    check_camera(reference, "reference camera")
+    check_camera(other, "second camera")
+    if np.linalg.norm(reference.C - other.C) == 0:
+        raise StereoError(
+            "both cameras have the same centre: no baseline, depth cannot be measured; "
+            "check the camera files (the same camera twice?)"
+        )
+
+
+def check_cameras_fit(matches: CameraMatches, min_matches: int = 40) -> None:
+    """Raise when the images' own matches contradict their cameras: too few lie on the
+    epipolar lines the cameras predict (cameras of other images), or those that do
+    triangulate behind the cameras (cameras swapped). Pairs with fewer than
+    ``min_matches`` matches cannot be judged and pass."""
+    m = matches
+    if m.n_matches < min_matches:
+        return
+    if m.n_epipolar < max(10, CAMERA_FIT_MIN_EPIPOLAR * m.n_matches):
+        raise StereoError(
+            f"the cameras do not fit the images: only {m.n_epipolar} of {m.n_matches} image "
+            "matches lie within 2 px of the epipolar lines the cameras predict; check that "
+            "each camera file belongs to its image (and LEFT/RIGHT are not swapped)"
+        )
+    if m.depths.size < CAMERA_FIT_MIN_IN_FRONT * m.n_epipolar:
+        raise StereoError(
+            f"the cameras do not fit the images: {m.n_epipolar - m.depths.size} of "
+            f"{m.n_epipolar} epipolar matches triangulate behind the cameras; are the "
+            "LEFT and RIGHT cameras swapped?"
+        )
+
+
+def estimate_depth_range(
+    matches: CameraMatches, margin: float = 0.15, min_matches: int = 20
+) -> tuple[float, float, int]:
+    """Depth range of the reference view from its matches triangulated with the cameras
+    (:func:`camera_matches`): their 2nd–98th depth percentiles widened by ``margin`` on
+    each side.
+
+    Returns:
+        ``(depth_min, depth_max, n_matches)`` in metres.
+    """
+    depths = matches.depths
     if depths.size < min_matches:
         raise StereoError(
             f"only {depths.size} geometrically consistent matches: too few to "
@@ -212,6 +310,49 @@ def estimate_depth_range(
         )
     lo, hi = np.percentile(depths, [2, 98])
     return float(lo * (1 - margin)), float(hi * (1 + margin)), int(depths.size)
+
+
+def volume_bytes(n_labels: int, height: int, width: int, lr_check: bool = False) -> int:
+    """Peak memory of a run's cost volume and MRF, bytes: about seven float32 copies of the
+    ``(L, h, w)`` volume at once (raw, normalised, the MRF's integer terms and gco's own)
+    plus 512 float32 feature maps (descriptors of both images); twice the volume part with
+    the left-right check."""
+    volume = 7 * (2 if lr_check else 1) * n_labels
+    return 4 * height * width * (volume + 512)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_volume_fits(cfg: StereoConfig, height: int, width: int) -> None:
+    """Refuse, before anything is allocated, a volume that would not fit in memory."""
+    need = volume_bytes(cfg.n_labels, height, width, cfg.lr_check)
+    free = available_memory()
+    if free is not None and need > free:
+        raise StereoError(
+            f"{cfg.n_labels} labels at {width}x{height} need about {need / 2**30:.1f} GiB of "
+            f"memory, more than the {free / 2**30:.1f} GiB available; lower --labels or --size"
+        )
+
+
+def informative_confidence(volume: np.ndarray) -> np.ndarray:
+    """:func:`confidence_map` of a normalised volume, refusing a volume in which no pixel
+    prefers one hypothesis (blank or identical images, a range that misses the scene)."""
+    confidence = confidence_map(volume)
+    if not (confidence > 0).any():
+        raise StereoError(
+            "the cost volume carries no information: no pixel prefers one hypothesis; "
+            "check that the images show the same textured scene and the depth range"
+        )
+    return confidence
 
 
 def confidence_map(volume: np.ndarray) -> np.ndarray:
@@ -372,21 +513,24 @@ def match_calibrated(
         A :class:`StereoResult` with ``depth`` in the reference's pixel grid (metres).
     """
     cfg = config or StereoConfig()
-    if cfg.n_labels < 2:
-        raise StereoError(f"need at least 2 depth labels, got {cfg.n_labels}")
     times: dict[str, float] = {}
     t = time.time()
+    check_camera_pair(reference_camera, other_camera)
     (ref_w, other_w), (ref_cam, other_cam) = working_pair(
         [reference, other], [reference_camera, other_camera], cfg.working_size
     )
+    check_volume_fits(cfg, *ref_w.shape)
     # bad names fail before any work
     cost = cost_of(cfg)
+    matches = camera_matches(ref_w, other_w, ref_cam, other_cam)
+    check_cameras_fit(matches)
     n_matches = None
     if cfg.depth_range is None:
-        d_min, d_max, n_matches = estimate_depth_range(ref_w, other_w, ref_cam, other_cam)
+        d_min, d_max, n_matches = estimate_depth_range(matches)
     else:
         d_min, d_max = cfg.depth_range
     depths = inverse_depth_labels(d_min, d_max, cfg.n_labels)
+    check_sweep_geometry(ref_cam, other_cam, d_min, d_max)
     times["geometry"] = time.time() - t
     t = time.time()
     sweep = Sweep.planes(ref_cam, other_cam, depths)
@@ -396,6 +540,7 @@ def match_calibrated(
     else:
         raw = cost.volume(ref_w, other_w, sweep, progress=progress)
     volume = normalise_volume(raw)
+    confidence_w = informative_confidence(volume)
     times["cost_volume"] = time.time() - t
     t = time.time()
     labels, energy_wta, energy_final, depth_w = optimise(volume, ref_w, depths, cfg)
@@ -411,7 +556,6 @@ def match_calibrated(
         lr_rejected = float((np.isfinite(depth_w) & ~keep).mean())
         depth_w = np.where(keep, depth_w, np.nan).astype(np.float32)
         times["lr_check"] = time.time() - t
-    confidence_w = confidence_map(volume)
     h, w = reference.shape[:2]
     depth = cv2.resize(depth_w, (w, h), interpolation=cv2.INTER_NEAREST)
     confidence = cv2.resize(confidence_w, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -424,8 +568,33 @@ def match_calibrated(
     return StereoResult(depth, confidence, depth_w, labels, depths, volume, ref_w, ref_cam, report)
 
 
-def sift_matches(a: np.ndarray, b: np.ndarray, n: int = 4000, ratio: float = 0.8):
-    """Ratio-test SIFT matches: ``(M, 2)`` points in ``a`` and in ``b``."""
+def sift_matches(
+    a: np.ndarray,
+    b: np.ndarray,
+    n: int = 4000,
+    ratio: float = 0.8,
+    max_side: int = SIFT_MAX_SIDE,
+):
+    """Ratio-test SIFT matches: ``(M, 2)`` points in ``a`` and in ``b`` (pixels of each).
+
+    Images larger than ``max_side`` on the long side are matched reduced to it (time and
+    memory stay bounded whatever the input size) and the points scaled back."""
+    small_a, scale_a = _reduced(a, max_side)
+    small_b, scale_b = _reduced(b, max_side)
+    x1, x2 = _sift_matches(small_a, small_b, n, ratio)
+    return (x1 + 0.5) / scale_a - 0.5, (x2 + 0.5) / scale_b - 0.5
+
+
+def _reduced(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    scale = min(1.0, max_side / max(image.shape[:2]))
+    if scale == 1.0:
+        return image, 1.0
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), size[0] / w
+
+
+def _sift_matches(a: np.ndarray, b: np.ndarray, n: int, ratio: float):
     sift = cv2.SIFT_create(n)
     k1, d1 = sift.detectAndCompute(a, None)
     k2, d2 = sift.detectAndCompute(b, None)
@@ -491,6 +660,7 @@ def match_rectified(
         else (lambda im: cv2.resize(im, size, interpolation=cv2.INTER_AREA))
     )
     left_w, right_w = resize(left), resize(right)
+    check_volume_fits(cfg, *left_w.shape)
     # bad names fail before any work
     cost = cost_of(cfg)
     n_matches = None
@@ -511,6 +681,7 @@ def match_rectified(
     else:
         raw = cost.volume(left_w, right_w, sweep, progress=progress)
     volume = normalise_volume(raw)
+    confidence_w = informative_confidence(volume)
     times["cost_volume"] = time.time() - t
     t = time.time()
     labels, energy_wta, energy_final, disp_w = optimise(volume, left_w, disparities, cfg)
@@ -524,7 +695,6 @@ def match_rectified(
         lr_rejected = float((np.isfinite(disp_w) & ~keep).mean())
         disp_w = np.where(keep, disp_w, np.nan).astype(np.float32)
         times["lr_check"] = time.time() - t
-    confidence_w = confidence_map(volume)
     report = {
         **run_report(cfg, cost, left_w, left, times, energy_wta, energy_final, disp_w),
         "disparity_range_px": [d_min, d_max],

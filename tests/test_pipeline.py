@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from stereo.cli import eval_command, match_command
 from stereo.datasets.synthetic import Camera, default_planes, look_at, make_scene, render
 from stereo.evaluation import dense_truth, depth_correctness, in_second_view
-from stereo.pipeline import StereoConfig, estimate_depth_range, match_calibrated
+from stereo.pipeline import StereoConfig, camera_matches, estimate_depth_range, match_calibrated
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,8 @@ def test_left_right_check_end_to_end(small_scene):
 
 def test_depth_range_estimate_brackets_the_truth(small_scene):
     sc = small_scene
-    lo, hi, n = estimate_depth_range(sc.images[0], sc.images[1], sc.cameras[0], sc.cameras[1])
+    matches = camera_matches(sc.images[0], sc.images[1], sc.cameras[0], sc.cameras[1])
+    lo, hi, n = estimate_depth_range(matches)
     assert n >= 20
     true = sc.depths[0]
     assert lo < np.nanpercentile(true, 5) and hi > np.nanpercentile(true, 95)

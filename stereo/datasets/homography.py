@@ -20,7 +20,7 @@ from stereo.datasets.calibrated import SceneBuildConfig, detect
 from stereo.datasets.patches import cut_patch, footprint_inside, keypoint_frame, local_scale
 from stereo.datasets.patches import pyramid as make_pyramid
 from stereo.errors import StereoError
-from stereo.geometry.scene import IMAGE_SUFFIXES, read_image
+from stereo.io.images import IMAGE_SUFFIXES, read_image
 from stereo.patchnet.data.patchset import PatchSet
 
 

@@ -77,9 +77,32 @@ def read_camera(path: str | Path) -> Camera:
         raise StereoError(f"camera file {path} does not parse: {error}") from None
     if K.shape != (3, 3) or R.shape != (3, 3) or C.shape != (3,):
         raise StereoError(f"camera file {path}: K and R need 3 numbers a row and C three")
+    camera = Camera(K, R, C, width, height)
+    check_camera(camera, f"camera file {path}")
+    return camera
+
+
+def check_camera(camera: Camera, what: str = "camera") -> None:
+    """Raise a one-line :class:`StereoError` unless ``camera`` can be a real pinhole camera:
+    finite numbers, positive focal lengths, ``det K > 0``, ``R`` a rotation (orthonormal,
+    ``det R = +1``: not a reflection) and a positive image size."""
+    K, R, C = camera.K, camera.R, camera.C
+    if not (np.isfinite(K).all() and np.isfinite(R).all() and np.isfinite(C).all()):
+        raise StereoError(f"{what}: K, R and C must be finite numbers (found NaN or inf)")
+    if K[0, 0] <= 0 or K[1, 1] <= 0 or K[2, 2] <= 0 or np.linalg.det(K) <= 0:
+        raise StereoError(
+            f"{what}: K needs positive focal lengths K[0,0], K[1,1] (got {K[0, 0]:g}, "
+            f"{K[1, 1]:g}), K[2,2] > 0 and det K > 0; check the intrinsics"
+        )
     if not np.allclose(R @ R.T, np.eye(3), atol=1e-4):
-        raise StereoError(f"camera file {path}: R is not a rotation matrix")
-    return Camera(K, R, C, width, height)
+        raise StereoError(f"{what}: R is not a rotation matrix (R Rᵀ ≠ I)")
+    if np.linalg.det(R) < 0:
+        raise StereoError(
+            f"{what}: R is a reflection (det R = -1), not a rotation; a camera-to-world "
+            "rotation has det +1 (flip the sign of one axis in the file)"
+        )
+    if camera.width < 1 or camera.height < 1:
+        raise StereoError(f"{what}: image size {camera.width}x{camera.height} is not positive")
 
 
 def skew(v: np.ndarray) -> np.ndarray:

@@ -46,3 +46,52 @@ def backproject(camera: Camera, xy: np.ndarray, depth: np.ndarray) -> np.ndarray
     """World points ``(N, 3)`` of pixels ``(N, 2)`` at z-depths ``(N,)`` of ``camera``."""
     rays = np.c_[xy, np.ones(len(xy))] @ np.linalg.inv(camera.K).T
     return (rays * np.asarray(depth)[:, None]) @ camera.R.T + camera.C
+
+
+def sweep_parallax(reference: Camera, other: Camera, depth_min: float, depth_max: float) -> float:
+    """Largest shift, in ``other``'s pixels, between where a reference pixel lands at
+    ``depth_min`` and at ``depth_max`` (over a 5 × 5 grid of the reference image, points in
+    front of ``other`` only; 0 when none is): how far the sweep moves across its range."""
+    xs = np.linspace(0, reference.width - 1, 5)
+    ys = np.linspace(0, reference.height - 1, 5)
+    xy = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    near, z_near = other.project(backproject(reference, xy, np.full(len(xy), depth_min)))
+    far, z_far = other.project(backproject(reference, xy, np.full(len(xy), depth_max)))
+    seen = (z_near > 0) & (z_far > 0)
+    return float(np.linalg.norm(near - far, axis=1)[seen].max()) if seen.any() else 0.0
+
+
+def check_sweep_geometry(
+    reference: Camera, other: Camera, depth_min: float, depth_max: float, min_parallax: float = 1.0
+) -> float:
+    """Raise unless the two cameras see the depth range from places far enough apart for a
+    plane sweep to tell its depths apart (at least ``min_parallax`` pixels of ``other``).
+
+    Returns:
+        The parallax (:func:`sweep_parallax`), pixels.
+    """
+    baseline = float(np.linalg.norm(reference.C - other.C))
+    parallax = sweep_parallax(reference, other, depth_min, depth_max) if baseline > 0 else 0.0
+    if parallax < min_parallax:
+        raise StereoError(
+            f"the cameras are {baseline:.3g} m apart: over the depth range "
+            f"{depth_min:g}–{depth_max:g} m a point moves only {parallax:.2f} px in the second "
+            "image, so depth cannot be measured; check the camera files (the same camera "
+            "twice?) or the depth range"
+        )
+    return parallax
+
+
+def point_cloud(
+    depth: np.ndarray, camera: Camera, colour: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """World points ``(N, 3)`` and colours ``(N, 3)`` uint8 of every pixel with a depth.
+
+    Args:
+        depth: ``(h, w)`` metres, NaN = unknown, in ``camera``'s pixel grid.
+        colour: ``(h, w, 3)`` or ``(h, w)`` uint8 image of the same grid.
+    """
+    ys, xs = np.nonzero(np.isfinite(depth))
+    points = backproject(camera, np.stack([xs, ys], axis=1).astype(float), depth[ys, xs])
+    rgb = colour[ys, xs] if colour.ndim == 3 else np.repeat(colour[ys, xs, None], 3, axis=1)
+    return points, rgb.astype(np.uint8)

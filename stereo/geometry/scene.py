@@ -10,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera, read_camera
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
+from stereo.io.images import IMAGE_SUFFIXES, read_image
 
 
 def camera_candidates(image: Path) -> list[Path]:
@@ -29,17 +27,6 @@ def camera_candidates(image: Path) -> list[Path]:
 def find_camera(image: str | Path) -> Path | None:
     """The camera file of ``image``, or None."""
     return next((p for p in camera_candidates(Path(image)) if p.is_file()), None)
-
-
-def read_image(path: str | Path, grey: bool = True) -> np.ndarray:
-    """Read an image: ``(H, W)`` uint8 grey, or ``(H, W, 3)`` uint8 RGB."""
-    path = Path(path)
-    if not path.is_file():
-        raise StereoError(f"image {path} does not exist")
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
-    if image is None:
-        raise StereoError(f"cannot decode image {path}: corrupt or not an image")
-    return image if grey else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def check_image_size(

@@ -25,6 +25,8 @@ from stereo.errors import StereoError
 
 #: λ of a cost without a tuned default (and of the MRF used on its own)
 FALLBACK_SMOOTHNESS = 0.1
+#: larger λ would overflow gco's 32-bit energy terms (λ · scale · truncation < 2³¹)
+MAX_SMOOTHNESS = 1e5
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,22 @@ class MRFConfig:
     # start the moves from the winner-take-all labelling instead of label 0 everywhere: the
     # same energy after two cycles in about half the time (benchmarks/results/mrf_speed.md)
     warm_start: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse settings gco cannot take, before any work is done."""
+        lam = self.smoothness
+        if lam is not None and not (np.isfinite(lam) and 0 <= lam <= MAX_SMOOTHNESS):
+            raise StereoError(
+                f"--smoothness must be a finite weight in [0, {MAX_SMOOTHNESS:g}], not {lam} "
+                "(gco works on 32-bit integers)"
+            )
+        if self.truncation < 1:
+            raise StereoError(f"--truncation must be at least 1 label, not {self.truncation}")
+        if self.iterations < 1 and self.iterations != -1:
+            raise StereoError(
+                f"--mrf-iterations must be at least 1 (or -1: until convergence), not "
+                f"{self.iterations}"
+            )
 
 
 def normalise_volume(cost: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:

@@ -276,6 +276,20 @@ class ProgressiveSampler:
         self.order = self.rng.permutation(index.matchable)
         self.cursor = 0
 
+    def state(self) -> dict:
+        """The sampler's position (for checkpoints: a tensor, numbers and strings)."""
+        return {
+            "rng": self.rng.bit_generator.state,
+            "order": torch.from_numpy(self.order.copy()),
+            "cursor": self.cursor,
+        }
+
+    def restore(self, state: dict) -> None:
+        """Continue from a :meth:`state`."""
+        self.rng.bit_generator.state = state["rng"]
+        self.order = state["order"].numpy().astype(self.order.dtype)
+        self.cursor = int(state["cursor"])
+
     def next_batch(self) -> np.ndarray:
         """``(p1 + p2, 2)`` patch indices, one matching pair per distinct point."""
         if self.cursor + self.p1 > self.order.size:

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from stereo.errors import StereoError
 from stereo.patchnet import losses as L
 from stereo.patchnet.data.patchset import PairSet, PatchSet, make_pairs
+from stereo.patchnet.devices import check_device
 from stereo.patchnet.metrics import pair_metrics
 from stereo.patchnet.models import DescriptorNet, PatchNet, build_model
 from stereo.patchnet.models.base import pair_distance
@@ -210,6 +211,37 @@ class Trainer:
         self.optimizer.step()
         return value
 
+    def state(self) -> dict[str, Any]:
+        """Everything a bit-exact resume needs, as tensors, numbers and strings only (a
+        checkpoint is read with ``torch.load(weights_only=True)``: it cannot run code)."""
+        state: dict[str, Any] = {
+            "model_name": self.model.name,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.progressive is not None:
+            state["progressive"] = self.progressive.state()
+        return state
+
+    def restore(self, state: dict[str, Any], source: Path) -> int:
+        """Load a :meth:`state` (from ``source``); returns the step it was saved at."""
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.rng.bit_generator.state = state["numpy_rng"]
+            torch.set_rng_state(state["torch_rng"])
+            if self.progressive is not None and "progressive" in state:
+                self.progressive.restore(state["progressive"])
+            return int(state["step"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise StereoError(
+                f"checkpoint {source} does not fit this run ({first}); resume with the "
+                "model, recipe and data it was made with, or drop --resume"
+            ) from None
+
     def set_lr(self, step: int) -> float:
         """Step schedule: ``lr / gamma^(step // lr_step)``."""
         r = self.recipe
@@ -234,6 +266,27 @@ def score_pairs(
         out.append(model.score(a, b).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(out).astype(np.float64)
+
+
+def read_checkpoint(path: Path, model_name: str) -> dict[str, Any]:
+    """A training checkpoint, read without executing anything from the file
+    (``weights_only=True``: tensors, numbers, strings and containers only)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # any unpickling failure: refuse the file, run nothing
+        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        raise StereoError(
+            f"cannot read checkpoint {path} ({reason}); it is corrupt or not a checkpoint "
+            "of this project: delete it or drop --resume"
+        ) from None
+    if not isinstance(state, dict) or "step" not in state or "model" not in state:
+        raise StereoError(f"{path} is not a training checkpoint; delete it or drop --resume")
+    if state.get("model_name", model_name) != model_name:
+        raise StereoError(
+            f"checkpoint {path} is of model {state['model_name']!r}, not {model_name!r}; "
+            "use another --out or drop --resume"
+        )
+    return state
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -283,9 +336,14 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StereoError(f"cannot create output folder {out}: {error.strerror}") from None
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise StereoError("device 'cuda' asked but no CUDA GPU is available; use --device cpu")
+    dev = check_device(device)
+    if recipe.steps < 1:
+        raise StereoError(f"training needs at least 1 step, not {recipe.steps} (--steps)")
+    if len(data) == 0 or data.n_points < 2:
+        raise StereoError(
+            f"the training data holds {len(data)} patches of {data.n_points} point(s); "
+            "training needs patches of at least two 3D points (more data)"
+        )
     torch.manual_seed(seed)
     if val_pairs is None:
         data, held = data.split_by_points(0.1, seed)
@@ -299,28 +357,12 @@ def train(
     log_path = out / "log.jsonl"
     start = 0
     if resume and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        start = int(state["step"])
+        start = trainer.restore(read_checkpoint(checkpoint, model_name), checkpoint)
     elif log_path.exists():
         log_path.unlink()
 
     def save_checkpoint(step: int) -> None:
-        _atomic_save(
-            {
-                "model": model.state_dict(),
-                "optimizer": trainer.optimizer.state_dict(),
-                "numpy_rng": trainer.rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "step": step,
-                "recipe": recipe.as_dict(),
-                "model_name": model_name,
-            },
-            checkpoint,
-        )
+        _atomic_save({**trainer.state(), "step": step, "recipe": recipe.as_dict()}, checkpoint)
 
     interval: list[float] = []
     interval_means: list[float] = []

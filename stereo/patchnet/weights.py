@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from stereo.errors import StereoError
+from stereo.patchnet.devices import check_device
 from stereo.patchnet.models import MODELS, PatchNet, build_model
 
 FORMAT_VERSION = 1
@@ -68,6 +69,7 @@ def shipped_weights(name: str) -> Path | None:
 
 def load_weights_file(path: Path, device: str | torch.device = "cpu") -> PatchNet:
     """Build the model a weights file names and load it strictly (CPU first, then device)."""
+    device = check_device(str(device))
     if not path.is_file():
         raise StereoError(f"weights file {path} does not exist")
     try:
@@ -123,7 +125,7 @@ def load_model(
             + (f"; shipped weights: {', '.join(stems)}" if stems else "")
         )
     if untrained:
-        return build_model(text).to(device).eval()
+        return build_model(text).to(check_device(str(device))).eval()
     path = shipped_weights(text)
     if path is None or not path.is_file():
         shipped = ", ".join(sorted(_shipped_names())) or "none yet"

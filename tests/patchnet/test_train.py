@@ -77,6 +77,59 @@ def test_resume_equals_uninterrupted_run(tmp_path, warped_small):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize(("model", "recipe"), [("siam-l2", "deepcompare-adam"), ("l2net", "l2net")])
+def test_resume_is_bit_exact_for_each_sampler(tmp_path, warped_small, model, recipe):
+    """Random pairs and L2-Net's progressive sampler (its order and cursor live in the
+    checkpoint): 10 + 10 steps give the weights of 20 straight steps."""
+    short = get_recipe(recipe).with_overrides({**SHORT, "steps": "20", "checkpoint_every": "10"})
+    straight = train(model, short, warped_small, tmp_path / "a", progress=False)
+    half = short.with_overrides({"steps": "10"})
+    train(model, half, warped_small, tmp_path / "b", progress=False)
+    resumed = train(model, short, warped_small, tmp_path / "b", resume=True, progress=False)
+    a = load_weights_file(straight.weights).state_dict()
+    b = load_weights_file(resumed.weights).state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+class _Payload:
+    """Unpickling this object would create ``marker`` (what a crafted checkpoint does)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_resume_never_runs_code_from_a_checkpoint(tmp_path, warped_small):
+    """A crafted checkpoint.pt whose unpickling would create a file: --resume refuses it in
+    one line and the file is never created; a corrupt checkpoint is refused the same way."""
+    marker = tmp_path / "pwned"
+    recipe = get_recipe("deepcompare-adam").with_overrides(SHORT)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"step": 1, "model": {}, "payload": _Payload(marker)}, run / "checkpoint.pt")
+    with pytest.raises(StereoError, match="cannot read checkpoint") as info:
+        train("siam-l2", recipe, warped_small, run, resume=True, progress=False)
+    assert not marker.exists() and "\n" not in str(info.value)
+    (run / "checkpoint.pt").write_bytes(b"PK\x03\x04 not a checkpoint")
+    with pytest.raises(StereoError, match="cannot read checkpoint"):
+        train("siam-l2", recipe, warped_small, run, resume=True, progress=False)
+    torch.save({"step": 3, "model": {"w": torch.zeros(2)}}, run / "checkpoint.pt")
+    with pytest.raises(StereoError, match="does not fit this run"):
+        train("siam-l2", recipe, warped_small, run, resume=True, progress=False)
+
+
+def test_weights_file_never_runs_code(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": "siam-l2", "state_dict": {}, "x": _Payload(marker)}, path)
+    with pytest.raises(StereoError, match="cannot read weights file"):
+        load_weights_file(path)
+    assert not marker.exists()
+
+
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, warped_small, monkeypatch):
     calls = {"n": 0}
     original = Trainer.compute_loss
@@ -91,7 +144,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, warped_small, monkey
     with pytest.raises(StereoError, match="NaN") as info:
         train("2ch", recipe, warped_small, tmp_path, progress=False)
     assert "checkpoint.pt" in str(info.value) and "\n" not in str(info.value)
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["step"] == 10
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,16 @@ def check_patch_array(patches: np.ndarray, what: str, size: int | None = PATCH_S
     return patches
 
 
+def check_labels(label: np.ndarray) -> np.ndarray:
+    """Pair labels as int64 ``(N,)``: numbers that are exactly 0 or 1 (never truncated)."""
+    label = np.asarray(label).ravel()
+    if label.dtype.kind not in "biuf":
+        raise StereoError(f"pair set labels must be numbers, not {label.dtype} values")
+    if not np.isin(label, (0, 1)).all():
+        raise StereoError("pair set labels must be 1 (same 3D point) or 0 (different)")
+    return label.astype(np.int64)
+
+
 def _load_npz(path: Path, keys: tuple[str, ...], kind: str) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
@@ -48,8 +59,9 @@ def _load_npz(path: Path, keys: tuple[str, ...], kind: str) -> dict[str, np.ndar
                     f"(has {', '.join(npz.files) or 'nothing'})"
                 )
             return {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as error:
-        raise StereoError(f"cannot read {kind} file {path}: {error}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise StereoError(f"cannot read {kind} file {path}: {reason}") from None
 
 
 @dataclass
@@ -138,7 +150,10 @@ class PatchSet:
     def load(cls, path: str | Path) -> PatchSet:
         """Read a compact ``.npz`` written by :meth:`save`."""
         arrays = _load_npz(Path(path), ("patches", "point_ids"), "patch set")
-        meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
+        try:
+            meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
+        except ValueError:
+            raise StereoError(f"{path}: its 'meta' entry is not JSON; rewrite the file") from None
         try:
             return cls(
                 arrays["patches"],
@@ -162,15 +177,15 @@ class PairSet:
     def __post_init__(self) -> None:
         self.a = check_patch_array(self.a, "pair set 'a'")
         self.b = check_patch_array(self.b, "pair set 'b'")
-        self.label = np.asarray(self.label).ravel().astype(np.int64)
+        self.label = check_labels(self.label)
         n = self.a.shape[0]
         if self.b.shape[0] != n or self.label.size != n:
             raise StereoError(
                 f"pair set has {n} 'a', {self.b.shape[0]} 'b' patches and {self.label.size} "
                 "labels; they must be equal in number"
             )
-        if not np.isin(self.label, (0, 1)).all():
-            raise StereoError("pair set labels must be 1 (same 3D point) or 0 (different)")
+        if n == 0:
+            raise StereoError("pair set holds no pairs; give at least one positive and negative")
 
     def __len__(self) -> int:
         return int(self.label.size)
