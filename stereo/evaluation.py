@@ -22,6 +22,7 @@ import numpy as np
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera
 from stereo.geometry.planesweep import backproject
+from stereo.io.images import image_size
 
 TAUS = (0.01, 0.02, 0.05)
 MAX_MAP_PIXELS = 400_000_000  # larger PFM headers are refused before reading
@@ -61,18 +62,35 @@ def read_pfm(path: Path) -> np.ndarray:
     return np.flipud(data.reshape(height, width)).astype(np.float32)
 
 
-def read_npy(path: Path) -> np.ndarray:
-    """A numeric ``.npy`` array, read without pickles (an object array is refused)."""
+def read_npy(path: Path, max_values: int = MAX_MAP_PIXELS) -> np.ndarray:
+    """A numeric ``.npy`` array, read without pickles (an object array is refused) and only
+    after its header shows a size under ``max_values`` that the file really holds."""
     try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError):
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
+            header_end = f.tell()
+        count = int(np.prod(shape, dtype=np.int64))
+        if dtype.kind not in "biuf":
+            raise StereoError(f"{path} does not hold numbers (dtype {dtype}); save a float map")
+        if count > max_values:
+            raise StereoError(
+                f"{path} claims {count:,} values, above the limit of {max_values:,}; "
+                "it is not a depth or disparity map"
+            )
+        if path.stat().st_size < header_end + count * dtype.itemsize:
+            raise StereoError(f"{path} is truncated: shorter than its header's {shape}")
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, TypeError, SyntaxError):
         raise StereoError(
             f"cannot read {path}: not a numeric .npy array (corrupt, truncated, or holding "
             "Python objects)"
         ) from None
-    if not isinstance(data, np.ndarray) or data.dtype.kind not in "biuf":
-        raise StereoError(f"{path} does not hold numbers (dtype {data.dtype}); save a float map")
-    return data
 
 
 def read_depth_map(path: str | Path) -> np.ndarray:
@@ -114,7 +132,11 @@ def read_disparity_truth(path: str | Path, scale: float = 1.0) -> np.ndarray:
 def read_middlebury_disparity(path: str | Path, scale: float) -> np.ndarray:
     """A Middlebury ground-truth disparity image (``disp × scale``, 0 = unknown) in pixels,
     NaN where unknown."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image_size(Path(path))  # refuses what is not an image, or too large, from its header
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        image = None
     if image is None:
         raise StereoError(f"cannot read disparity image {path}")
     if image.ndim != 2:

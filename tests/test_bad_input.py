@@ -335,7 +335,7 @@ def test_eval_refuses_maps_it_cannot_score(tmp_path, sparse_truth):
     runner = CliRunner()
     cases = [
         (["small.npy", "--gt-sparse", str(gt)], "not in the truth's pixel grid"),
-        (["objects.npy", "--gt-sparse", str(gt)], "not a numeric .npy"),
+        (["objects.npy", "--gt-sparse", str(gt)], "does not hold numbers"),
         (["corrupt.npy", "--gt-sparse", str(gt)], "not a numeric .npy"),
         (["bad.pfm", "--gt-sparse", str(gt)], "PFM header is malformed"),
         (["short.pfm", "--gt-sparse", str(gt)], "truncated"),

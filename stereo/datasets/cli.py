@@ -27,6 +27,7 @@ from stereo.datasets.calibrated import SceneBuildConfig, build_scene_patches, sp
 from stereo.datasets.homography import HomographyBuildConfig, build_sequence_patches
 from stereo.errors import StereoError, error_reporting_group
 from stereo.geometry.scene import load_scene
+from stereo.io.files import atomic_path
 from stereo.patchnet.data.brown import write_brown
 from stereo.patchnet.data.patchset import PatchSet, make_pairs, sample_pair_indices
 from stereo.patchnet.data.sources import load_patch_source
@@ -228,7 +229,8 @@ def truth_command(scene_dir: str, out_dir: str) -> None:
     summary = {}
     for view, arrays in truth.items():
         stem = Path(scene.names[view]).stem
-        np.savez_compressed(out / f"{stem}.npz", **arrays)
+        with atomic_path(out / f"{stem}.npz") as tmp, tmp.open("wb") as f:
+            np.savez_compressed(f, **arrays)
         summary[stem] = len(arrays["depth"])
     click.echo(json.dumps({"scene": str(scene_dir), "points_per_view": summary}, indent=2))
 

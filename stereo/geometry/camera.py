@@ -14,6 +14,9 @@ import numpy as np
 
 from stereo.errors import StereoError
 
+#: pixels (K) and world units (C) beyond this are not a camera (their products overflow)
+MAX_CAMERA_VALUE = 1e12
+
 
 @dataclass(frozen=True)
 class Camera:
@@ -62,7 +65,13 @@ def read_camera(path: str | Path) -> Camera:
     path = Path(path)
     if not path.is_file():
         raise StereoError(f"camera file {path} does not exist")
-    rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    if path.stat().st_size > 64_000:
+        raise StereoError(f"camera file {path} is {path.stat().st_size:,} bytes: not a camera file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError):
+        raise StereoError(f"camera file {path} is not text: not a Strecha .camera file") from None
+    rows = [line.split() for line in text.splitlines() if line.strip()]
     if len(rows) != 9:
         raise StereoError(
             f"camera file {path} has {len(rows)} rows, expected 9 "
@@ -89,6 +98,10 @@ def check_camera(camera: Camera, what: str = "camera") -> None:
     K, R, C = camera.K, camera.R, camera.C
     if not (np.isfinite(K).all() and np.isfinite(R).all() and np.isfinite(C).all()):
         raise StereoError(f"{what}: K, R and C must be finite numbers (found NaN or inf)")
+    if max(np.abs(K).max(), np.abs(C).max()) > MAX_CAMERA_VALUE:
+        raise StereoError(
+            f"{what}: K or C holds values above {MAX_CAMERA_VALUE:g}; check the file's units"
+        )
     if K[0, 0] <= 0 or K[1, 1] <= 0 or K[2, 2] <= 0 or np.linalg.det(K) <= 0:
         raise StereoError(
             f"{what}: K needs positive focal lengths K[0,0], K[1,1] (got {K[0, 0]:g}, "

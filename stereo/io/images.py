@@ -65,7 +65,10 @@ def read_image(path: str | Path, grey: bool = True) -> np.ndarray:
         raise StereoError(f"image {path} does not exist")
     image_size(path)
     check_complete(path)
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    except cv2.error:  # OpenCV 5 raises where 4 returned None (its own size limit)
+        image = None
     if image is None:
         raise StereoError(f"cannot decode image {path}: corrupt or not an image")
     return image if grey else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

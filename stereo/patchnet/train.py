@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from stereo.errors import StereoError
+from stereo.io.files import atomic_path
 from stereo.patchnet import losses as L
 from stereo.patchnet.data.patchset import PairSet, PatchSet, make_pairs
 from stereo.patchnet.devices import check_device
@@ -290,9 +291,8 @@ def read_checkpoint(path: Path, model_name: str) -> dict[str, Any]:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from stereo.errors import StereoError
+from stereo.io.files import atomic_path
+from stereo.io.jsonfile import dumps
 from stereo.patchnet.devices import check_device
 from stereo.patchnet.models import MODELS, PatchNet, build_model
 
@@ -49,11 +52,11 @@ def save_weights(
         k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
         for k, v in model.state_dict().items()
     }
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save({"model": model.name, "state_dict": state, "format": FORMAT_VERSION}, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.name, "state_dict": state, "format": FORMAT_VERSION}, tmp)
     full_card = {"model": model.name, "weights": path.name, "fp16": half, **card}
-    card_path(path).write_text(json.dumps(full_card, indent=2) + "\n")
+    with atomic_path(card_path(path)) as tmp:
+        tmp.write_text(dumps(full_card) + "\n")
     return path
 
 
@@ -67,11 +70,28 @@ def shipped_weights(name: str) -> Path | None:
     return models_dir() / file if file else None
 
 
+def check_archive(path: Path) -> None:
+    """Refuse a weights file whose zip archive (torch's format) fails its CRC checks: a
+    damaged copy would otherwise load as plausible but wrong weights."""
+    if not zipfile.is_zipfile(path):
+        return  # not an archive: torch.load refuses it (legacy files are not written here)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError):
+        bad = "its directory"
+    if bad is not None:
+        raise StereoError(
+            f"weights file {path} is damaged (checksum of {bad} fails); copy it again or retrain"
+        )
+
+
 def load_weights_file(path: Path, device: str | torch.device = "cpu") -> PatchNet:
     """Build the model a weights file names and load it strictly (CPU first, then device)."""
     device = check_device(str(device))
     if not path.is_file():
         raise StereoError(f"weights file {path} does not exist")
+    check_archive(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from stereo.errors import StereoError
+from stereo.io.files import atomic_path
 
 PATCH_SIZE = 64
 
@@ -134,16 +135,16 @@ class PatchSet:
     def save(self, path: str | Path) -> Path:
         """Write the compact ``.npz`` (uncompressed: patches barely compress)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         optional = {"near_of": self.near_of, "view_ids": self.view_ids}
         extra = {key: values for key, values in optional.items() if values is not None}
-        np.savez(
-            path,
-            patches=self.patches,
-            point_ids=self.point_ids,
-            meta=np.array(json.dumps(self.meta)),
-            **extra,
-        )
+        with atomic_path(path) as tmp, tmp.open("wb") as f:
+            np.savez(
+                f,
+                patches=self.patches,
+                point_ids=self.point_ids,
+                meta=np.array(json.dumps(self.meta)),
+                **extra,
+            )
         return path
 
     @classmethod
@@ -154,6 +155,8 @@ class PatchSet:
             meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
         except ValueError:
             raise StereoError(f"{path}: its 'meta' entry is not JSON; rewrite the file") from None
+        if not len(arrays["patches"]):
+            raise StereoError(f"patch set {path} holds no patches; rebuild it")
         try:
             return cls(
                 arrays["patches"],
@@ -193,8 +196,8 @@ class PairSet:
     def save(self, path: str | Path) -> Path:
         """Write the pair ``.npz``."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, a=self.a, b=self.b, label=self.label.astype(np.uint8))
+        with atomic_path(path) as tmp, tmp.open("wb") as f:
+            np.savez(f, a=self.a, b=self.b, label=self.label.astype(np.uint8))
         return path
 
     @classmethod
