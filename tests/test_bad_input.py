@@ -410,3 +410,23 @@ def test_training_refuses_zero_steps_and_tiny_data(tmp_path):
     one_line_error(runner.invoke(cli, [*args, "--steps", "0"]), "at least 1 step")
     assert not list(out.glob("*.pt")) and not list(out.glob("*.json"))
     one_line_error(runner.invoke(cli, [*args, "--device", "cuda:7"]), "cuda")
+
+
+def test_swapped_or_foreign_cameras_of_a_real_pair_are_refused(shared_data):
+    """fountain 0005/0006 at 768 px: its own cameras pass the fit check; swapped, or those of
+    other views, leave too few matches on their epipolar lines."""
+    from stereo.geometry.scene import load_scene
+    from stereo.pipeline import camera_matches, check_cameras_fit, working_pair
+
+    scene = load_scene(shared_data / "strecha" / "fountain-P11")
+    images = [scene.image(5), scene.image(6)]
+    true = [scene.cameras[5], scene.cameras[6]]
+    foreign = [scene.cameras[3], scene.cameras[5]]
+    for cameras, fits in ((true, True), (true[::-1], False), (foreign, False)):
+        (a, b), (ca, cb) = working_pair(images, list(cameras), 768)
+        matches = camera_matches(a, b, ca, cb)
+        if fits:
+            check_cameras_fit(matches)
+        else:
+            with pytest.raises(StereoError, match="do not fit the images"):
+                check_cameras_fit(matches)
