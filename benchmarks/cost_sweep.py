@@ -82,7 +82,7 @@ def run_pair(
             "prewarped": bool(getattr(cost, "info", {}).get("prewarp_depths_m")),
         }
         for key, cfg in optimisers.items():
-            depth = optimise(volume, pair.reference, depths, cfg)[3]
+            depth = optimise(volume, pair.reference, depths, cfg, inverse=True)[3]
             scores[key] = depth_correctness(depth, pair.truth, pair.in_view)["correct@0.05_in_view"]
         rows[method] = scores
         print(pair_name, method, scores, file=sys.stderr, flush=True)

@@ -267,6 +267,13 @@ def _outputs(result, report: dict, left: Path):
     "the device supports it, float32 elsewhere.",
 )
 @click.option(
+    "--sublabel/--no-sublabel",
+    default=StereoConfig.sublabel,
+    show_default=True,
+    help="Refine each pixel's depth (disparity) below the label step by a parabola through "
+    "its costs at the chosen label and its two neighbours; off: the label values only.",
+)
+@click.option(
     "--invalid",
     type=click.Choice(["nan", "fill"]),
     default="nan",
@@ -318,6 +325,7 @@ def match_command(
     prewarp,
     prewarp_planes,
     precision,
+    sublabel,
     invalid,
     lr_check,
     rectified,
@@ -348,6 +356,7 @@ def match_command(
         prewarp=prewarp,
         prewarp_planes=prewarp_planes,
         precision=precision,
+        sublabel=sublabel,
         lr_check=lr_check,
         model=model,
         n_labels=n_labels,

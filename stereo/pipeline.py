@@ -46,6 +46,7 @@ from stereo.mrf.graphcut import (
 )
 from stereo.patchnet.devices import check_device
 from stereo.patchnet.models import DescriptorNet
+from stereo.refine import refined_values, sublabel_offsets
 
 #: costs that need no network, by the name ``--model`` takes.
 BASELINE_COSTS = {
@@ -90,6 +91,8 @@ class StereoConfig:
     precision: str = DescriptorCost.precision  # descriptor networks: auto | float32 | bfloat16
     lr_check: bool = False  # also match the second image against the first; NaN where they disagree
     lr_tolerance: float = 1.0  # left-right agreement, in label steps
+    # refine each pixel below the label step (parabola through its costs, stereo.refine)
+    sublabel: bool = True
 
     def __post_init__(self) -> None:
         """Refuse a configuration that cannot run, before any work is done."""
@@ -396,12 +399,23 @@ def resolved_mrf(cfg: StereoConfig) -> MRFConfig:
     return replace(cfg.mrf, smoothness=default_smoothness(cfg.model))
 
 
-def optimise(volume: np.ndarray, image: np.ndarray, values: np.ndarray, cfg: StereoConfig):
+def optimise(
+    volume: np.ndarray,
+    image: np.ndarray,
+    values: np.ndarray,
+    cfg: StereoConfig,
+    inverse: bool = False,
+):
     """Labels of a normalised volume by graph cut or winner-take-all.
+
+    Args:
+        values: ``(L,)`` the hypotheses; ``inverse``: they are uniform in ``1 / value``
+            (plane-sweep depths) rather than in value (disparities).
 
     Returns:
         ``(labels (h, w), energy_wta, energy_final, value map (h, w) float32)``; the value map
-        holds ``values[label]`` and NaN where the chosen hypothesis leaves the second image
+        holds ``values[label]`` — refined below the label step when ``cfg.sublabel``
+        (:mod:`stereo.refine`) — and NaN where the chosen hypothesis leaves the second image
         (unless ``cfg.invalid == "fill"``).
     """
     if cfg.optimizer == "graphcut":
@@ -411,7 +425,11 @@ def optimise(volume: np.ndarray, image: np.ndarray, values: np.ndarray, cfg: Ste
         labels, energy_wta, energy_final = winner_take_all(volume), None, None
     else:
         raise StereoError(f"unknown optimizer {cfg.optimizer!r}; valid: graphcut, wta")
-    value_map = values[labels].astype(np.float32)
+    if cfg.sublabel:
+        offsets = sublabel_offsets(volume, labels)
+        value_map = refined_values(values, labels, offsets, inverse)
+    else:
+        value_map = values[labels].astype(np.float32)
     chosen_invalid = ~np.isfinite(np.take_along_axis(volume, labels[None], axis=0)[0])
     if cfg.invalid == "nan":
         value_map[chosen_invalid] = np.nan
@@ -438,6 +456,7 @@ def run_report(
         "working_size": [int(working.shape[1]), int(working.shape[0])],
         "image_size": [int(image.shape[1]), int(image.shape[0])],
         "optimizer": cfg.optimizer,
+        "sublabel": cfg.sublabel,
         "mrf": asdict(resolved_mrf(cfg)),
         "device": cfg.device,
         "threads": torch.get_num_threads(),
@@ -543,12 +562,12 @@ def match_calibrated(
     confidence_w = informative_confidence(volume)
     times["cost_volume"] = time.time() - t
     t = time.time()
-    labels, energy_wta, energy_final, depth_w = optimise(volume, ref_w, depths, cfg)
+    labels, energy_wta, energy_final, depth_w = optimise(volume, ref_w, depths, cfg, True)
     times["mrf"] = time.time() - t
     lr_rejected = None
     if cfg.lr_check:
         t = time.time()
-        depth_other_w = optimise(normalise_volume(raw_other), other_w, depths, cfg)[3]
+        depth_other_w = optimise(normalise_volume(raw_other), other_w, depths, cfg, True)[3]
         step = (1 / depths.min() - 1 / depths.max()) / max(len(depths) - 1, 1)
         keep = depth_left_right_consistent(
             depth_w, depth_other_w, ref_cam, other_cam, cfg.lr_tolerance * step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -111,7 +112,12 @@ def test_forward_motion_with_the_epipole_inside_the_image():
 def test_learned_cost_runs_end_to_end(small_scene):
     sc = small_scene
     cfg = StereoConfig(
-        model="siam-l2", n_labels=8, working_size=96, untrained=True, depth_range=(4.0, 10.0)
+        model="siam-l2",
+        n_labels=8,
+        working_size=96,
+        untrained=True,
+        depth_range=(4.0, 10.0),
+        sublabel=False,
     )
     result = match_calibrated(sc.images[0], sc.images[1], sc.cameras[0], sc.cameras[1], cfg)
     assert result.depth.shape == (150, 200)
@@ -119,6 +125,15 @@ def test_learned_cost_runs_end_to_end(small_scene):
     assert np.isin(
         result.depth_working[np.isfinite(result.depth_working)], result.depths.astype(np.float32)
     ).all()
+    refined = match_calibrated(
+        sc.images[0], sc.images[1], sc.cameras[0], sc.cameras[1], replace(cfg, sublabel=True)
+    )
+    # refinement stays within half a label step (in inverse depth) of the chosen label
+    step = (1 / result.depths[0] - 1 / result.depths[-1]) / 7
+    known = np.isfinite(refined.depth_working)
+    chosen = refined.depths[refined.labels][known]
+    shift = np.abs(1 / refined.depth_working[known] - 1 / chosen)
+    assert shift.max() <= 0.5 * step + 1e-6 and shift.max() > 0
 
 
 def test_real_crop_of_fountain(shared_data):
