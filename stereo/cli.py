@@ -13,7 +13,14 @@ import numpy as np
 from stereo.errors import StereoError, exit_on_sigterm, one_line_errors
 from stereo.io.jsonfile import dumps
 from stereo.mrf.graphcut import MRFConfig
-from stereo.pipeline import BASELINE_COSTS, DEFAULT_MODEL, StereoConfig
+from stereo.pipeline import (
+    BASELINE_COSTS,
+    DEFAULT_MODEL,
+    INVALID_MODES,
+    OPTIMIZERS,
+    PRECISIONS,
+    StereoConfig,
+)
 
 
 def find_cameras(
@@ -202,9 +209,7 @@ def _outputs(result, report: dict, left: Path):
     show_default=True,
     help="Long side of the working resolution, pixels.",
 )
-@click.option(
-    "--optimizer", type=click.Choice(["graphcut", "wta"]), default="graphcut", show_default=True
-)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="graphcut", show_default=True)
 @click.option(
     "--smoothness",
     type=float,
@@ -259,7 +264,7 @@ def _outputs(result, report: dict, left: Path):
 )
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "float32", "bfloat16"]),
+    type=click.Choice(PRECISIONS),
     default=StereoConfig.precision,
     show_default=True,
     help="Arithmetic of the networks. bfloat16 is about twice as fast on CPUs with "
@@ -275,7 +280,7 @@ def _outputs(result, report: dict, left: Path):
 )
 @click.option(
     "--invalid",
-    type=click.Choice(["nan", "fill"]),
+    type=click.Choice(INVALID_MODES),
     default="nan",
     show_default=True,
     help="Pixels whose match leaves the second image: unknown (NaN) or filled.",

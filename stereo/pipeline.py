@@ -418,13 +418,11 @@ def optimise(
         (:mod:`stereo.refine`) — and NaN where the chosen hypothesis leaves the second image
         (unless ``cfg.invalid == "fill"``).
     """
-    if cfg.optimizer == "graphcut":
+    if cfg.optimizer == "graphcut":  # StereoConfig refused any other name when made
         mrf = solve(volume, image, resolved_mrf(cfg))
         labels, energy_wta, energy_final = mrf.labels, mrf.energy_wta, mrf.energy
-    elif cfg.optimizer == "wta":
-        labels, energy_wta, energy_final = winner_take_all(volume), None, None
     else:
-        raise StereoError(f"unknown optimizer {cfg.optimizer!r}; valid: graphcut, wta")
+        labels, energy_wta, energy_final = winner_take_all(volume), None, None
     if cfg.sublabel:
         offsets = sublabel_offsets(volume, labels)
         value_map = refined_values(values, labels, offsets, inverse)
@@ -433,8 +431,6 @@ def optimise(
     chosen_invalid = ~np.isfinite(np.take_along_axis(volume, labels[None], axis=0)[0])
     if cfg.invalid == "nan":
         value_map[chosen_invalid] = np.nan
-    elif cfg.invalid != "fill":
-        raise StereoError(f"unknown --invalid {cfg.invalid!r}; valid: nan, fill")
     return labels, energy_wta, energy_final, value_map
 
 

@@ -58,27 +58,8 @@ def test_training_improves_held_out_fpr95(tmp_path, warped_small):
     assert result.card["validation"]["fpr95"] < fpr95(before, pairs.label)
 
 
-def test_resume_equals_uninterrupted_run(tmp_path, warped_small):
-    recipe = get_recipe("deepcompare-adam").with_overrides(
-        {**SHORT, "steps": "20", "checkpoint_every": "10"}
-    )
-    straight = train("siam-l2", recipe, warped_small, tmp_path / "a", progress=False)
-    train(
-        "siam-l2",
-        recipe.with_overrides({"steps": "10"}),
-        warped_small,
-        tmp_path / "b",
-        progress=False,
-    )
-    resumed = train("siam-l2", recipe, warped_small, tmp_path / "b", resume=True, progress=False)
-    a = load_weights_file(straight.weights).state_dict()
-    b = load_weights_file(resumed.weights).state_dict()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
-
-
 @pytest.mark.parametrize(("model", "recipe"), [("siam-l2", "deepcompare-adam"), ("l2net", "l2net")])
-def test_resume_is_bit_exact_for_each_sampler(tmp_path, warped_small, model, recipe):
+def test_resume_equals_uninterrupted_run(tmp_path, warped_small, model, recipe):
     """Random pairs and L2-Net's progressive sampler (its order and cursor live in the
     checkpoint): 10 + 10 steps give the weights of 20 straight steps."""
     short = get_recipe(recipe).with_overrides({**SHORT, "steps": "20", "checkpoint_every": "10"})
