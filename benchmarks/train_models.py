@@ -27,18 +27,29 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stereo.datasets.stereo_windows import synthetic_stereo_windows  # noqa: E402
 from stereo.patchnet.data.patchset import PatchSet  # noqa: E402
 from stereo.patchnet.recipes import get_recipe  # noqa: E402
 from stereo.patchnet.train import train  # noqa: E402
 from stereo.patchnet.weights import load_weights_file, save_weights  # noqa: E402
 
-#: training sets: name → (file, description). "castle+oxford": keypoint-normalised patches
-#: (scale factor 5, rotated), for descriptor matching; "castle-fixed": upright 64×64 windows
-#: cut at image scale 0.5 of the 1536×1024 castle views (what the plane sweep compares at its
-#: default 768-px working size), for stereo; "castle-near": the same windows plus two near
-#: misses per observation (shifted 2–6 px along an epipolar line), half of every batch's
-#: negatives being near misses.
-TRAIN_SETS: dict[str, tuple[Path, str]] = {
+SHARED = ROOT.parent / "shared" / "data"
+#: view pairs of the synthetic-stereo set and the folders its textures come from (no
+#: benchmark scene: castle-P19 is the training scene, Oxford the patch benchmark's homography
+#: sequences)
+SYNTHETIC_PAIRS = 600
+TEXTURE_FOLDERS = [
+    SHARED / "strecha" / "castle-P19" / "images",
+    *(SHARED / "oxford" / name for name in ("bark", "bikes", "boat", "graf", "trees", "ubc")),
+]
+
+#: training sets: name → (file, description); file None: generated on the fly.
+#: "castle+oxford": keypoint-normalised patches (scale factor 5, rotated), for descriptor
+#: matching; "castle-fixed": upright 64×64 windows cut at image scale 0.5 of the 1536×1024
+#: castle views (what the plane sweep compares at its default 768-px working size), for
+#: stereo; "castle-near": the same windows plus two near misses per observation (shifted
+#: 2–6 px along an epipolar line), half of every batch's negatives being near misses.
+TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
     "castle+oxford": (
         ROOT / "datasets" / "patches" / "castle+oxford.npz",
         "castle+oxford: castle-P19 (Strecha) + Oxford graf, bark, boat, bikes, trees, ubc; "
@@ -70,6 +81,15 @@ TRAIN_SETS: dict[str, tuple[Path, str]] = {
         "`stereo-dataset build --normalise fixed --fixed-scale 0.5 --near-misses 2` (before "
         "view ids were stored: the anchor of a near miss may come from its own view)",
     ),
+    "synthetic-stereo": (
+        None,
+        f"synthetic-stereo: {SYNTHETIC_PAIRS} random wide-baseline view pairs (rectified, "
+        "convergent 3-30 degrees, forward; textured planes, exact depth, per-view exposure, "
+        "gamma, vignetting, blur, noise, JPEG), windows of 32 px cut as the plane sweep "
+        "compares them (pre-warp by the middle plane), matches and near misses 1-6 labels "
+        "off; textures from scikit-image's samples, castle-P19 and the six Oxford sequences; "
+        "generated on the fly by stereo.datasets.stereo_windows (seed 0)",
+    ),
     "castle-stereo": (
         ROOT / "datasets" / "stereo" / "castle-P19.npz",
         "castle-stereo: castle-P19 (Strecha), upright windows at image scale 0.5, two near "
@@ -84,6 +104,7 @@ TRAIN_SETS: dict[str, tuple[Path, str]] = {
 TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     "castle-fixed-s1": {"input_scale": 2.0},
     "castle0-9-fixed-s1": {"input_scale": 2.0},
+    "synthetic-stereo": {"input_scale": 2.0},
 }
 #: recipe overrides that come with a training set
 TRAIN_SET_OVERRIDES: dict[str, dict[str, str]] = {"castle-near": {"near_negatives": "0.5"}}
@@ -96,6 +117,13 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
         1600,
         "castle-fixed",
         {"val_every": "800", "checkpoint_every": "400"},
+    ),
+    # fine-tunes the shipped default (l2net castle-fixed-s1) on synthetic stereo windows
+    "synthetic-stereo": (
+        "stereo",
+        1200,
+        "castle-fixed-s1",
+        {"lr": "0.0003", "margin": "0.5", "val_every": "200", "checkpoint_every": "50"},
     ),
 }
 
@@ -113,6 +141,19 @@ PLAN: dict[str, tuple[str, int, dict[str, str]]] = {
 ADAM = {"optimizer": "adam", "lr": "0.001", "momentum": "0", "weight_decay": "0"}
 
 
+def load_train_set(train_set: str) -> PatchSet:
+    """The patches of ``train_set``: read from its file, or generated (synthetic-stereo)."""
+    path, _ = TRAIN_SETS[train_set]
+    if path is not None:
+        return PatchSet.load(path)
+    missing = [str(f) for f in TEXTURE_FOLDERS if not f.is_dir()]
+    if missing:
+        sys.exit(f"error: texture folder(s) {', '.join(missing)} missing (../shared/data)")
+    return synthetic_stereo_windows(
+        SYNTHETIC_PAIRS, TEXTURE_FOLDERS, seed=0, workers=torch.get_num_threads()
+    )
+
+
 def train_one(
     name: str,
     seed: int = 0,
@@ -123,13 +164,14 @@ def train_one(
     make_default: bool = True,
     lr_step: int = 0,
     tag: str = "",
+    resume: bool = False,
 ) -> Path:
     """Train ``name`` as :data:`PLAN` says on ``train_set``; returns the shipped fp16 weights
     path (``models/NAME.TRAIN_SET.pt``, or ``models/NAME.TRAIN_SET.TAG.pt`` with a ``tag``).
 
     ``lr_step`` > 0 divides the learning rate by the recipe's ``lr_gamma`` every ``lr_step``
     steps (longer runs); ``steps`` overrides the plan's number of steps."""
-    train_path, description = TRAIN_SETS[train_set]
+    description = TRAIN_SETS[train_set][1]
     stem = f"{name}.{train_set}" + (f".{tag}" if tag else "")
     init = None
     if train_set in TRAIN_SET_RECIPES:
@@ -137,6 +179,8 @@ def train_one(
         steps = steps or default_steps
         overrides = {**set_overrides, **(extra_overrides or {}), "steps": str(steps)}
         init_path = ROOT / "runs" / "shipped" / f"{name}.{init_set}" / f"{name}.{init_set}.fp32.pt"
+        if not init_path.is_file():  # the shipped fp16 weights of that run
+            init_path = ROOT / "models" / f"{name}.{init_set}.pt"
         if not init_path.is_file():
             sys.exit(
                 f"error: {init_path} is missing; first run "
@@ -159,7 +203,7 @@ def train_one(
             "lr_step": str(lr_step),
         }
     recipe = get_recipe(recipe_name).with_overrides(overrides)
-    data = PatchSet.load(train_path)
+    data = load_train_set(train_set)
     if train_set == "castle-near":  # trained before view ids existed: sample as it was then
         data.view_ids = None
     run = ROOT / "runs" / "shipped" / stem
@@ -174,6 +218,7 @@ def train_one(
         weights_name=f"{stem}.fp32.pt",
         data_description=description,
         init_weights=init,
+        resume=resume,
     )
     card = dict(result.card)
     card["command"] = (
@@ -230,9 +275,14 @@ def main() -> None:
         action="store_true",
         help="do not make the result the model's default weights (models/defaults.json)",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the run folder's checkpoint (runs/shipped/NAME.SET/checkpoint.pt)",
+    )
     args = parser.parse_args()
     train_path = TRAIN_SETS[args.train_set][0]
-    if not train_path.is_file():
+    if train_path is not None and not train_path.is_file():
         sys.exit(f"error: {train_path} is missing; build it first (see benchmarks/README.md)")
     torch.set_num_threads(2 if args.device == "cpu" else torch.get_num_threads())
     for name in PLAN if args.all else [args.model]:
@@ -245,6 +295,7 @@ def main() -> None:
             make_default=not args.no_default,
             lr_step=args.lr_step,
             tag=args.tag,
+            resume=args.resume,
         )
         print(f"{name}: {path}", flush=True)
 

@@ -1,0 +1,285 @@
+"""Training windows cut exactly as the plane sweep compares them.
+
+For a :class:`~stereo.datasets.random_scenes.ViewPair` with exact depth, reference pixels
+visible in the second view are drawn; around each, the reference window (centred half a
+pixel up-left of the pixel, as the dense l2net tower at ``input_scale`` 2 sees it) and the
+second view's window at the true hypothesis, cut from the image the cost describes:
+
+* ``warp="prewarp"`` (descriptor costs) — the second view pre-warped onto the reference by
+  the plane of the sweep's middle label (:class:`~stereo.cost.volume.Prewarp`), the window
+  centred where the hypothesis lands on that canvas;
+* ``warp="label"`` (2-channel costs) — the second view warped by the hypothesis' own plane,
+  the window at the reference pixel.
+
+Near misses are the same cut at hypotheses 1–6 labels off the true one (a sweep of
+``n_labels`` planes uniform in inverse depth over the pair's 2nd–98th depth percentiles
+widened by 15 %, as the matcher estimates it), moving the window by at least
+``min_near_shift`` pixels. Windows are replicated to the network's 64×64 input
+(``patch_scale``). The result is a :class:`~stereo.patchnet.data.patchset.PatchSet` whose
+view ids make every near miss a negative of the match in its own view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from stereo.datasets.random_scenes import SceneSpec, ViewPair, random_view_pair, texture_pool
+from stereo.errors import StereoError
+from stereo.geometry.camera import Camera
+from stereo.geometry.planesweep import backproject, inverse_depth_labels, plane_homography
+from stereo.patchnet.data.patchset import PATCH_SIZE, PatchSet
+
+#: how the second view's window is resampled (see the module docstring)
+WARPS = ("prewarp", "label")
+#: a point is visible in the second view when the depth rendered there is within this share
+#: of the point's own depth
+VISIBLE_TOLERANCE = 0.01
+#: widening of the 2nd–98th depth percentiles that make the sweep (as the matcher's)
+DEPTH_MARGIN = 0.15
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How windows are cut from a view pair."""
+
+    window: int = 32  # side of the compared window, working-image pixels
+    warp: str = "prewarp"  # prewarp | label
+    n_labels: int = 64  # labels of the sweep the near misses are counted in
+    near_labels: int = 6  # near misses lie 1..near_labels labels off the true hypothesis
+    near_per_point: int = 2  # near-miss windows per point
+    min_near_shift: float = 1.0  # a near miss moves the window by at least this, pixels
+    points_per_pair: int = 96
+
+    def __post_init__(self) -> None:
+        if self.warp not in WARPS:
+            raise StereoError(f"unknown warp {self.warp!r}; valid: {', '.join(WARPS)}")
+        if self.window < 4 or PATCH_SIZE % self.window:
+            raise StereoError(f"window {self.window} must divide {PATCH_SIZE} (e.g. 16, 32, 64)")
+
+    @property
+    def patch_scale(self) -> int:
+        """Replication factor from the window to the network's input."""
+        return PATCH_SIZE // self.window
+
+
+def sweep_depths(depth: np.ndarray, n_labels: int) -> np.ndarray:
+    """The ``n_labels`` depth labels the matcher would sweep for a reference depth map."""
+    lo, hi = np.percentile(depth[np.isfinite(depth)], [2, 98])
+    return inverse_depth_labels(lo * (1 - DEPTH_MARGIN), hi * (1 + DEPTH_MARGIN), n_labels)
+
+
+def visible_points(pair: ViewPair, margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reference pixels ``(N, 2)`` (x, y integers) whose surface point the second view sees
+    at least ``margin`` pixels inside its border, and their depths ``(N,)``."""
+    reference, other = pair.cameras
+    depth = pair.depths[0]
+    h, w = depth.shape
+    ys, xs = np.nonzero(np.isfinite(depth))
+    inner = (xs >= margin) & (xs < w - margin) & (ys >= margin) & (ys < h - margin)
+    xy, z = np.c_[xs, ys][inner].astype(np.float64), depth[ys[inner], xs[inner]]
+    seen, z_other = other.project(backproject(reference, xy, z))
+    oh, ow = pair.depths[1].shape
+    inside = (
+        (z_other > 0)
+        & (seen[:, 0] >= margin)
+        & (seen[:, 0] < ow - margin)
+        & (seen[:, 1] >= margin)
+        & (seen[:, 1] < oh - margin)
+    )
+    col = np.rint(seen[inside, 0]).astype(int)
+    row = np.rint(seen[inside, 1]).astype(int)
+    rendered = pair.depths[1][row, col]
+    keep = np.zeros(len(xy), bool)
+    keep[np.nonzero(inside)[0]] = (
+        np.abs(rendered - z_other[inside]) <= VISIBLE_TOLERANCE * z_other[inside]
+    )
+    return xy[keep].astype(int), z[keep]
+
+
+def _map(H: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Homography ``H`` applied to ``(..., 2)`` points."""
+    p = np.concatenate([points, np.ones((*points.shape[:-1], 1))], axis=-1) @ H.T
+    return p[..., :2] / p[..., 2:3]
+
+
+def window_grids(
+    xy: np.ndarray,
+    depths: np.ndarray,
+    reference: Camera,
+    other: Camera,
+    middle_depth: float,
+    spec: WindowSpec,
+) -> np.ndarray:
+    """``(N, window, window, 2)`` second-view coordinates of the window of reference pixel
+    ``xy[i]`` under the hypothesis ``depths[i]`` (metres)."""
+    half = spec.window / 2
+    offsets = np.arange(spec.window) - half  # pixel centres of a window centred at p − ½
+    grid = np.stack(np.meshgrid(offsets, offsets), axis=-1)  # (window, window, 2) as (x, y)
+    grids = np.empty((len(xy), spec.window, spec.window, 2))
+    H_mid = plane_homography(reference, other, middle_depth)
+    H_back = np.linalg.inv(H_mid)
+    for i, (p, d) in enumerate(zip(xy, depths, strict=True)):
+        H = plane_homography(reference, other, float(d))
+        if spec.warp == "label":
+            grids[i] = _map(H, p + grid)
+        else:  # where the hypothesis lands on the pre-warp canvas, then back to the view
+            centre = _map(H_back, _map(H, p[None].astype(float)))[0]
+            grids[i] = _map(H_mid, centre + grid)
+    return grids
+
+
+def cut(image: np.ndarray, grids: np.ndarray, scale: int) -> np.ndarray:
+    """Windows ``(N, window·scale, window·scale)`` uint8 sampled bilinearly (border
+    replicated) at ``grids (N, window, window, 2)``, replicated ``scale``× per axis."""
+    n, s = grids.shape[:2]
+    flat = grids.reshape(n * s, s, 2).astype(np.float32)
+    windows = cv2.remap(
+        image, flat[..., 0], flat[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    ).reshape(n, s, s)
+    return windows.repeat(scale, axis=1).repeat(scale, axis=2)
+
+
+def near_miss_depths(
+    rng: np.random.Generator,
+    xy: np.ndarray,
+    depths: np.ndarray,
+    labels: np.ndarray,
+    reference: Camera,
+    other: Camera,
+    spec: WindowSpec,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(M,)`` indices into ``xy`` and ``(M,)`` hypotheses (depths) 1..``near_labels`` labels
+    off the truth in inverse depth, ``near_per_point`` per point where enough of them move
+    the window by ``min_near_shift`` pixels or more."""
+    step = (1 / labels[0] - 1 / labels[-1]) / (len(labels) - 1)
+    ks = np.r_[-spec.near_labels : 0, 1 : spec.near_labels + 1]
+    inverse = 1 / depths[:, None] + ks[None] * step  # (N, 2·near_labels)
+    valid = inverse > 0.25 / labels[-1]
+    hypo = np.where(valid, 1 / np.where(valid, inverse, 1.0), np.nan)
+    true_xy, _ = other.project(backproject(reference, xy.astype(float), depths))
+    shift = np.full(hypo.shape, -1.0)
+    for j in range(hypo.shape[1]):
+        ok = valid[:, j]
+        moved, z = other.project(backproject(reference, xy[ok].astype(float), hypo[ok, j]))
+        shift[ok, j] = np.where(z > 0, np.linalg.norm(moved - true_xy[ok], axis=1), -1.0)
+    usable = shift >= spec.min_near_shift
+    picks_point, picks_depth = [], []
+    for i in np.nonzero(usable.sum(axis=1) >= spec.near_per_point)[0]:
+        chosen = rng.choice(np.nonzero(usable[i])[0], spec.near_per_point, replace=False)
+        picks_point += [i] * spec.near_per_point
+        picks_depth += hypo[i, chosen].tolist()
+    return np.asarray(picks_point, int), np.asarray(picks_depth, float)
+
+
+def pair_windows(
+    pair: ViewPair, rng: np.random.Generator, spec: WindowSpec
+) -> dict[str, np.ndarray]:
+    """Windows of one view pair: ``reference``, ``match`` ``(N, 64, 64)`` and ``near``
+    ``(M, 64, 64)`` with ``near_point (M,)``, the index of the point each misses."""
+    reference, other = pair.cameras
+    xy, z = visible_points(pair, spec.window // 2 + 1)
+    if len(xy) == 0:
+        empty = np.zeros((0, PATCH_SIZE, PATCH_SIZE), np.uint8)
+        return {"reference": empty, "match": empty, "near": empty, "near_point": np.zeros(0, int)}
+    take = rng.choice(len(xy), min(spec.points_per_pair, len(xy)), replace=False)
+    xy, z = xy[take], z[take]
+    labels = sweep_depths(pair.depths[0], spec.n_labels)
+    middle = float(labels[len(labels) // 2])
+    ref_grids = np.broadcast_to(
+        np.stack(np.meshgrid(np.arange(spec.window), np.arange(spec.window)), -1),
+        (len(xy), spec.window, spec.window, 2),
+    ) + (xy[:, None, None, :] - spec.window // 2)
+    near_point, near_depth = near_miss_depths(rng, xy, z, labels, reference, other, spec)
+    grids = window_grids(
+        np.r_[xy, xy[near_point]], np.r_[z, near_depth], reference, other, middle, spec
+    )
+    other_windows = cut(pair.images[1], grids, spec.patch_scale)
+    return {
+        "reference": cut(pair.images[0], ref_grids, spec.patch_scale),
+        "match": other_windows[: len(xy)],
+        "near": other_windows[len(xy) :],
+        "near_point": near_point,
+    }
+
+
+_WORKER_POOL: list[np.ndarray] = []
+
+
+def _init_worker(folders: Sequence[str]) -> None:
+    """Process-pool initializer: read the texture pool once per worker."""
+    _WORKER_POOL[:] = texture_pool(folders)
+
+
+def _pair_task(args: tuple[int, int, SceneSpec, WindowSpec]) -> dict[str, np.ndarray]:
+    """Windows of view pair ``i`` of ``seed`` (run in a worker)."""
+    seed, i, scene, windows = args
+    pair = random_view_pair((seed, i), _WORKER_POOL, scene)
+    return pair_windows(pair, np.random.default_rng((seed, i, 1)), windows)
+
+
+def synthetic_stereo_windows(
+    n_pairs: int,
+    texture_folders: Sequence[str | Path] = (),
+    seed: int = 0,
+    scene: SceneSpec | None = None,
+    windows: WindowSpec | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> PatchSet:
+    """Stereo training windows of ``n_pairs`` random view pairs textured from
+    :func:`~stereo.datasets.random_scenes.texture_pool` ``(texture_folders)``; pair ``i`` is
+    drawn from ``(seed, i)``, so the same arguments give the same set, bit for bit, with any
+    number of ``workers`` (processes).
+
+    Every point has its reference window (view ``2i``) and its match (view ``2i + 1``);
+    near misses carry ``near_of`` = the point's id and the match's view.
+    """
+    if n_pairs < 1:
+        raise StereoError(f"need at least one view pair, not {n_pairs}")
+    scene, windows = scene or SceneSpec(), windows or WindowSpec()
+    folders = [str(f) for f in texture_folders]
+    tasks = [(seed, i, scene, windows) for i in range(n_pairs)]
+    if workers > 1:
+        executor = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(folders,))
+        with executor:
+            results = list(
+                tqdm(
+                    executor.map(_pair_task, tasks),
+                    total=n_pairs,
+                    desc="synthetic pairs",
+                    disable=not progress,
+                )
+            )
+    else:
+        _init_worker(folders)
+        results = [_pair_task(t) for t in tqdm(tasks, desc="synthetic pairs", disable=not progress)]
+    patches, point_ids, near_of, view_ids = [], [], [], []
+    next_id = 0
+    for i, cut_windows in enumerate(results):
+        n, m = len(cut_windows["reference"]), len(cut_windows["near"])
+        ids = next_id + np.arange(n)
+        patches += [cut_windows["reference"], cut_windows["match"], cut_windows["near"]]
+        point_ids += [ids, ids, next_id + n + np.arange(m)]
+        near_of += [np.full(2 * n, -1), ids[cut_windows["near_point"]]]
+        view_ids += [np.full(n, 2 * i), np.full(n + m, 2 * i + 1)]
+        next_id += n + m
+    meta = {
+        "source": f"synthetic stereo windows: {n_pairs} random view pairs, seed {seed}",
+        "texture_folders": [Path(f).name for f in folders],
+        "scene": asdict(scene),
+        "windows": asdict(windows),
+    }
+    return PatchSet(
+        np.concatenate(patches),
+        np.concatenate(point_ids),
+        meta,
+        near_of=np.concatenate(near_of),
+        view_ids=np.concatenate(view_ids),
+    )

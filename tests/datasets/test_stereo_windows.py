@@ -1,0 +1,186 @@
+"""Synthetic stereo training data: random scenes and windows cut as the plane sweep cuts them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stereo.datasets.random_scenes import (
+    RIGS,
+    SceneSpec,
+    ViewPair,
+    random_rig,
+    random_view_pair,
+    render_view,
+    texture_pool,
+)
+from stereo.datasets.stereo_windows import (
+    WindowSpec,
+    pair_windows,
+    synthetic_stereo_windows,
+    visible_points,
+    window_grids,
+)
+from stereo.datasets.synthetic import TexturedPlane
+from stereo.errors import StereoError
+from stereo.geometry.camera import Camera
+from stereo.geometry.planesweep import backproject
+from stereo.patchnet.data.warped import sample_photographs
+
+SMALL = SceneSpec(width=96, height=64, supersample=1, min_panels=1, max_panels=2)
+
+
+def zncc_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ZNCC of corresponding windows ``(N, h, w)``."""
+    a = a.reshape(len(a), -1).astype(float)
+    b = b.reshape(len(b), -1).astype(float)
+    a -= a.mean(1, keepdims=True)
+    b -= b.mean(1, keepdims=True)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+
+
+def wall_pair(baseline: float = 0.3, rotate: float = 0.0) -> ViewPair:
+    """A fronto-parallel textured wall 5 units away seen by a reference at the origin and a
+    second camera ``baseline`` to its right turned by ``rotate`` radians; no photometric
+    change."""
+    texture = sample_photographs(("astronaut",))[0]
+    wall = TexturedPlane(
+        np.array([-4.0, -3.0, 5.0]), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), 8, 6, texture
+    )
+    K = np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]])
+    c, s = np.cos(rotate), np.sin(rotate)
+    R2 = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    cams = (
+        Camera(K, np.eye(3), np.zeros(3), 160, 120),
+        Camera(K, R2, np.array([baseline, 0, 0]), 160, 120),
+    )
+    views = [render_view([wall], cam, 2) for cam in cams]
+    return ViewPair((views[0][0], views[1][0]), cams, (views[0][1], views[1][1]), "rectified")
+
+
+def test_match_window_is_the_reference_window_and_near_misses_are_not():
+    pair = wall_pair(baseline=1.0)
+    spec = WindowSpec(points_per_pair=40, n_labels=8)  # a label: 1.3 px on the wall
+    windows = pair_windows(pair, np.random.default_rng(0), spec)
+    assert windows["reference"].shape == (40, 64, 64)
+    match = zncc_rows(windows["reference"], windows["match"])
+    assert match.min() > 0.97  # the same surface, resampled (bilinear) in the other view
+    near = zncc_rows(windows["reference"][windows["near_point"]], windows["near"])
+    assert near.mean() < match.mean() - 0.05
+    # every window is a 32-px window replicated 2× (what l2net's half-resolution form sees)
+    assert np.array_equal(windows["match"][:, ::2, ::2].repeat(2, 1).repeat(2, 2), windows["match"])
+
+
+def test_window_grid_centre_is_the_true_projection_and_warps_agree_on_a_wall():
+    pair = wall_pair(baseline=0.5, rotate=0.1)
+    reference, other = pair.cameras
+    xy = np.array([[40, 30], [120, 90]])
+    depth = np.array([5.0, 5.0])
+    truth, _ = other.project(backproject(reference, xy.astype(float), depth))
+    for warp in ("prewarp", "label"):
+        grids = window_grids(xy, depth, reference, other, 5.0, WindowSpec(warp=warp))
+        # the window centred half a pixel up-left of p: its pixel (16, 16) is p itself
+        np.testing.assert_allclose(grids[:, 16, 16], truth, atol=1e-9)
+    # a pre-warp by the wall's own plane and the per-label warp are one and the same map
+    pre = window_grids(xy, depth, reference, other, 5.0, WindowSpec(warp="prewarp"))
+    label = window_grids(xy, depth, reference, other, 5.0, WindowSpec(warp="label"))
+    np.testing.assert_allclose(pre, label, atol=1e-9)
+
+
+def test_near_misses_move_the_window_at_least_the_minimum():
+    pair = wall_pair(baseline=1.0)
+    _reference, _other = pair.cameras
+    spec = WindowSpec(points_per_pair=30, n_labels=8, min_near_shift=2.0)
+    xy, _z = visible_points(pair, 17)
+    assert len(xy) > 30
+    windows = pair_windows(pair, np.random.default_rng(1), spec)
+    assert len(windows["near"]) == 2 * 30
+    # on a fronto-parallel wall a label is one disparity step (1.3 px): near misses are 2..6
+    # labels off, so the near window is no copy of the match
+    near = zncc_rows(windows["match"][windows["near_point"]], windows["near"])
+    assert near.max() < 0.999
+    assert np.all(np.unique(windows["near_point"], return_counts=True)[1] == spec.near_per_point)
+
+
+def test_occluded_points_are_not_drawn():
+    texture = sample_photographs(("camera",))[0]
+    wall = TexturedPlane(
+        np.array([-4.0, -3.0, 6.0]), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), 8, 6, texture
+    )
+    post = TexturedPlane(
+        np.array([-0.2, -3.0, 3.0]), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), 0.4, 6, texture
+    )
+    pair = wall_pair()
+    views = [render_view([wall, post], cam, 1) for cam in pair.cameras]
+    pair = ViewPair((views[0][0], views[1][0]), pair.cameras, (views[0][1], views[1][1]), "r")
+    xy, z = visible_points(pair, 17)
+    reference, other = pair.cameras
+    seen, z_other = other.project(backproject(reference, xy.astype(float), z))
+    rows, cols = np.rint(seen[:, 1]).astype(int), np.rint(seen[:, 0]).astype(int)
+    np.testing.assert_allclose(pair.depths[1][rows, cols], z_other, rtol=0.011)
+    # wall points hidden behind the post in the second view exist and were dropped
+    ys, xs = np.nonzero(pair.depths[0] > 5.5)
+    all_seen, all_z = other.project(
+        backproject(reference, np.c_[xs, ys].astype(float), pair.depths[0][ys, xs])
+    )
+    inside = (all_seen[:, 0] > 17) & (all_seen[:, 0] < 143) & (ys > 17) & (ys < 103)
+    hidden = inside & (
+        pair.depths[1][
+            np.rint(all_seen[:, 1]).astype(int).clip(0, 119),
+            np.rint(all_seen[:, 0]).astype(int).clip(0, 159),
+        ]
+        < 0.9 * all_z
+    )
+    assert hidden.sum() > 50
+    drawn = {(int(x), int(y)) for x, y in xy}
+    assert not any((int(x), int(y)) in drawn for x, y in zip(xs[hidden], ys[hidden], strict=True))
+
+
+def test_random_view_pairs_are_deterministic_and_geometric():
+    pool = texture_pool()
+    a = random_view_pair((3, 1), pool, SMALL)
+    b = random_view_pair((3, 1), pool, SMALL)
+    assert a.rig == b.rig
+    for x, y in zip(a.images, b.images, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert np.isfinite(a.depths[0]).mean() > 0.9  # the back wall fills the view
+    assert np.nanmin(a.depths[0]) > 0
+    c = random_view_pair((3, 2), pool, SMALL)
+    assert not np.array_equal(a.images[0], c.images[0])
+
+
+@pytest.mark.parametrize("kind", RIGS)
+def test_rigs_see_the_target(kind):
+    rng = np.random.default_rng(0)
+    reference, other = random_rig(rng, kind, SMALL, 6.0)
+    # the point the rig is built around lies in front of both cameras, inside both images
+    target = backproject(reference, np.array([[47.5, 31.5]]), np.array([6.0]))
+    xy, z = other.project(target)
+    assert z[0] > 0
+    assert np.linalg.norm(reference.C - other.C) > 0
+    if kind == "rectified":
+        np.testing.assert_allclose(reference.R, other.R)
+        assert abs(xy[0, 1] - 31.5) < 1e-6  # rows stay aligned
+
+
+def test_synthetic_set_is_deterministic_with_workers_and_links_near_misses():
+    spec = WindowSpec(points_per_pair=8)
+    one = synthetic_stereo_windows(2, seed=5, scene=SMALL, windows=spec, progress=False)
+    two = synthetic_stereo_windows(2, seed=5, scene=SMALL, windows=spec, workers=2, progress=False)
+    np.testing.assert_array_equal(one.patches, two.patches)
+    np.testing.assert_array_equal(one.near_of, two.near_of)
+    true = one.near_of < 0
+    ids, counts = np.unique(one.point_ids[true], return_counts=True)
+    assert np.all(counts == 2)  # reference window + match
+    assert np.isin(one.near_of[~true], ids).all()
+    # a near miss is cut in its point's match view (odd view ids), never the reference view
+    assert np.all(one.view_ids[~true] % 2 == 1)
+
+
+def test_bad_specs_are_refused():
+    with pytest.raises(StereoError, match="unknown rig"):
+        SceneSpec(rigs=("sideways",))
+    with pytest.raises(StereoError, match="must divide 64"):
+        WindowSpec(window=24)
+    with pytest.raises(StereoError, match="unknown warp"):
+        WindowSpec(warp="affine")
