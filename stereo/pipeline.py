@@ -16,18 +16,11 @@ import cv2
 import numpy as np
 import torch
 
-from stereo.cost.volume import (
-    PRECISIONS,
-    CensusCost,
-    Cost,
-    DaisyCost,
-    DenseSiftCost,
-    DescriptorCost,
-    FusedCost,
-    Sweep,
-    TwoChannelCost,
-    ZNCCCost,
-)
+from stereo.cost.base import PRECISIONS, Cost
+from stereo.cost.descriptor import DescriptorCost
+from stereo.cost.fused import FusedCost
+from stereo.cost.handmade import CensusCost, DaisyCost, DenseSiftCost, ZNCCCost
+from stereo.cost.two_channel import TwoChannelCost
 from stereo.errors import StereoError
 from stereo.geometry.camera import (
     Camera,
@@ -37,6 +30,7 @@ from stereo.geometry.camera import (
     triangulate,
 )
 from stereo.geometry.planesweep import backproject, check_sweep_geometry, inverse_depth_labels
+from stereo.geometry.sweep import Sweep
 from stereo.mrf.graphcut import (
     FALLBACK_SMOOTHNESS,
     MRFConfig,
@@ -158,9 +152,9 @@ def make_cost(
     precision: str = DescriptorCost.precision,
 ) -> Cost:
     """The matching cost of a registry model, a weights file, a baseline name, or several of
-    these joined by commas (their mean normalised volume, :class:`~stereo.cost.volume.FusedCost`)
+    these joined by commas (their mean normalised volume, :class:`~stereo.cost.fused.FusedCost`)
     (``descriptor_variance``, ``prewarp``, ``prewarp_planes``, ``replicated_upsampling``,
-    ``precision``: see :class:`~stereo.cost.volume.DescriptorCost`)."""
+    ``precision``: see :class:`~stereo.cost.descriptor.DescriptorCost`)."""
     if not 0.0 < descriptor_variance <= 1.0:
         raise StereoError(f"descriptor variance kept must lie in (0, 1], not {descriptor_variance}")
     if prewarp_planes < 1:

@@ -75,7 +75,7 @@ def test_dense_normalisation_is_the_window_statistics():
 
 
 def test_dense_sift_has_the_image_size_and_follows_translations():
-    from stereo.cost.volume import DenseSiftCost
+    from stereo.cost.handmade import DenseSiftCost
 
     image = (np.random.default_rng(0).random((60, 80)) * 255).astype(np.uint8)
     features = DenseSiftCost(cell=8).features(image)
@@ -87,7 +87,7 @@ def test_dense_sift_has_the_image_size_and_follows_translations():
 
 
 def test_descriptor_compression_keeps_l2_distances():
-    from stereo.cost.volume import compress_descriptors
+    from stereo.cost.descriptor import compress_descriptors
 
     rng = np.random.default_rng(0)
     basis = torch.from_numpy(rng.normal(size=(64, 5)))
@@ -106,7 +106,8 @@ def test_descriptor_compression_keeps_l2_distances():
 
 
 def test_compressed_descriptor_volume_matches_the_exact_one():
-    from stereo.cost.volume import DescriptorCost, Sweep
+    from stereo.cost.descriptor import DescriptorCost
+    from stereo.geometry.sweep import Sweep
 
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
@@ -131,7 +132,8 @@ def test_compressed_descriptor_volume_matches_the_exact_one():
 @pytest.mark.parametrize("name", ["siam-l2", "siam", "l2net"])
 def test_volume_pair_equals_two_separate_volumes(name):
     """Left-right checks describe each image once: both directions equal two volume calls."""
-    from stereo.cost.volume import DescriptorCost, Sweep
+    from stereo.cost.descriptor import DescriptorCost
+    from stereo.geometry.sweep import Sweep
 
     torch.manual_seed(0)
     rng = np.random.default_rng(2)
@@ -159,7 +161,7 @@ def test_images_too_small_for_a_network_give_a_clear_error():
 
 
 def test_fused_cost_is_the_mean_of_normalised_volumes():
-    from stereo.cost.volume import Sweep
+    from stereo.geometry.sweep import Sweep
     from stereo.mrf.graphcut import normalise_volume
     from stereo.pipeline import make_cost
 
@@ -187,7 +189,7 @@ def test_input_scale_describes_the_upsampled_image_at_each_pixel():
     pixels of the 2× image that cover it — each is the patch network on its 64×64 patch."""
     import cv2
 
-    from stereo.cost.volume import DescriptorCost
+    from stereo.cost.descriptor import DescriptorCost
 
     torch.manual_seed(0)
     model = build_model("siam-l2").eval()
@@ -211,7 +213,7 @@ def test_l2net_half_resolution_form_is_the_network_on_the_pixel_replicated_image
     """l2net with ``input_scale`` 2 runs its 32×32 tower on the image itself: exactly the
     dense network on the image upsampled 2× by pixel replication, read at even pixels (away
     from the borders, where the two paddings differ)."""
-    from stereo.cost.volume import DescriptorCost
+    from stereo.cost.descriptor import DescriptorCost
 
     torch.manual_seed(0)
     model = build_model("l2net").eval()
@@ -254,7 +256,7 @@ def test_l2net_half_resolution_form_is_the_network_on_the_pixel_replicated_image
 def test_strips_equal_one_pass_over_the_whole_image(name, replicated_half):
     """Strips of 24 rows give the descriptors of one pass over the image, also for L2-Net,
     whose zero-padded layers read image rows beyond a strip's window."""
-    from stereo.cost.volume import dense_in_strips
+    from stereo.cost.base import dense_in_strips
 
     model = build_model(name).eval()
     dense = DenseDescriptor(model, replicated_half=replicated_half)
@@ -266,7 +268,7 @@ def test_strips_equal_one_pass_over_the_whole_image(name, replicated_half):
 
 
 def test_two_channel_strips_equal_one_pass():
-    from stereo.cost.volume import dense_in_strips
+    from stereo.cost.base import dense_in_strips
 
     model = build_model("2ch-deep").eval()
     a = normalise_image(_image(4, (90, 60)), model.normalisation)
@@ -284,8 +286,9 @@ def test_opencv_sampling_matches_exact_bilinear(with_head):
     """The CPU volume (cv2.remap, weights to 1/32 pixel) equals the grid_sample one to the
     interpolation's rounding on smooth descriptor maps, with the same NaN (out-of-view)
     entries; 150 channels cross the 64-channel groups."""
-    from stereo.cost.volume import Sweep, descriptor_volume
+    from stereo.cost.descriptor import descriptor_volume
     from stereo.geometry.camera import Camera
+    from stereo.geometry.sweep import Sweep
 
     torch.manual_seed(0)
     smooth = torch.nn.functional.avg_pool2d(torch.randn(1, 150, 48, 60), 5, 1, 2)[0]
@@ -315,7 +318,7 @@ def test_opencv_sampling_matches_exact_bilinear(with_head):
 def test_bfloat16_descriptors_stay_close_to_float32():
     """``precision="bfloat16"`` runs the network under autocast: float32 descriptors out,
     within bf16 rounding of the float32 ones; an unknown precision is a clear error."""
-    from stereo.cost.volume import DescriptorCost
+    from stereo.cost.descriptor import DescriptorCost
     from stereo.pipeline import make_cost
 
     torch.manual_seed(0)
@@ -335,7 +338,7 @@ def test_bfloat16_descriptors_stay_close_to_float32():
 
 
 def test_auto_precision_is_bfloat16_only_where_the_device_supports_it():
-    from stereo.cost.volume import resolve_precision
+    from stereo.cost.base import resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("float32", cpu) == "float32"
@@ -350,7 +353,7 @@ def test_auto_precision_is_bfloat16_only_where_the_device_supports_it():
 def test_two_channel_cost_takes_the_precision():
     """2-channel volumes in bfloat16 stay within bf16 rounding of float32; ``make_cost``
     hands them the precision, and the cost reports it."""
-    from stereo.cost.volume import Sweep
+    from stereo.geometry.sweep import Sweep
     from stereo.pipeline import make_cost
 
     rng = np.random.default_rng(6)

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from stereo.cost.volume import DescriptorCost, HandMadeDescriptorCost, Prewarp, Sweep
+from stereo.cost.descriptor import DescriptorCost
+from stereo.cost.handmade import HandMadeDescriptorCost
 from stereo.datasets.synthetic import TexturedPlane, make_scene, render
 from stereo.geometry.camera import Camera
 from stereo.geometry.planesweep import inverse_depth_labels, plane_homography
+from stereo.geometry.sweep import Prewarp, Sweep
 from stereo.patchnet.models import build_model
 
 

@@ -6,7 +6,7 @@ pixel up-left of the pixel, as the dense l2net tower at ``input_scale`` 2 sees i
 second view's window at the true hypothesis, cut from the image the cost describes:
 
 * ``warp="prewarp"`` (descriptor costs) — the second view pre-warped onto the reference by
-  the plane of the sweep's middle label (:class:`~stereo.cost.volume.Prewarp`), the window
+  the plane of the sweep's middle label (:class:`~stereo.geometry.sweep.Prewarp`), the window
   centred where the hypothesis lands on that canvas;
 * ``warp="label"`` (2-channel costs) — the second view warped by the hypothesis' own plane,
   the window at the reference pixel.

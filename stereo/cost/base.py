@@ -1,0 +1,98 @@
+"""What every matching cost is: :class:`Cost`, and how networks run densely in strips and
+in the chosen arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from stereo.errors import StereoError
+from stereo.geometry.sweep import Sweep
+
+
+class Cost:
+    """Base of the matching costs: :meth:`volume` of two grey uint8 images under a sweep."""
+
+    name = "cost"
+
+    def volume(
+        self, reference: np.ndarray, other: np.ndarray, sweep: Sweep, progress: bool = False
+    ) -> np.ndarray:
+        """``(L, H, W)`` float32 costs (lower = better), NaN outside the second image."""
+        raise NotImplementedError
+
+    def volume_pair(
+        self,
+        reference: np.ndarray,
+        other: np.ndarray,
+        forward: Sweep,
+        backward: Sweep,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Volumes of both directions (left-right checks): ``forward`` sweeps ``reference``
+        against ``other``, ``backward`` sweeps ``other`` against ``reference``. Costs that
+        describe each image once (descriptor costs) override it to describe them only once."""
+        return (
+            self.volume(reference, other, forward, progress),
+            self.volume(other, reference, backward, progress),
+        )
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The arithmetic a network runs in: ``precision`` itself, or for ``"auto"`` bfloat16
+    where the device computes it fast — CUDA GPUs with bf16, CPUs whose oneDNN supports
+    it (AVX-512) — and float32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise StereoError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if device.type == "cpu":
+        try:
+            fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a build without oneDNN
+            fast = False
+        return "bfloat16" if fast else "float32"
+    return "float32"
+
+
+def dense_in_precision(
+    dense: torch.nn.Module, x: Tensor, precision: str, device: torch.device
+) -> Tensor:
+    """:func:`dense_in_strips` under bfloat16 autocast when ``precision`` resolves to it
+    (:func:`resolve_precision`); float32 out either way."""
+    low = resolve_precision(precision, device) == "bfloat16"
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
+        return dense_in_strips(dense, x).float()
+
+
+def dense_in_strips(dense: torch.nn.Module, x: Tensor, rows: int = 192) -> Tensor:
+    """Run a dense network (:class:`DenseDescriptor` / :class:`DenseTwoChannel`) on
+    ``(1, C, H, W)`` in horizontal strips of ``rows`` output rows: the image is padded once
+    and each strip gets the padded rows its receptive field needs, so the result equals one
+    pass over the whole image while memory stays bounded.
+
+    Networks with zero-padded ("same") layers (L2-Net) read up to their summed paddings
+    past the window — zeros at the image's edges, image rows inside it — so each strip also
+    takes ``window / 2`` rows of context above and below (L2-Net's padded layers reach 11
+    rows at dilation 1, 22 at dilation 2), cut off again afterwards.
+    """
+    from stereo.cost.dense import SPARE, pad_image
+
+    h, w = x.shape[-2:]
+    window = dense.window
+    context = window // 2
+    padded = pad_image(x, window)
+    outs = []
+    for r0 in range(0, h, rows):
+        r1 = min(r0 + rows, h)
+        start = max(0, r0 - context)
+        stop = min(padded.shape[-2], r1 + window - 1 + SPARE + context)
+        piece = dense._dense(padded[..., start:stop, :])
+        outs.append(piece[..., r0 - start : r1 - start, :w])
+    return torch.cat(outs, dim=-2)

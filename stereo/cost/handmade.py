@@ -1,0 +1,143 @@
+"""Hand-made costs, the baselines: ZNCC, census, dense DAISY and dense SIFT."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stereo.cost.base import Cost
+from stereo.cost.descriptor import DescriptorCost
+from stereo.cost.sampling import sample, to_tensor
+from stereo.errors import StereoError
+
+
+class ZNCCCost(Cost):
+    """``1 − ZNCC`` over a ``window × window`` neighbourhood of the reference and the warped
+    second image (costs in [0, 2])."""
+
+    def __init__(self, window: int = 9) -> None:
+        self.window = window
+        self.name = f"zncc{window}"
+
+    def volume(self, reference, other, sweep, progress=False):
+        ref = to_tensor(reference, torch.device("cpu"))
+        src = to_tensor(other, torch.device("cpu"))[0]
+        k = self.window
+        box = lambda t: F.avg_pool2d(F.pad(t, (k // 2,) * 4, mode="replicate"), k, 1)  # noqa: E731
+        mu_r = box(ref)
+        var_r = (box(ref * ref) - mu_r**2).clamp(min=0)
+        out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
+        for label in range(len(sweep)):
+            warped, inside = sample(src, sweep.coordinates(label))
+            w = warped[None]
+            mu_w = box(w)
+            var_w = (box(w * w) - mu_w**2).clamp(min=0)
+            cov = box(ref * w) - mu_r * mu_w
+            ncc = cov / torch.sqrt(var_r * var_w + 1e-6)
+            cost = (1 - ncc)[0, 0]
+            cost[~inside] = float("nan")
+            out[label] = cost.numpy()
+        return out
+
+
+class CensusCost(Cost):
+    """Hamming distance of ``window × window`` census transforms, averaged over a 5×5
+    neighbourhood (costs in [0, 1]: share of differing bits)."""
+
+    def __init__(self, window: int = 7) -> None:
+        self.window = window
+        self.name = f"census{window}"
+
+    def _census(self, image: Tensor) -> Tensor:
+        k, r = self.window, self.window // 2
+        padded = F.pad(image, (r, r, r, r), mode="replicate")
+        patches = F.unfold(padded, k)  # (1, k², H·W)
+        centre = image.reshape(1, 1, -1)
+        return (patches < centre).reshape(k * k, *image.shape[-2:])
+
+    def volume(self, reference, other, sweep, progress=False):
+        ref = self._census(to_tensor(reference, torch.device("cpu")))
+        src = to_tensor(other, torch.device("cpu"))[0]
+        out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
+        for label in range(len(sweep)):
+            warped, inside = sample(src, sweep.coordinates(label))
+            bits = self._census(warped[None])
+            ham = (bits != ref).float().mean(dim=0)[None, None]
+            cost = F.avg_pool2d(F.pad(ham, (2, 2, 2, 2), mode="replicate"), 5, 1)[0, 0]
+            cost[~inside] = float("nan")
+            out[label] = cost.numpy()
+        return out
+
+
+class HandMadeDescriptorCost(DescriptorCost):
+    """A descriptor cost whose per-pixel features come from a fixed algorithm (no network,
+    CPU): subclasses set ``name`` and implement :meth:`features`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.model = None
+        self.device = torch.device("cpu")
+        self.info = {}
+
+
+class DaisyCost(HandMadeDescriptorCost):
+    """L2 distance of dense DAISY descriptors (opencv-contrib; Tola et al.: radius 15,
+    3 rings × 8 histograms × 8 orientations = 200-D, full normalisation)."""
+
+    def __init__(self, radius: float = 15.0) -> None:
+        super().__init__("daisy")
+        self.radius = radius
+
+    def features(self, image: np.ndarray) -> Tensor:
+        if not hasattr(cv2, "xfeatures2d"):
+            raise StereoError("DAISY needs opencv-contrib-python-headless (cv2.xfeatures2d)")
+        daisy = cv2.xfeatures2d.DAISY_create(
+            radius=self.radius, q_radius=3, q_theta=8, q_hist=8, norm=cv2.xfeatures2d.DAISY_NRM_FULL
+        )
+        h, w = image.shape
+        ys, xs = np.mgrid[0:h, 0:w]
+        keypoints = [
+            cv2.KeyPoint(float(x), float(y), 1) for y, x in zip(ys.ravel(), xs.ravel(), strict=True)
+        ]
+        _, desc = daisy.compute(image, keypoints)
+        if desc is None or len(desc) != h * w:
+            raise StereoError("OpenCV DAISY did not describe every pixel")
+        return torch.from_numpy(desc.reshape(h, w, -1).transpose(2, 0, 1).copy())
+
+
+class DenseSiftCost(HandMadeDescriptorCost):
+    """L2 distance of dense SIFT descriptors (kornia's ``DenseSIFTDescriptor``: 4×4 cells of
+    ``cell`` pixels × 8 orientations = 128-D, clipped at 0.2, RootSIFT), one per pixel.
+
+    kornia's cell grid is centred between pixels for 4 cells; the descriptor of pixel ``x``
+    here describes the window centred at ``x + ½`` (both images alike, so costs compare
+    like with like).
+    """
+
+    def __init__(self, cell: int = 8) -> None:
+        super().__init__(f"dsift{cell}")
+        self.cell = cell
+
+    @torch.no_grad()
+    def features(self, image: np.ndarray) -> Tensor:
+        try:
+            from kornia.feature import DenseSIFTDescriptor
+        except ImportError:  # pragma: no cover - kornia is a dependency
+            raise StereoError("dense SIFT needs kornia: pip install kornia") from None
+        bins = 4
+        extent = bins * self.cell  # pixels the 4×4 cells span
+        pad = extent // 2
+        sift = DenseSIFTDescriptor(
+            num_ang_bins=8, num_spatial_bins=bins, spatial_bin_size=self.cell, padding=0
+        )
+        h, w = image.shape
+        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0)[None, None]
+        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        desc = sift(x)[0]
+        # output j is centred at input j + (bins − 1)·cell/2 − e/2 of the padded image
+        e = 1 if self.cell % 2 == 0 else 0
+        first = pad - ((bins - 1) * self.cell - e) // 2
+        return desc[:, first : first + h, first : first + w].contiguous()
