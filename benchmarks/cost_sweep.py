@@ -32,11 +32,13 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import merge_scores, parse_method, save_results, saved_results  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from benchmarks.strecha import DATA, load_pair  # noqa: E402
+from stereo.config import StereoConfig  # noqa: E402
+from stereo.cost.factory import make_cost  # noqa: E402
 from stereo.evaluation import depth_correctness  # noqa: E402
 from stereo.geometry.planesweep import inverse_depth_labels  # noqa: E402
 from stereo.geometry.sweep import Sweep  # noqa: E402
 from stereo.mrf.graphcut import MRFConfig, normalise_volume  # noqa: E402
-from stereo.pipeline import StereoConfig, make_cost, optimise  # noqa: E402
+from stereo.mrf.optimise import optimise  # noqa: E402
 
 SMOOTHNESS = (0.05, 0.1, 0.2, 0.4)
 METHODS = [

@@ -30,11 +30,12 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import parse_method, save_results  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from benchmarks.strecha import DATA, load_pair  # noqa: E402
+from stereo.cost.factory import make_cost  # noqa: E402
 from stereo.evaluation import depth_correctness  # noqa: E402
 from stereo.geometry.planesweep import inverse_depth_labels  # noqa: E402
 from stereo.geometry.sweep import Sweep  # noqa: E402
 from stereo.mrf.graphcut import MRFConfig, normalise_volume, solve  # noqa: E402
-from stereo.pipeline import default_smoothness, make_cost  # noqa: E402
+from stereo.mrf.optimise import default_smoothness  # noqa: E402
 
 #: (label, warm start, cycles); the last one (cold, to convergence) is the reference energy
 SETTINGS = [

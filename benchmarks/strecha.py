@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import parse_method, save_results, saved_results  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
+from stereo.config import StereoConfig  # noqa: E402
 from stereo.evaluation import (  # noqa: E402
     SparseDepth,
     depth_correctness,
@@ -45,9 +46,10 @@ from stereo.evaluation import (  # noqa: E402
     read_sparse_ground_truth,
 )
 from stereo.geometry.camera import Camera  # noqa: E402
+from stereo.geometry.matches import working_pair  # noqa: E402
 from stereo.geometry.scene import load_scene  # noqa: E402
 from stereo.mrf.graphcut import MRFConfig  # noqa: E402
-from stereo.pipeline import StereoConfig, match_calibrated, working_pair  # noqa: E402
+from stereo.pipeline import match_calibrated  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "strecha"
 PAIRS = [f"fountain-P11:5:{k}" for k in (1, 2, 3)] + [f"Herz-Jesu-P8:3:{k}" for k in (1, 2, 3)]

@@ -29,15 +29,10 @@ from benchmarks.common import save_results, saved_results  # noqa: E402
 from benchmarks.patches import hardware  # noqa: E402
 from benchmarks.strecha import PAIRS as STRECHA_PAIRS  # noqa: E402
 from benchmarks.strecha import load_pair  # noqa: E402
+from stereo.config import DEFAULT_MODEL, StereoConfig  # noqa: E402
 from stereo.evaluation import depth_correctness, disparity_errors, read_disparity_truth  # noqa: E402
 from stereo.io.images import read_image  # noqa: E402
-from stereo.pipeline import (  # noqa: E402
-    DEFAULT_MODEL,
-    StereoConfig,
-    StereoResult,
-    match_calibrated,
-    match_rectified,
-)
+from stereo.pipeline import StereoResult, match_calibrated, match_rectified  # noqa: E402
 from stereo.refine import refined_values, sublabel_offsets  # noqa: E402
 
 MIDDLEBURY = ROOT.parent / "shared" / "data" / "middlebury"

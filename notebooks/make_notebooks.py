@@ -32,7 +32,8 @@ import numpy as np
 from stereo.datasets.synthetic import make_scene
 from stereo.evaluation import dense_truth, depth_correctness
 from stereo.mrf.graphcut import MRFConfig
-from stereo.pipeline import StereoConfig, match_calibrated
+from stereo.config import StereoConfig
+from stereo.pipeline import match_calibrated
 
 SIZE = int(os.environ.get("NOTEBOOK_SIZE", "384"))  # working size (long side), pixels
 MODEL = os.environ.get("NOTEBOOK_MODEL", "l2net.castle-fixed-s1")  # falls back to zncc without weights

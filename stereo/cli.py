@@ -10,17 +10,12 @@ from pathlib import Path
 import click
 import numpy as np
 
+from stereo.config import DEFAULT_MODEL, INVALID_MODES, OPTIMIZERS, StereoConfig
+from stereo.cost.base import PRECISIONS
+from stereo.cost.factory import BASELINE_COSTS
 from stereo.errors import StereoError, exit_on_sigterm, one_line_errors
 from stereo.io.jsonfile import dumps
 from stereo.mrf.graphcut import MRFConfig
-from stereo.pipeline import (
-    BASELINE_COSTS,
-    DEFAULT_MODEL,
-    INVALID_MODES,
-    OPTIMIZERS,
-    PRECISIONS,
-    StereoConfig,
-)
 
 
 def find_cameras(
@@ -48,7 +43,7 @@ def find_cameras(
 
 def looks_rectified(left: np.ndarray, right: np.ndarray, tolerance_px: float = 1.0) -> bool:
     """Whether SIFT matches of the pair are row-aligned (median |Δy| within tolerance)."""
-    from stereo.pipeline import sift_matches
+    from stereo.geometry.matches import sift_matches
 
     x1, x2 = sift_matches(left, right, n=1500)
     if len(x1) < 20:

@@ -202,7 +202,8 @@ def test_a_volume_that_cannot_fit_is_refused_before_allocation(sideways_pair, tm
 
 def test_a_volume_without_information_is_refused(tmp_path):
     """A blank pair with valid cameras: no pixel prefers a depth."""
-    from stereo.pipeline import StereoConfig, match_calibrated
+    from stereo.config import StereoConfig
+    from stereo.pipeline import match_calibrated
 
     K = np.array([[140.0, 0, 79.5], [0, 140, 59.5], [0, 0, 1]])
     cams = [Camera(K, np.eye(3), np.array([x, 0.0, 0.0]), 160, 120) for x in (-0.2, 0.2)]
@@ -415,8 +416,8 @@ def test_training_refuses_zero_steps_and_tiny_data(tmp_path):
 def test_swapped_or_foreign_cameras_of_a_real_pair_are_refused(shared_data):
     """fountain 0005/0006 at 768 px: its own cameras pass the fit check; swapped, or those of
     other views, leave too few matches on their epipolar lines."""
+    from stereo.geometry.matches import camera_matches, check_cameras_fit, working_pair
     from stereo.geometry.scene import load_scene
-    from stereo.pipeline import camera_matches, check_cameras_fit, working_pair
 
     scene = load_scene(shared_data / "strecha" / "fountain-P11")
     images = [scene.image(5), scene.image(6)]

@@ -161,9 +161,9 @@ def test_images_too_small_for_a_network_give_a_clear_error():
 
 
 def test_fused_cost_is_the_mean_of_normalised_volumes():
+    from stereo.cost.factory import make_cost
     from stereo.geometry.sweep import Sweep
     from stereo.mrf.graphcut import normalise_volume
-    from stereo.pipeline import make_cost
 
     rng = np.random.default_rng(3)
     left = (rng.random((44, 60)) * 255).astype(np.uint8)
@@ -319,7 +319,7 @@ def test_bfloat16_descriptors_stay_close_to_float32():
     """``precision="bfloat16"`` runs the network under autocast: float32 descriptors out,
     within bf16 rounding of the float32 ones; an unknown precision is a clear error."""
     from stereo.cost.descriptor import DescriptorCost
-    from stereo.pipeline import make_cost
+    from stereo.cost.factory import make_cost
 
     torch.manual_seed(0)
     rng = np.random.default_rng(4)
@@ -353,8 +353,8 @@ def test_auto_precision_is_bfloat16_only_where_the_device_supports_it():
 def test_two_channel_cost_takes_the_precision():
     """2-channel volumes in bfloat16 stay within bf16 rounding of float32; ``make_cost``
     hands them the precision, and the cost reports it."""
+    from stereo.cost.factory import make_cost
     from stereo.geometry.sweep import Sweep
-    from stereo.pipeline import make_cost
 
     rng = np.random.default_rng(6)
     left = (rng.random((40, 52)) * 255).astype(np.uint8)

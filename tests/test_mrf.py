@@ -117,9 +117,10 @@ def test_smoothness_defaults_per_cost(tmp_path, monkeypatch):
     """λ comes from models/smoothness.json by cost name or by the registry's weights file."""
     import json
 
+    from stereo.config import StereoConfig
     from stereo.errors import StereoError
     from stereo.mrf.graphcut import FALLBACK_SMOOTHNESS, MRFConfig
-    from stereo.pipeline import StereoConfig, default_smoothness, resolved_mrf
+    from stereo.mrf.optimise import default_smoothness, resolved_mrf
 
     monkeypatch.setenv("STEREO_MODELS_DIR", str(tmp_path))
     assert default_smoothness("zncc") == FALLBACK_SMOOTHNESS  # no table: the fallback
@@ -143,8 +144,9 @@ def test_shipped_smoothness_table_names_real_costs():
     a comma-joined fusion of them) and has a positive weight."""
     import json
 
+    from stereo.cost.factory import BASELINE_COSTS
+    from stereo.mrf.optimise import default_smoothness
     from stereo.patchnet.weights import models_dir
-    from stereo.pipeline import BASELINE_COSTS, default_smoothness
 
     path = models_dir() / "smoothness.json"
     if not path.is_file():

@@ -10,9 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from stereo.cli import eval_command, match_command
+from stereo.config import StereoConfig
 from stereo.datasets.synthetic import Camera, default_planes, look_at, make_scene, render
 from stereo.evaluation import dense_truth, depth_correctness, in_second_view
-from stereo.pipeline import StereoConfig, camera_matches, estimate_depth_range, match_calibrated
+from stereo.geometry.matches import camera_matches, estimate_depth_range
+from stereo.pipeline import match_calibrated
 
 
 @pytest.fixture(scope="module")

@@ -131,8 +131,8 @@ def test_prewarp_undoes_the_perspective_of_a_slanted_view():
 
 
 def test_prewarp_planes_must_be_positive():
+    from stereo.cost.factory import make_cost
     from stereo.errors import StereoError
-    from stereo.pipeline import make_cost
 
     with pytest.raises(StereoError, match="pre-warp planes must be at least 1"):
         make_cost("dsift", prewarp_planes=0)

@@ -10,11 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from stereo.cli import match_command
+from stereo.config import StereoConfig
 from stereo.datasets.synthetic import Camera, default_planes, look_at, render
 from stereo.errors import StereoError
 from stereo.evaluation import disparity_errors
 from stereo.geometry.planesweep import backproject
-from stereo.pipeline import StereoConfig, match_rectified, rectify_uncalibrated
+from stereo.geometry.rectify import rectify_uncalibrated
+from stereo.pipeline import match_rectified
 
 K = np.array([[260.0, 0, 119.5], [0, 260, 89.5], [0, 0, 1]])
 R = look_at(np.zeros(3), np.array([0.0, 0, 1]))

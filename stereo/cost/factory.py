@@ -1,0 +1,84 @@
+"""One factory from a model name to a matching cost: a registry model, a weights file, a
+baseline name, or several joined by commas."""
+
+from __future__ import annotations
+
+from stereo.config import StereoConfig
+from stereo.cost.base import PRECISIONS, Cost
+from stereo.cost.descriptor import DescriptorCost
+from stereo.cost.fused import FusedCost
+from stereo.cost.handmade import CensusCost, DaisyCost, DenseSiftCost, ZNCCCost
+from stereo.cost.two_channel import TwoChannelCost
+from stereo.errors import StereoError
+from stereo.patchnet.models import DescriptorNet
+
+#: costs that need no network, by the name ``--model`` takes.
+BASELINE_COSTS = {
+    "zncc": lambda: ZNCCCost(9),
+    "census": lambda: CensusCost(7),
+    "daisy": lambda: DaisyCost(),
+    "dsift": lambda: DenseSiftCost(),
+}
+
+
+def make_cost(
+    name: str,
+    device: str = "cpu",
+    untrained: bool = False,
+    descriptor_variance: float = DescriptorCost.variance_kept,
+    prewarp: bool = DescriptorCost.prewarp,
+    prewarp_planes: int = DescriptorCost.prewarp_planes,
+    replicated_upsampling: bool = DescriptorCost.replicated_upsampling,
+    precision: str = DescriptorCost.precision,
+) -> Cost:
+    """The matching cost of a registry model, a weights file, a baseline name, or several of
+    these joined by commas (their mean normalised volume, :class:`~stereo.cost.fused.FusedCost`)
+    (``descriptor_variance``, ``prewarp``, ``prewarp_planes``, ``replicated_upsampling``,
+    ``precision``: see :class:`~stereo.cost.descriptor.DescriptorCost`)."""
+    if not 0.0 < descriptor_variance <= 1.0:
+        raise StereoError(f"descriptor variance kept must lie in (0, 1], not {descriptor_variance}")
+    if prewarp_planes < 1:
+        raise StereoError(f"pre-warp planes must be at least 1, not {prewarp_planes}")
+    if precision not in PRECISIONS:
+        raise StereoError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    cost = _make_cost(name, device, untrained)
+    for part in cost.components if isinstance(cost, FusedCost) else [cost]:
+        if isinstance(part, DescriptorCost):
+            part.variance_kept = descriptor_variance
+            part.prewarp = prewarp
+            part.prewarp_planes = prewarp_planes
+            part.replicated_upsampling = replicated_upsampling
+        if isinstance(part, (DescriptorCost, TwoChannelCost)):
+            part.precision = precision
+    return cost
+
+
+def cost_of(cfg: StereoConfig) -> Cost:
+    """The matching cost a run's configuration asks for (:func:`make_cost`)."""
+    return make_cost(
+        cfg.model,
+        cfg.device,
+        cfg.untrained,
+        cfg.descriptor_variance,
+        cfg.prewarp,
+        cfg.prewarp_planes,
+        precision=cfg.precision,
+    )
+
+
+def _make_cost(name: str, device: str, untrained: bool) -> Cost:
+    if "," in name:  # a fused cost: "zncc,l2net.castle-fixed"
+        return FusedCost([_make_cost(part.strip(), device, untrained) for part in name.split(",")])
+    if name in BASELINE_COSTS:
+        return BASELINE_COSTS[name]()
+    from stereo.patchnet.weights import load_model
+
+    try:
+        model = load_model(name, device=device, untrained=untrained)
+    except StereoError as error:
+        if "unknown model" in str(error):
+            raise StereoError(f"{error}; or a baseline: {', '.join(BASELINE_COSTS)}") from None
+        raise
+    if isinstance(model, DescriptorNet):
+        return DescriptorCost(model, device)
+    return TwoChannelCost(model, device)

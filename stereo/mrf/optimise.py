@@ -1,0 +1,107 @@
+"""From a normalised cost volume to a label map: confidence, the cost's smoothness weight,
+graph cuts or winner-take-all, and sub-label refinement."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+
+from stereo.config import StereoConfig
+from stereo.errors import StereoError
+from stereo.mrf.graphcut import (
+    FALLBACK_SMOOTHNESS,
+    MRFConfig,
+    solve,
+    winner_take_all,
+)
+from stereo.refine import refined_values, sublabel_offsets
+
+
+def informative_confidence(volume: np.ndarray) -> np.ndarray:
+    """:func:`confidence_map` of a normalised volume, refusing a volume in which no pixel
+    prefers one hypothesis (blank or identical images, a range that misses the scene)."""
+    confidence = confidence_map(volume)
+    if not (confidence > 0).any():
+        raise StereoError(
+            "the cost volume carries no information: no pixel prefers one hypothesis; "
+            "check that the images show the same textured scene and the depth range"
+        )
+    return confidence
+
+
+def confidence_map(volume: np.ndarray) -> np.ndarray:
+    """``(h, w)`` margin between the best and second-best normalised cost, in [0, 1]."""
+    v = np.where(np.isfinite(volume), volume, np.inf)
+    best, second = np.partition(v, 1, axis=0)[:2]
+    both = np.isfinite(best) & np.isfinite(second)
+    margin = np.zeros(best.shape, np.float32)
+    margin[both] = second[both] - best[both]
+    return np.clip(margin, 0, 1)
+
+
+def default_smoothness(model: str) -> float:
+    """The smoothness weight λ of a matching cost: the value chosen for it on castle-P19 by
+    ``benchmarks/tune_smoothness.py --install`` (``models/smoothness.json``; registry names
+    resolve to their shipped weights file), else :data:`FALLBACK_SMOOTHNESS`."""
+    from stereo.patchnet.weights import models_dir, shipped_weights
+
+    path = models_dir() / "smoothness.json"
+    if not path.is_file():
+        return FALLBACK_SMOOTHNESS
+    try:
+        table = json.loads(path.read_text())["smoothness"]
+    except (ValueError, KeyError, TypeError):
+        raise StereoError(
+            f"{path} is not a smoothness table (needs {{'smoothness': {{cost: λ}}}}); "
+            "rewrite it with benchmarks/tune_smoothness.py --install or delete it"
+        ) from None
+    if model in table:
+        return float(table[model])
+    shipped = shipped_weights(model)
+    if shipped is not None and shipped.stem in table:
+        return float(table[shipped.stem])
+    return FALLBACK_SMOOTHNESS
+
+
+def resolved_mrf(cfg: StereoConfig) -> MRFConfig:
+    """``cfg.mrf`` with the smoothness weight filled in (the cost's default when unset)."""
+    if cfg.mrf.smoothness is not None:
+        return cfg.mrf
+    return replace(cfg.mrf, smoothness=default_smoothness(cfg.model))
+
+
+def optimise(
+    volume: np.ndarray,
+    image: np.ndarray,
+    values: np.ndarray,
+    cfg: StereoConfig,
+    inverse: bool = False,
+):
+    """Labels of a normalised volume by graph cut or winner-take-all.
+
+    Args:
+        values: ``(L,)`` the hypotheses; ``inverse``: they are uniform in ``1 / value``
+            (plane-sweep depths) rather than in value (disparities).
+
+    Returns:
+        ``(labels (h, w), energy_wta, energy_final, value map (h, w) float32)``; the value map
+        holds ``values[label]`` — refined below the label step when ``cfg.sublabel``
+        (:mod:`stereo.refine`) — and NaN where the chosen hypothesis leaves the second image
+        (unless ``cfg.invalid == "fill"``).
+    """
+    if cfg.optimizer == "graphcut":  # StereoConfig refused any other name when made
+        mrf = solve(volume, image, resolved_mrf(cfg))
+        labels, energy_wta, energy_final = mrf.labels, mrf.energy_wta, mrf.energy
+    else:
+        labels, energy_wta, energy_final = winner_take_all(volume), None, None
+    if cfg.sublabel:
+        offsets = sublabel_offsets(volume, labels)
+        value_map = refined_values(values, labels, offsets, inverse)
+    else:
+        value_map = values[labels].astype(np.float32)
+    chosen_invalid = ~np.isfinite(np.take_along_axis(volume, labels[None], axis=0)[0])
+    if cfg.invalid == "nan":
+        value_map[chosen_invalid] = np.nan
+    return labels, energy_wta, energy_final, value_map
