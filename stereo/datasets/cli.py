@@ -13,6 +13,11 @@ Finished outputs are skipped on a rerun unless ``--overwrite``.
 ``stereo-dataset truth SCENE --out DIR`` writes sparse depth ground truth for a calibrated
 scene that has none (``DIR/NNNN.npz`` per view: ``xy``, ``depth``, ``point_id``, the format of
 the Strecha ``gt_sparse`` files), made as the data README makes those files.
+
+``stereo-dataset synthetic --pairs N --out DIR`` writes random wide-baseline view pairs
+(:mod:`stereo.datasets.random_scenes`, the scenes the stereo training windows come from) as
+calibrated scenes in the Strecha layout with exact depth: ``DIR/pair-NNNN/{images,cameras,
+depth}``, to look at or to match (``stereo-match`` with ``--cameras``).
 """
 
 from __future__ import annotations
@@ -233,6 +238,35 @@ def truth_command(scene_dir: str, out_dir: str) -> None:
             np.savez_compressed(f, **arrays)
         summary[stem] = len(arrays["depth"])
     click.echo(json.dumps({"scene": str(scene_dir), "points_per_view": summary}, indent=2))
+
+
+@cli.command("synthetic")
+@click.option("--pairs", "n_pairs", type=click.IntRange(1, 100000), default=8, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Pair i is drawn from (seed, i)."
+)
+@click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder for pair-NNNN/.")
+@click.option(
+    "--textures",
+    multiple=True,
+    type=click.Path(),
+    help="Folder of photographs to texture the planes with (repeatable; scikit-image's "
+    "samples are always used).",
+)
+def synthetic_command(n_pairs: int, seed: int, out_dir: str, textures: tuple[str, ...]) -> None:
+    """Random wide-baseline view pairs with exact depth, as calibrated scenes."""
+    from stereo.datasets.random_scenes import random_view_pair, texture_pool
+    from stereo.datasets.synthetic import SyntheticScene
+
+    pool = texture_pool(textures)
+    rigs = {}
+    for i in range(n_pairs):
+        pair = random_view_pair((seed, i), pool)
+        scene = SyntheticScene(list(pair.images), list(pair.cameras), list(pair.depths))
+        name = f"pair-{i:04d}"
+        scene.save(Path(out_dir) / name)
+        rigs[name] = pair.rig
+    click.echo(json.dumps({"out": str(out_dir), "seed": seed, "rigs": rigs}, indent=2))
 
 
 @cli.command("merge")

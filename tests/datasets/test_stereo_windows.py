@@ -184,3 +184,21 @@ def test_bad_specs_are_refused():
         WindowSpec(window=24)
     with pytest.raises(StereoError, match="unknown warp"):
         WindowSpec(warp="affine")
+
+
+def test_synthetic_command_writes_calibrated_scenes_with_exact_depth(tmp_path):
+    from click.testing import CliRunner
+
+    from stereo.datasets.cli import cli
+    from stereo.geometry.scene import load_scene
+
+    result = CliRunner().invoke(
+        cli, ["synthetic", "--pairs", "1", "--seed", "4", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    scene = load_scene(tmp_path / "pair-0000")
+    depth = np.load(tmp_path / "pair-0000" / "depth" / "0000.npy")
+    pair = random_view_pair((4, 0), texture_pool())
+    np.testing.assert_array_equal(scene.image(0), pair.images[0])
+    np.testing.assert_allclose(depth, pair.depths[0], rtol=1e-6)  # float32 on disk
+    np.testing.assert_allclose(scene.cameras[1].K, pair.cameras[1].K, rtol=1e-8)
