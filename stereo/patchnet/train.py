@@ -346,11 +346,7 @@ def train(
         )
     torch.manual_seed(seed)
     if val_pairs is None:
-        data, held = data.split_by_points(0.1, seed)
-        if held.near_of is not None:  # validation pairs: true points only
-            held = held.subset(held.near_of < 0)
-        n_positive = len(PointIndex(held.point_ids).all_positive_pairs())
-        val_pairs = make_pairs(held, min(recipe.val_pairs, 2 * n_positive), seed + 1)
+        data, val_pairs = _held_out_pairs(data, recipe, seed)
     model = init_weights if init_weights is not None else build_model(model_name)
     trainer = Trainer(model, recipe, data, dev, seed)
     checkpoint = out / "checkpoint.pt"
@@ -360,10 +356,52 @@ def train(
         start = trainer.restore(read_checkpoint(checkpoint, model_name), checkpoint)
     elif log_path.exists():
         log_path.unlink()
+    t0 = time.time()
+    interval_means, metrics = _run_steps(
+        trainer, val_pairs, start, checkpoint, log_path, f"train {model_name}", progress
+    )
+    card = {
+        "recipe": recipe.as_dict(),
+        "data": data_description or data.meta.get("source", "unspecified"),
+        "train_patches": len(data),
+        "train_points": data.n_points,
+        "steps": recipe.steps,
+        "seed": seed,
+        "wall_time_s": round(time.time() - t0, 1),
+        "hardware": _hardware(dev),
+        "validation": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()},
+    }
+    weights = save_weights(
+        model, out / (weights_name or f"{model_name}.{recipe.name}.pt"), card, half=half
+    )
+    first = interval_means[0] if interval_means else float("nan")
+    last = interval_means[-1] if interval_means else float("nan")
+    return TrainResult(weights, card, interval_means, first, last)
 
-    def save_checkpoint(step: int) -> None:
-        _atomic_save({**trainer.state(), "step": step, "recipe": recipe.as_dict()}, checkpoint)
 
+def _held_out_pairs(data: PatchSet, recipe: Recipe, seed: int) -> tuple[PatchSet, PairSet]:
+    """10 % of the points of ``data`` held out of training, and ``recipe.val_pairs``
+    validation pairs made from their true (not near-miss) patches."""
+    data, held = data.split_by_points(0.1, seed)
+    if held.near_of is not None:  # validation pairs: true points only
+        held = held.subset(held.near_of < 0)
+    n_positive = len(PointIndex(held.point_ids).all_positive_pairs())
+    return data, make_pairs(held, min(recipe.val_pairs, 2 * n_positive), seed + 1)
+
+
+def _run_steps(
+    trainer: Trainer,
+    val_pairs: PairSet,
+    start: int,
+    checkpoint: Path,
+    log_path: Path,
+    description: str,
+    progress: bool,
+) -> tuple[list[float], dict[str, Any]]:
+    """Steps ``start`` … ``recipe.steps`` of ``trainer``: JSON log lines, validations and
+    checkpoints as the recipe says. Returns the mean loss of each logged interval and the
+    last validation's metrics."""
+    recipe = trainer.recipe
     interval: list[float] = []
     interval_means: list[float] = []
     metrics: dict[str, Any] = {}
@@ -377,7 +415,7 @@ def train(
         range(start, recipe.steps),
         initial=start,
         total=recipe.steps,
-        desc=f"train {model_name}",
+        desc=description,
         disable=not progress,
         dynamic_ncols=True,
         mininterval=0.5 if sys.stderr.isatty() else 30.0,
@@ -405,32 +443,17 @@ def train(
                 )
             is_last = done == recipe.steps
             if (recipe.val_every and done % recipe.val_every == 0) or is_last:
-                metrics = pair_metrics(score_pairs(model, val_pairs), val_pairs.label)
+                metrics = pair_metrics(score_pairs(trainer.model, val_pairs), val_pairs.label)
                 log.write(json.dumps({"step": done, "validation": metrics}) + "\n")
                 bar.set_postfix(
                     loss=f"{interval_means[-1] if interval_means else 0:.4f}",
                     val_fpr95=f"{100 * metrics['fpr95']:.2f}%",
                 )
             if done % recipe.checkpoint_every == 0 or is_last:
-                save_checkpoint(done)
+                state = {**trainer.state(), "step": done, "recipe": recipe.as_dict()}
+                _atomic_save(state, checkpoint)
             log.flush()
-    seconds = time.time() - t0
-    name = weights_name or f"{model_name}.{recipe.name}.pt"
-    card = {
-        "recipe": recipe.as_dict(),
-        "data": data_description or data.meta.get("source", "unspecified"),
-        "train_patches": len(data),
-        "train_points": data.n_points,
-        "steps": recipe.steps,
-        "seed": seed,
-        "wall_time_s": round(seconds, 1),
-        "hardware": _hardware(dev),
-        "validation": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()},
-    }
-    weights = save_weights(model, out / name, card, half=half)
-    first = interval_means[0] if interval_means else float("nan")
-    last = interval_means[-1] if interval_means else float("nan")
-    return TrainResult(weights, card, interval_means, first, last)
+    return interval_means, metrics
 
 
 def _hardware(device: torch.device) -> str:
