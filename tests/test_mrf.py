@@ -124,12 +124,13 @@ def test_smoothness_defaults_per_cost(tmp_path, monkeypatch):
 
     monkeypatch.setenv("STEREO_MODELS_DIR", str(tmp_path))
     assert default_smoothness("zncc") == FALLBACK_SMOOTHNESS  # no table: the fallback
-    (tmp_path / "defaults.json").write_text(json.dumps({"l2net": "l2net.castle-fixed.pt"}))
+    stereo_table = {"l2net": "l2net.castle-fixed.pt"}
+    (tmp_path / "stereo_defaults.json").write_text(json.dumps(stereo_table))
     table = {"smoothness": {"zncc": 0.4, "l2net.castle-fixed": 0.2}}
     (tmp_path / "smoothness.json").write_text(json.dumps(table))
     assert default_smoothness("zncc") == 0.4
     assert default_smoothness("l2net.castle-fixed") == 0.2
-    assert default_smoothness("l2net") == 0.2  # registry name → its shipped file
+    assert default_smoothness("l2net") == 0.2  # registry name → its shipped stereo file
     assert default_smoothness("census") == FALLBACK_SMOOTHNESS
     assert resolved_mrf(StereoConfig(model="zncc")).smoothness == 0.4
     given = StereoConfig(model="zncc", mrf=MRFConfig(smoothness=0.05))

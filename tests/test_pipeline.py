@@ -239,3 +239,24 @@ def test_cli_bad_input_gives_one_line_errors(tmp_path, small_scene):
             assert not any(
                 p.name.endswith((".npy", ".png", ".json", ".ply")) for p in out.iterdir()
             ), expected
+
+
+def test_family_names_mean_stereo_weights():
+    """``--model FAMILY`` loads the family's stereo weights; a family without them is refused
+    with the name of its keypoint-patch weights (never silently the wrong kind)."""
+    from pathlib import Path
+
+    from stereo.cost.factory import make_cost, stereo_weights_name
+    from stereo.errors import StereoError
+    from stereo.patchnet.weights import default_weights_table
+
+    stereo = default_weights_table("stereo")
+    assert stereo_weights_name("l2net") == Path(stereo["l2net"]).stem
+    assert stereo_weights_name("zncc") == "zncc"  # not a family: unchanged
+    assert stereo_weights_name("l2net.castle+oxford") == "l2net.castle+oxford"
+    missing = next(n for n in ("2ch-deep", "2ch", "cnn3") if n not in stereo)
+    with pytest.raises(
+        StereoError, match=rf"no stereo weights ship for '{missing}'.*{missing}\.castle\+oxford"
+    ):
+        make_cost(missing)
+    assert make_cost(missing, untrained=True).name == missing  # random weights: timing only

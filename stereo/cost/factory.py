@@ -73,6 +73,8 @@ def _make_cost(name: str, device: str, untrained: bool) -> Cost:
         return BASELINE_COSTS[name]()
     from stereo.patchnet.weights import load_model
 
+    if not untrained:
+        name = stereo_weights_name(name)
     try:
         model = load_model(name, device=device, untrained=untrained)
     except StereoError as error:
@@ -82,3 +84,29 @@ def _make_cost(name: str, device: str, untrained: bool) -> Cost:
     if isinstance(model, DescriptorNet):
         return DescriptorCost(model, device)
     return TwoChannelCost(model, device)
+
+
+def stereo_weights_name(name: str) -> str:
+    """A registry family name (``l2net``, ``2ch-deep`` …) → the stem of its shipped stereo
+    weights (``models/stereo_defaults.json``); any other name unchanged. A family without
+    stereo weights is refused, naming its keypoint-patch weights."""
+    from stereo.patchnet.models import MODELS
+    from stereo.patchnet.weights import default_weights_table, models_dir, shipped_weights
+
+    if name not in MODELS:
+        return name
+    path = shipped_weights(name, "stereo")
+    if path is not None and path.is_file():
+        return path.stem
+    families = ", ".join(sorted(default_weights_table("stereo"))) or "none"
+    patch = shipped_weights(name, "patch")
+    hint = (
+        f"; its keypoint-patch weights load as --model {patch.stem} (trained on "
+        "scale-normalised keypoint patches: a poor stereo cost)"
+        if patch is not None and patch.is_file()
+        else ""
+    )
+    raise StereoError(
+        f"no stereo weights ship for {name!r} yet (families with stereo weights: {families}; "
+        f"files in {models_dir()}){hint}"
+    )

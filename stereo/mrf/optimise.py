@@ -44,7 +44,7 @@ def confidence_map(volume: np.ndarray) -> np.ndarray:
 def default_smoothness(model: str) -> float:
     """The smoothness weight λ of a matching cost: the value chosen for it on castle-P19 by
     ``benchmarks/tune_smoothness.py --install`` (``models/smoothness.json``; registry names
-    resolve to their shipped weights file), else :data:`FALLBACK_SMOOTHNESS`."""
+    resolve to their shipped stereo weights file), else :data:`FALLBACK_SMOOTHNESS`."""
     from stereo.patchnet.weights import models_dir, shipped_weights
 
     path = models_dir() / "smoothness.json"
@@ -59,7 +59,7 @@ def default_smoothness(model: str) -> float:
         ) from None
     if model in table:
         return float(table[model])
-    shipped = shipped_weights(model)
+    shipped = shipped_weights(model, "stereo")
     if shipped is not None and shipped.stem in table:
         return float(table[shipped.stem])
     return FALLBACK_SMOOTHNESS

@@ -41,14 +41,26 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, str]:
 
 @cli.command("models")
 def models_command() -> None:
-    """List the registry: name, parameters, description, shipped weights."""
-    from stereo.patchnet.weights import shipped_weights
+    """List the registry (name, parameters, description, default weights of each task) and
+    every shipped weights file with its model card's training data."""
+    from stereo.patchnet.weights import models_dir, read_card, shipped_weights
 
     for name, spec in MODELS.items():
         params = count_parameters(build_model(name))
-        path = shipped_weights(name)
-        shipped = path.name if path is not None and path.is_file() else "-"
-        click.echo(f"{name:16s} {params:>10,d}  {spec.summary}  [weights: {shipped}]")
+        shipped = []
+        for task in ("stereo", "patch"):
+            path = shipped_weights(name, task)
+            shipped.append(path.name if path is not None and path.is_file() else "-")
+        click.echo(
+            f"{name:16s} {params:>10,d}  {spec.summary}  "
+            f"[stereo weights: {shipped[0]}; patch weights: {shipped[1]}]"
+        )
+    click.echo(f"\nshipped weights ({models_dir()}):")
+    for path in sorted(models_dir().glob("*.pt")):
+        card = read_card(path)
+        data = str(card.get("data", "?")).split(";")[0]
+        scale = card.get("input_scale", 1.0)
+        click.echo(f"  {path.stem:32s} {card.get('model', '?'):16s} input ×{scale:g}  {data}")
 
 
 @cli.command("train")

@@ -4,8 +4,10 @@ A weights file ``NAME.DATA.pt`` holds ``{"model": registry name, "state_dict": �
 "format": 1}``; the model card ``NAME.DATA.json`` beside it says what data and recipe made it
 and what it scores. Loading maps to CPU first, is ``strict``, and refuses non-finite weights.
 
-Shipped weights live in the repository's ``models/`` folder (or ``$STEREO_MODELS_DIR``);
-``models/defaults.json`` maps a registry name to the file loaded for that name.
+Shipped weights live in the repository's ``models/`` folder (or ``$STEREO_MODELS_DIR``).
+Two tables map a registry name to a file, one per task (:data:`TASK_TABLES`):
+``models/defaults.json`` the keypoint-patch weights (``load_model``, ``stereo-patches``),
+``models/stereo_defaults.json`` the stereo weights (``stereo-match --model NAME``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ def card_path(weights: Path) -> Path:
     return weights.with_suffix(".json")
 
 
+def read_card(weights: Path) -> dict[str, Any]:
+    """The model card of a weights file (``{}`` when it has none or it is not JSON)."""
+    path = card_path(weights)
+    try:
+        card = json.loads(path.read_text()) if path.is_file() else {}
+    except (ValueError, OSError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
 def save_weights(
     model: PatchNet, path: str | Path, card: dict[str, Any], half: bool = False
 ) -> Path:
@@ -60,13 +72,29 @@ def save_weights(
     return path
 
 
-def shipped_weights(name: str) -> Path | None:
-    """The shipped default weights file for registry ``name``, if any."""
-    defaults = models_dir() / "defaults.json"
-    if not defaults.is_file():
-        return None
-    table = json.loads(defaults.read_text())
-    file = table.get(name)
+#: task → the table of shipped default weights: "patch" = trained on keypoint patches
+#: (scale- and orientation-normalised), "stereo" = trained on windows cut as the plane sweep
+#: compares them
+TASK_TABLES = {"patch": "defaults.json", "stereo": "stereo_defaults.json"}
+
+
+def default_weights_table(task: str = "patch") -> dict[str, str]:
+    """Registry name → shipped weights file name for ``task`` (:data:`TASK_TABLES`)."""
+    if task not in TASK_TABLES:
+        raise StereoError(f"unknown weights task {task!r}; valid: {', '.join(TASK_TABLES)}")
+    path = models_dir() / TASK_TABLES[task]
+    if not path.is_file():
+        return {}
+    try:
+        table = json.loads(path.read_text())
+    except ValueError:
+        raise StereoError(f"{path} is not valid JSON; restore it from the package") from None
+    return {str(k): str(v) for k, v in table.items()} if isinstance(table, dict) else {}
+
+
+def shipped_weights(name: str, task: str = "patch") -> Path | None:
+    """The shipped default weights file of registry ``name`` for ``task``, if any."""
+    file = default_weights_table(task).get(name)
     return models_dir() / file if file else None
 
 
