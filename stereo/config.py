@@ -3,7 +3,7 @@ and the memory a run will need, refused before anything is allocated."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from stereo.mrf.graphcut import (
     MRFConfig,
 )
 from stereo.patchnet.devices import check_device
+from stereo.settings import setting
 
 #: the default cost: L2-Net trained on upright windows of 32 working pixels (castle-P19), the
 #: most accurate learned cost in benchmarks/results/strecha.md, about 50 s a pair end to end
@@ -28,27 +29,107 @@ MIN_WORKING_SIZE = 32  # pixels on the long side
 
 @dataclass(frozen=True)
 class StereoConfig:
-    """Every knob of a run, with its unit."""
+    """Every knob of a run, with its unit; ``stereo-match`` builds its options from these
+    declarations (:func:`~stereo.settings.setting`)."""
 
-    model: str = DEFAULT_MODEL  # registry name, weights file, or zncc | census | daisy | dsift
-    n_labels: int = 64  # depth hypotheses, uniform in inverse depth
-    depth_range: tuple[float, float] | None = None  # metres; None: estimated from matches
-    working_size: int = 768  # long side of the working resolution, pixels (never upsampled)
-    optimizer: str = "graphcut"  # graphcut | wta
+    model: str = setting(
+        DEFAULT_MODEL,
+        flag="--model",
+        help="Family name (its stereo weights), weights file or stem, or a baseline (zncc, "
+        "census, daisy, dsift); several joined by commas average their normalised volumes "
+        "(e.g. zncc,l2net.castle-fixed).",
+    )
+    n_labels: int = setting(
+        64,
+        flag="--labels",
+        kind=int,
+        help="Depth (or disparity) hypotheses; depths are uniform in inverse depth.",
+    )
+    depth_range: tuple[float, float] | None = setting(
+        None,
+        flag="--depth-range",
+        nargs=2,
+        kind=float,
+        metavar="MIN MAX",
+        help="Metres (default: estimated from triangulated matches).",
+    )
+    disparity_range: tuple[float, float] | None = setting(
+        None,
+        flag="--disparity-range",
+        nargs=2,
+        kind=float,
+        metavar="MIN MAX",
+        help="Pairs without cameras, pixels of the input pair (default: estimated from matches).",
+    )
+    working_size: int = setting(
+        768,
+        flag="--size",
+        kind=int,
+        help="Long side of the working resolution, pixels (images are never upsampled).",
+    )
+    optimizer: str = setting(
+        "graphcut",
+        flag="--optimizer",
+        choices=OPTIMIZERS,
+        help="graphcut: alpha-expansion on the MRF; wta: winner-take-all per pixel.",
+    )
     mrf: MRFConfig = field(default_factory=MRFConfig)
-    invalid: str = "nan"  # pixels whose depth leaves the second image: nan | fill
-    device: str = "cpu"
-    untrained: bool = False  # random network weights (tests and timing only)
-    # L2 descriptor costs: share of the variance the principal-component projection keeps
-    descriptor_variance: float = DescriptorCost.variance_kept
-    # descriptor costs on plane sweeps: describe the second image pre-warped by the middle plane
-    prewarp: bool = DescriptorCost.prewarp
-    prewarp_planes: int = DescriptorCost.prewarp_planes  # label runs with their own pre-warp
-    precision: str = DescriptorCost.precision  # descriptor networks: auto | float32 | bfloat16
-    lr_check: bool = False  # also match the second image against the first; NaN where they disagree
-    lr_tolerance: float = 1.0  # left-right agreement, in label steps
-    # refine each pixel below the label step (parabola through its costs, stereo.refine)
-    sublabel: bool = True
+    invalid: str = setting(
+        "nan",
+        flag="--invalid",
+        choices=INVALID_MODES,
+        help="Pixels whose match leaves the second image: unknown (NaN) or filled.",
+    )
+    device: str = setting("cpu", flag="--device", kind=str, help="cpu, cuda or cuda:N.")
+    untrained: bool = setting(False, help="random network weights (tests and timing only)")
+    descriptor_variance: float = setting(
+        DescriptorCost.variance_kept,
+        flag="--descriptor-variance",
+        kind=float,
+        help="Descriptor models: share of the descriptor variance the cost volume keeps "
+        "(principal components; 1 = exact, slower).",
+    )
+    prewarp: bool = setting(
+        DescriptorCost.prewarp,
+        flag="--prewarp",
+        negative="--no-prewarp",
+        help="Descriptor models, calibrated pairs: describe RIGHT after warping it into LEFT's "
+        "view by the middle depth plane, which undoes most of the perspective between the "
+        "views.",
+    )
+    prewarp_planes: int = setting(
+        DescriptorCost.prewarp_planes,
+        flag="--prewarp-planes",
+        kind=int,
+        help="Split the depth labels into this many runs, each pre-warped by its own middle "
+        "plane (one more network pass over RIGHT each; slightly better on very wide "
+        "baselines).",
+    )
+    precision: str = setting(
+        DescriptorCost.precision,
+        flag="--precision",
+        choices=PRECISIONS,
+        help="Arithmetic of the networks. bfloat16 is about twice as fast on CPUs with "
+        "AVX-512 BF16 and on GPUs (descriptors differ by about 1e-3); auto takes it where "
+        "the device supports it, float32 elsewhere.",
+    )
+    lr_check: bool = setting(
+        False,
+        flag="--lr-check",
+        help="Also match RIGHT against LEFT and mark pixels where the two disagree by more "
+        "than --lr-tolerance labels as unknown (about doubles the run time).",
+    )
+    lr_tolerance: float = setting(
+        1.0, flag="--lr-tolerance", kind=float, help="Left-right agreement, in label steps."
+    )
+    sublabel: bool = setting(
+        True,
+        flag="--sublabel",
+        negative="--no-sublabel",
+        help="Refine each pixel's depth (disparity) below the label step by a parabola "
+        "through its costs at the chosen label and its two neighbours; off: the label "
+        "values only.",
+    )
 
     def __post_init__(self) -> None:
         """Refuse a configuration that cannot run, before any work is done."""
@@ -69,6 +150,12 @@ class StereoConfig:
             if lo >= hi:
                 raise StereoError(
                     f"--depth-range min {lo} must be below max {hi}; swap them or widen it"
+                )
+        if self.disparity_range is not None:
+            lo, hi = self.disparity_range
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+                raise StereoError(
+                    f"--disparity-range min {lo} must be below max {hi} (finite pixels)"
                 )
         if not 0.0 < self.descriptor_variance <= 1.0:
             raise StereoError(
@@ -115,3 +202,77 @@ def check_volume_fits(cfg: StereoConfig, height: int, width: int) -> None:
             f"{cfg.n_labels} labels at {width}x{height} need about {need / 2**30:.1f} GiB of "
             f"memory, more than the {free / 2**30:.1f} GiB available; lower --labels or --size"
         )
+
+
+#: the most a configuration file may hold, bytes (a report.json is a few kB)
+MAX_CONFIG_BYTES = 1 << 20
+#: field type (as declared) → what a configuration file may give for it
+_FILE_TYPES = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "float | None": (int, float, type(None)),
+    "tuple[float, float] | None": (list, tuple, type(None)),
+}
+
+
+def read_config_file(path: Path) -> StereoConfig:
+    """The configuration in a file: an earlier run's ``report.json`` (its ``config``) or a
+    TOML / JSON file of :class:`StereoConfig` keys (an ``mrf`` table for the MRF). Unknown
+    keys and wrong types are refused with one line naming them."""
+    import json
+
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise StereoError(f"config file {path} does not exist; give a report.json or a .toml file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise StereoError(f"config file {path} is over {MAX_CONFIG_BYTES >> 10} kB: not a config")
+    text = path.read_text(errors="replace")
+    try:
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as error:
+        raise StereoError(f"config file {path} cannot be parsed: {error}") from None
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        data = data["config"]  # a report.json
+    if not isinstance(data, dict):
+        raise StereoError(f"config file {path} holds no table of settings")
+    return config_from_dict(data, str(path))
+
+
+def config_from_dict(values: dict, source: str = "configuration") -> StereoConfig:
+    """A :class:`StereoConfig` from plain values (``asdict`` of one, or a parsed file)."""
+    values = dict(values)
+    mrf_values = values.pop("mrf", {})
+    if not isinstance(mrf_values, dict):
+        raise StereoError(f"{source}: mrf must be a table of MRF settings")
+    settings = _checked_values(StereoConfig, values, source)
+    mrf = MRFConfig(**_checked_values(MRFConfig, mrf_values, f"{source} [mrf]"))
+    return StereoConfig(**settings, mrf=mrf)
+
+
+def _checked_values(cls: type, values: dict, source: str) -> dict:
+    """``values`` for the fields of ``cls``: known names, values of the declared types."""
+    declared = {f.name: f for f in fields(cls) if f.name != "mrf"}
+    unknown = sorted(set(values) - set(declared))
+    if unknown:
+        raise StereoError(
+            f"{source}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(declared)}"
+        )
+    out = {}
+    for name, value in values.items():
+        kind = str(declared[name].type)
+        allowed = _FILE_TYPES.get(kind, (object,))
+        wrong_bool = isinstance(value, bool) and bool not in allowed
+        if not isinstance(value, allowed) or wrong_bool:
+            raise StereoError(f"{source}: {name} must be {kind}, not {value!r}")
+        if kind.startswith("tuple") and value is not None:
+            if len(value) != 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+            ):
+                raise StereoError(f"{source}: {name} must be two numbers, not {value!r}")
+            value = (float(value[0]), float(value[1]))
+        out[name] = float(value) if kind == "float" else value
+    return out

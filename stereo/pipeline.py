@@ -7,6 +7,7 @@ both cameras; notebooks, tests and the ``stereo-match`` command call it directly
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -61,12 +62,11 @@ def run_report(
     working: np.ndarray,
     image: np.ndarray,
     times: dict[str, float],
-    energy_wta: int | None,
-    energy_final: int | None,
-    value_map: np.ndarray,
+    solved: Solved,
 ) -> dict[str, Any]:
     """The report keys every matching mode shares."""
     return {
+        "config": asdict(cfg),  # the whole configuration: stereo-match --config re-runs it
         "model": cfg.model,
         "cost": cost.name,
         "n_labels": cfg.n_labels,
@@ -78,9 +78,9 @@ def run_report(
         "device": cfg.device,
         "threads": torch.get_num_threads(),
         "seconds": {k: round(v, 2) for k, v in times.items()},
-        "energy_wta": energy_wta,
-        "energy_final": energy_final,
-        "unknown_fraction": float(np.isnan(value_map).mean()),
+        "energy_wta": solved.energy_wta,
+        "energy_final": solved.energy_final,
+        "unknown_fraction": float(np.isnan(solved.values).mean()),
         **getattr(cost, "info", {}),
     }
 
@@ -135,6 +135,77 @@ def disparity_left_right_consistent(
         return inside & (np.abs(seen - disparity) <= tolerance)
 
 
+@dataclass
+class Search:
+    """What geometry decides for one pair: the hypotheses in both directions and how the
+    two directions' maps are checked against each other.
+
+    ``values`` are the hypotheses the map reports (depths in metres, or disparities in
+    pixels of the input pair); ``inverse`` says whether sub-label refinement runs in their
+    inverse (depths); ``consistent(map, other_map, tolerance)`` is the left-right check and
+    ``step`` one label's width in the units its tolerance takes.
+    """
+
+    forward: Sweep
+    backward: Sweep
+    values: np.ndarray
+    inverse: bool
+    consistent: Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+    step: float
+
+
+@dataclass
+class Solved:
+    """The volume and map of one pair at the working resolution."""
+
+    volume: np.ndarray  # (L, h, w) normalised costs
+    confidence: np.ndarray  # (h, w)
+    labels: np.ndarray  # (h, w)
+    values: np.ndarray  # (h, w) depth or disparity, NaN = unknown
+    energy_wta: int | None
+    energy_final: int | None
+    lr_rejected: float | None
+
+
+def solve_pair(
+    cfg: StereoConfig,
+    cost: Cost,
+    images: tuple[np.ndarray, np.ndarray],
+    search: Search,
+    times: dict[str, float],
+    progress: bool = False,
+) -> Solved:
+    """Cost volume, MRF (+ sub-label refinement) and, with ``cfg.lr_check``, the left-right
+    check of a working-resolution pair; stage times go to ``times`` (seconds)."""
+    reference, other = images
+    t = time.time()
+    if cfg.lr_check:  # both directions at once: descriptor costs describe each image once
+        raw, raw_other = cost.volume_pair(
+            reference, other, search.forward, search.backward, progress=progress
+        )
+    else:
+        raw = cost.volume(reference, other, search.forward, progress=progress)
+    volume = normalise_volume(raw)
+    confidence = informative_confidence(volume)
+    times["cost_volume"] = time.time() - t
+    t = time.time()
+    labels, energy_wta, energy_final, values = optimise(
+        volume, reference, search.values, cfg, search.inverse
+    )
+    times["mrf"] = time.time() - t
+    lr_rejected = None
+    if cfg.lr_check:
+        t = time.time()
+        other_values = optimise(
+            normalise_volume(raw_other), other, search.values, cfg, search.inverse
+        )[3]
+        keep = search.consistent(values, other_values, cfg.lr_tolerance * search.step)
+        lr_rejected = float((np.isfinite(values) & ~keep).mean())
+        values = np.where(keep, values, np.nan).astype(np.float32)
+        times["lr_check"] = time.time() - t
+    return Solved(volume, confidence, labels, values, energy_wta, energy_final, lr_rejected)
+
+
 def match_calibrated(
     reference: np.ndarray,
     other: np.ndarray,
@@ -168,40 +239,35 @@ def match_calibrated(
     depths = inverse_depth_labels(d_min, d_max, cfg.n_labels)
     check_sweep_geometry(ref_cam, other_cam, d_min, d_max)
     times["geometry"] = time.time() - t
-    t = time.time()
-    sweep = Sweep.planes(ref_cam, other_cam, depths)
-    if cfg.lr_check:  # both directions at once: descriptor costs describe each image once
-        backward = Sweep.planes(other_cam, ref_cam, depths)
-        raw, raw_other = cost.volume_pair(ref_w, other_w, sweep, backward, progress=progress)
-    else:
-        raw = cost.volume(ref_w, other_w, sweep, progress=progress)
-    volume = normalise_volume(raw)
-    confidence_w = informative_confidence(volume)
-    times["cost_volume"] = time.time() - t
-    t = time.time()
-    labels, energy_wta, energy_final, depth_w = optimise(volume, ref_w, depths, cfg, True)
-    times["mrf"] = time.time() - t
-    lr_rejected = None
-    if cfg.lr_check:
-        t = time.time()
-        depth_other_w = optimise(normalise_volume(raw_other), other_w, depths, cfg, True)[3]
-        step = (1 / depths.min() - 1 / depths.max()) / max(len(depths) - 1, 1)
-        keep = depth_left_right_consistent(
-            depth_w, depth_other_w, ref_cam, other_cam, cfg.lr_tolerance * step
-        )
-        lr_rejected = float((np.isfinite(depth_w) & ~keep).mean())
-        depth_w = np.where(keep, depth_w, np.nan).astype(np.float32)
-        times["lr_check"] = time.time() - t
+    search = Search(
+        Sweep.planes(ref_cam, other_cam, depths),
+        Sweep.planes(other_cam, ref_cam, depths),
+        depths,
+        True,
+        lambda a, b, tol: depth_left_right_consistent(a, b, ref_cam, other_cam, tol),
+        (1 / depths.min() - 1 / depths.max()) / max(len(depths) - 1, 1),
+    )
+    solved = solve_pair(cfg, cost, (ref_w, other_w), search, times, progress)
     h, w = reference.shape[:2]
-    depth = cv2.resize(depth_w, (w, h), interpolation=cv2.INTER_NEAREST)
-    confidence = cv2.resize(confidence_w, (w, h), interpolation=cv2.INTER_LINEAR)
+    depth = cv2.resize(solved.values, (w, h), interpolation=cv2.INTER_NEAREST)
+    confidence = cv2.resize(solved.confidence, (w, h), interpolation=cv2.INTER_LINEAR)
     report = {
-        **run_report(cfg, cost, ref_w, reference, times, energy_wta, energy_final, depth_w),
+        **run_report(cfg, cost, ref_w, reference, times, solved),
         "depth_range_m": [d_min, d_max],
         "depth_range_source": "given" if cfg.depth_range else f"{n_matches} matches",
-        "lr_rejected_fraction": lr_rejected,
+        "lr_rejected_fraction": solved.lr_rejected,
     }
-    return StereoResult(depth, confidence, depth_w, labels, depths, volume, ref_w, ref_cam, report)
+    return StereoResult(
+        depth,
+        confidence,
+        solved.values,
+        solved.labels,
+        depths,
+        solved.volume,
+        ref_w,
+        ref_cam,
+        report,
+    )
 
 
 def match_rectified(
@@ -248,41 +314,29 @@ def match_rectified(
             raise StereoError(f"disparity range min {d_min} must be below max {d_max}")
     disparities = np.linspace(d_min, d_max, cfg.n_labels)
     times["geometry"] = time.time() - t
-    t = time.time()
-    sweep = Sweep.disparities(left_w.shape[0], left_w.shape[1], disparities * scale)
-    if cfg.lr_check:  # the right image's match of x is x + d: negative shifts
-        backward = Sweep.disparities(left_w.shape[0], left_w.shape[1], -disparities * scale)
-        raw, raw_right = cost.volume_pair(left_w, right_w, sweep, backward, progress=progress)
-    else:
-        raw = cost.volume(left_w, right_w, sweep, progress=progress)
-    volume = normalise_volume(raw)
-    confidence_w = informative_confidence(volume)
-    times["cost_volume"] = time.time() - t
-    t = time.time()
-    labels, energy_wta, energy_final, disp_w = optimise(volume, left_w, disparities, cfg)
-    times["mrf"] = time.time() - t
-    lr_rejected = None
-    if cfg.lr_check:  # the right image's own disparities must agree
-        t = time.time()
-        disp_right_w = optimise(normalise_volume(raw_right), right_w, disparities, cfg)[3]
-        step = (d_max - d_min) / max(cfg.n_labels - 1, 1)
-        keep = disparity_left_right_consistent(disp_w, disp_right_w, scale, cfg.lr_tolerance * step)
-        lr_rejected = float((np.isfinite(disp_w) & ~keep).mean())
-        disp_w = np.where(keep, disp_w, np.nan).astype(np.float32)
-        times["lr_check"] = time.time() - t
+    height, width = left_w.shape
+    search = Search(  # the right image's match of x is x + d: negative shifts backward
+        Sweep.disparities(height, width, disparities * scale),
+        Sweep.disparities(height, width, -disparities * scale),
+        disparities,
+        False,
+        lambda a, b, tol: disparity_left_right_consistent(a, b, scale, tol),
+        (d_max - d_min) / max(cfg.n_labels - 1, 1),
+    )
+    solved = solve_pair(cfg, cost, (left_w, right_w), search, times, progress)
     report = {
-        **run_report(cfg, cost, left_w, left, times, energy_wta, energy_final, disp_w),
+        **run_report(cfg, cost, left_w, left, times, solved),
         "disparity_range_px": [d_min, d_max],
         "disparity_range_source": "given" if disparity_range else f"{n_matches} matches",
-        "lr_rejected_fraction": lr_rejected,
+        "lr_rejected_fraction": solved.lr_rejected,
     }
     return StereoResult(
-        cv2.resize(disp_w, (w, h), interpolation=cv2.INTER_NEAREST),
-        cv2.resize(confidence_w, (w, h), interpolation=cv2.INTER_LINEAR),
-        disp_w,
-        labels,
+        cv2.resize(solved.values, (w, h), interpolation=cv2.INTER_NEAREST),
+        cv2.resize(solved.confidence, (w, h), interpolation=cv2.INTER_LINEAR),
+        solved.values,
+        solved.labels,
         disparities,
-        volume,
+        solved.volume,
         left_w,
         None,
         report,

@@ -431,3 +431,24 @@ def test_swapped_or_foreign_cameras_of_a_real_pair_are_refused(shared_data):
         else:
             with pytest.raises(StereoError, match="do not fit the images"):
                 check_cameras_fit(matches)
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "expected"),
+    [
+        ("n_labels = 'many'\n", ".toml", "n_labels must be int"),
+        ("[mrf]\nlambda = 1\n", ".toml", "unknown setting"),
+        ("depth_range = [1, 2, 3]\n", ".toml", "two numbers"),
+        ("model = \n", ".toml", "cannot be parsed"),
+        ('{"config": {"sublabel": "yes"}}', ".json", "sublabel must be bool"),
+        ("[1, 2]", ".json", "no table of settings"),
+        ("n_labels = 1\n", ".toml", "--labels must lie in"),
+    ],
+)
+def test_bad_config_files_are_one_line_errors(tmp_path, content, suffix, expected):
+    path = tmp_path / f"run{suffix}"
+    path.write_text(content)
+    result = CliRunner().invoke(match_command, ["--demo", "--config", str(path)])
+    assert result.exit_code != 0
+    assert expected in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1

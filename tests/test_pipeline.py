@@ -260,3 +260,53 @@ def test_family_names_mean_stereo_weights():
     ):
         make_cost(missing)
     assert make_cost(missing, untrained=True).name == missing  # random weights: timing only
+
+
+def test_every_setting_is_an_option_and_report_config_round_trips(tmp_path):
+    """The CLI is built from the configuration's declarations, and a run's report.json holds
+    the whole configuration, which ``--config`` reads back to the same value."""
+    from dataclasses import asdict
+
+    from stereo.config import config_from_dict, read_config_file
+    from stereo.mrf.graphcut import MRFConfig
+    from stereo.settings import cli_fields
+
+    flags = {opt for p in match_command.params for opt in (*p.opts, *p.secondary_opts)}
+    for cls in (StereoConfig, MRFConfig):
+        for _, spec in cli_fields(cls):
+            assert spec.flag in flags and (spec.negative is None or spec.negative in flags)
+    cfg = StereoConfig(
+        model="zncc", n_labels=12, depth_range=(2.0, 9.0), mrf=MRFConfig(smoothness=0.3)
+    )
+    assert config_from_dict(asdict(cfg)) == cfg
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"config": asdict(cfg), "cost": "zncc9"}))
+    assert read_config_file(report) == cfg
+    toml = tmp_path / "run.toml"
+    toml.write_text('model = "census"\nn_labels = 20\n[mrf]\ntruncation = 2\n')
+    assert read_config_file(toml) == StereoConfig(
+        model="census", n_labels=20, mrf=MRFConfig(truncation=2)
+    )
+
+
+def test_config_file_reruns_with_overrides(tmp_path):
+    runner = CliRunner()
+    fast = ["--demo", "--model", "zncc", "--labels", "8", "--size", "96", "--optimizer", "wta"]
+    first = runner.invoke(match_command, [*fast, "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(
+        match_command,
+        [
+            "--demo",
+            "--config",
+            str(tmp_path / "a" / "report.json"),
+            "--labels",
+            "6",
+            "--out",
+            str(tmp_path / "b"),
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    a = json.loads((tmp_path / "a" / "report.json").read_text())["config"]
+    b = json.loads((tmp_path / "b" / "report.json").read_text())["config"]
+    assert b == {**a, "n_labels": 6}  # the file's settings, the given option on top

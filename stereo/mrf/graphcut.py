@@ -22,6 +22,7 @@ import gco
 import numpy as np
 
 from stereo.errors import StereoError
+from stereo.settings import setting
 
 #: λ of a cost without a tuned default (and of the MRF used on its own)
 FALLBACK_SMOOTHNESS = 0.1
@@ -33,21 +34,39 @@ MAX_SMOOTHNESS = 1e5
 class MRFConfig:
     """Smoothness model (defaults suit normalised costs in [0, 1])."""
 
-    # λ, in units of the normalised unary cost; None: the matching cost's own default
-    # (stereo.pipeline.default_smoothness), FALLBACK_SMOOTHNESS where nothing says more
-    smoothness: float | None = None
-    truncation: int = 4  # T, labels (truncated linear)
-    potts: bool = False  # Potts instead of truncated linear
-    contrast_sigma: float = 12.0  # σ of the contrast weight, grey levels
-    min_edge_weight: float = 0.15  # w_min: smoothing never vanishes completely
-    invalid_cost: float = 1.0  # unary of a hypothesis that leaves the second image
-    scale: float = 1000.0  # integer scale of all terms
-    # alpha-expansion cycles over all labels (-1: until convergence). Two cycles: on the
-    # Strecha pairs (768×512, 64 labels) energy within 0.03-0.2 % of convergence
-    iterations: int = 2
-    # start the moves from the winner-take-all labelling instead of label 0 everywhere: the
-    # same energy after two cycles in about half the time (benchmarks/results/mrf_speed.md)
-    warm_start: bool = True
+    smoothness: float | None = setting(
+        None,
+        flag="--smoothness",
+        kind=float,
+        help="Weight λ of the pairwise term (unary costs are normalised to [0, 1]); default: "
+        "the cost's λ chosen on castle-P19 (models/smoothness.json), else 0.1.",
+    )
+    truncation: int = setting(
+        4, flag="--truncation", kind=int, help="Truncation of the linear pairwise term, labels."
+    )
+    potts: bool = setting(
+        False, flag="--potts", help="Potts pairwise term instead of truncated linear."
+    )
+    contrast_sigma: float = setting(12.0, help="σ of the contrast weight, grey levels")
+    min_edge_weight: float = setting(0.15, help="w_min: smoothing never vanishes completely")
+    invalid_cost: float = setting(1.0, help="unary of a hypothesis that leaves the second image")
+    scale: float = setting(1000.0, help="integer scale of all terms")
+    # Two cycles: on the Strecha pairs (768×512, 64 labels) energy within 0.03-0.2 % of
+    # convergence
+    iterations: int = setting(
+        2,
+        flag="--mrf-iterations",
+        kind=int,
+        help="Alpha-expansion cycles over all labels (-1: until the energy stops falling).",
+    )
+    # the same energy after two cycles in about half the time (results/mrf_speed.md)
+    warm_start: bool = setting(
+        True,
+        flag="--mrf-warm-start",
+        negative="--mrf-cold-start",
+        help="Start the expansion moves from the winner-take-all labels (about twice as fast "
+        "for the same energy) or from label 0 everywhere.",
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings gco cannot take, before any work is done."""

@@ -1,0 +1,154 @@
+"""One stereo run from files to a result folder: read the pair and its cameras, match it in
+the mode it calls for (calibrated, rectified, uncalibrated), write every output as one unit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from stereo.config import StereoConfig
+from stereo.errors import StereoError
+
+
+def find_cameras(
+    left: Path, right: Path, left_camera: str | None = None, right_camera: str | None = None
+):
+    """Both cameras and their files (given, or found beside the images), or None when
+    neither image has one."""
+    from stereo.geometry.camera import read_camera
+    from stereo.geometry.scene import find_camera
+
+    paths = [
+        Path(left_camera) if left_camera else find_camera(left),
+        Path(right_camera) if right_camera else find_camera(right),
+    ]
+    if paths[0] is None and paths[1] is None:
+        return None
+    if paths[0] is None or paths[1] is None:
+        missing = left if paths[0] is None else right
+        raise StereoError(
+            f"found a camera file for one image but not for {missing}; give "
+            "--left-camera and --right-camera, or neither"
+        )
+    return [read_camera(p) for p in paths], paths
+
+
+def looks_rectified(left: np.ndarray, right: np.ndarray, tolerance_px: float = 1.0) -> bool:
+    """Whether SIFT matches of the pair are row-aligned (median |Δy| within tolerance)."""
+    from stereo.geometry.matches import sift_matches
+
+    x1, x2 = sift_matches(left, right, n=1500)
+    if len(x1) < 20:
+        return False
+    return bool(np.median(np.abs(x1[:, 1] - x2[:, 1])) <= tolerance_px)
+
+
+def run_match(
+    left: Path,
+    right: Path,
+    config: StereoConfig,
+    out_dir: Path,
+    left_camera: str | None = None,
+    right_camera: str | None = None,
+    progress: bool = True,
+    rectified: bool = False,
+    disparity_range: tuple[float, float] | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Match a pair (calibrated, rectified or uncalibrated) and write every output into
+    ``out_dir`` as one unit (:class:`~stereo.io.outputs.OutputFolder`: claimed before any
+    work, published only when complete; an earlier result is replaced only with
+    ``overwrite``).
+
+    Returns:
+        The run's report (also written as ``report.json``).
+    """
+    from stereo.io.outputs import OutputFolder, write_result
+
+    pair = _read_pair(left, right, left_camera, right_camera, rectified)
+    with OutputFolder(out_dir, overwrite) as folder:
+        result, report, extra = _match_pair(
+            pair, config, progress, rectified, disparity_range or config.disparity_range
+        )
+        arrays, pictures, cloud = _outputs(result, report, left)
+        write_result(folder.staging, arrays, pictures, report, cloud, extra)
+        folder.commit()
+    return report
+
+
+def _read_pair(left: Path, right: Path, left_camera, right_camera, rectified: bool) -> dict:
+    """Both images (grey) and, when found, their cameras, checked against each other."""
+    from stereo.geometry.scene import check_image_size
+    from stereo.io.images import read_image
+
+    reference, other = read_image(left), read_image(right)
+    found = None if rectified else find_cameras(left, right, left_camera, right_camera)
+    if found is not None:
+        for image, camera, image_path, camera_path in zip(
+            (reference, other), found[0], (left, right), found[1], strict=True
+        ):
+            check_image_size(image, camera, image_path, camera_path)
+    elif reference.shape != other.shape:
+        raise StereoError(
+            f"{left} and {right} differ in size and have no cameras; give "
+            "cameras, or resize/rectify the pair"
+        )
+    return {"paths": (left, right), "images": (reference, other), "cameras": found}
+
+
+def _match_pair(pair: dict, config, progress: bool, rectified: bool, d_range):
+    """Match a read pair in the mode it calls for: ``(result, report, extra json files)``."""
+    from stereo.pipeline import match_calibrated, match_rectified, match_uncalibrated
+
+    (reference, other), extra = pair["images"], {}
+    if pair["cameras"] is not None:
+        ref_cam, other_cam = pair["cameras"][0]
+        result = match_calibrated(reference, other, ref_cam, other_cam, config, progress)
+        mode = "calibrated"
+    elif rectified or looks_rectified(reference, other):
+        result = match_rectified(reference, other, config, d_range, progress)
+        mode = "rectified"
+    else:
+        result = match_uncalibrated(reference, other, config, progress)
+        mode = "uncalibrated"
+        extra["rectification.json"] = result.rectification
+    left, right = pair["paths"]
+    report = {"left": str(left), "right": str(right), "mode": mode, **result.report}
+    return result, report, extra
+
+
+def _outputs(result, report: dict, left: Path):
+    """Arrays, pictures and point cloud of a result (the report gains its ``output`` key)."""
+    import cv2
+
+    from stereo.geometry.planesweep import point_cloud
+    from stereo.io.images import read_image
+
+    pictures = {
+        "cost_confidence": (
+            result.confidence,
+            "confidence: margin of the best hypothesis",
+            "normalised cost margin",
+            "viridis",
+        )
+    }
+    mode = report["mode"]
+    if result.kind == "depth":
+        report["output"] = "depth.npy: metres, reference pixel grid, NaN = unknown"
+        arrays = {"depth": result.depth, "confidence": result.confidence}
+        pictures["depth"] = (result.depth, f"depth ({report['cost']})", "depth (m)", "turbo_r")
+        h, w = result.depth_working.shape
+        colour = cv2.resize(read_image(left, grey=False), (w, h), interpolation=cv2.INTER_AREA)
+        cloud = point_cloud(result.depth_working, result.camera_working, colour)
+        return arrays, pictures, cloud
+    grid = "the RECTIFIED left image" if mode == "uncalibrated" else "the left image"
+    report["output"] = f"disparity.npy: pixels (x_left - x_right) in {grid}, NaN = unknown"
+    arrays = {"disparity": result.depth, "confidence": result.confidence}
+    pictures["disparity"] = (
+        result.depth,
+        f"disparity ({report['cost']}, {mode})",
+        "disparity (px)",
+        "turbo",
+    )
+    return arrays, pictures, None
