@@ -10,7 +10,7 @@ winner-take-all and with graph cuts at several smoothness weights λ (truncation
 WTA isolates the cost; the λ sweep shows how much each cost leans on the MRF. Picking λ per
 cost on these pairs would be tuning on the test set: ``stereo-match`` and the main table
 (``strecha.py``) use the λ chosen on castle-P19 (``tune_smoothness.py``, which runs this
-script's ``run_pair`` on castle). ``NAME:flat``: a descriptor cost on the raw second image
+script's ``smoothness_sweep`` on castle). ``NAME:flat``: a descriptor cost on the raw second image
 instead of the one pre-warped by the middle plane; ``NAME:bilinear``: a network with
 ``input_scale`` 2 on the bilinearly upsampled image (l2net's default: pixel replication).
 Writes ``results/cost_sweep.md`` / json (``--out``), keeping the rows of other methods and
@@ -29,16 +29,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import merge_scores, parse_method, save_results, saved_results  # noqa: E402
-from benchmarks.patches import hardware  # noqa: E402
-from benchmarks.strecha import DATA, load_pair  # noqa: E402
-from stereo.config import StereoConfig  # noqa: E402
-from stereo.cost.factory import make_cost  # noqa: E402
-from stereo.evaluation import depth_correctness  # noqa: E402
-from stereo.geometry.planesweep import inverse_depth_labels  # noqa: E402
-from stereo.geometry.sweep import Sweep  # noqa: E402
-from stereo.mrf.graphcut import MRFConfig, normalise_volume  # noqa: E402
-from stereo.mrf.optimise import optimise  # noqa: E402
+from stereo.bench.machine import hardware  # noqa: E402
+from stereo.bench.results import merge_scores, save_results, saved_results  # noqa: E402
+from stereo.bench.strecha import DATA  # noqa: E402
+from stereo.bench.sweeps import smoothness_sweep  # noqa: E402
 
 SMOOTHNESS = (0.05, 0.1, 0.2, 0.4)
 METHODS = [
@@ -50,45 +44,6 @@ METHODS = [
     "siam-l2.castle-near",
     "siam-l2.castle+oxford",
 ]
-
-
-def run_pair(
-    pair_name: str,
-    methods: list[str],
-    size: int,
-    n_labels: int,
-    smoothness: tuple[float, ...] = SMOOTHNESS,
-) -> dict:
-    """``{method: {"wta": c, "0.1": c, ...}}`` of correctness@0.05 in view, one key per
-    smoothness weight λ of ``smoothness``."""
-    scene_name, r, k = pair_name.split(":")
-    pair = load_pair(scene_name, int(r), int(k), size)
-    depths = inverse_depth_labels(*pair.depth_range, n_labels)
-    sweep = Sweep.planes(pair.reference_camera, pair.other_camera, depths)
-    optimisers = {"wta": StereoConfig(optimizer="wta")} | {
-        str(s): StereoConfig(mrf=MRFConfig(smoothness=s)) for s in smoothness
-    }
-    rows = {}
-    for method in methods:
-        t0 = time.time()
-        spec = parse_method(method)
-        cost = make_cost(
-            spec.name,
-            prewarp=spec.prewarp,
-            replicated_upsampling=spec.replicated_upsampling,
-            precision=spec.precision,
-        )
-        volume = normalise_volume(cost.volume(pair.reference, pair.other, sweep))
-        scores = {
-            "volume_s": round(time.time() - t0, 1),
-            "prewarped": bool(getattr(cost, "info", {}).get("prewarp_depths_m")),
-        }
-        for key, cfg in optimisers.items():
-            depth = optimise(volume, pair.reference, depths, cfg, inverse=True)[3]
-            scores[key] = depth_correctness(depth, pair.truth, pair.in_view)["correct@0.05_in_view"]
-        rows[method] = scores
-        print(pair_name, method, scores, file=sys.stderr, flush=True)
-    return rows
 
 
 def main() -> None:
@@ -108,7 +63,9 @@ def main() -> None:
     previous = saved_results(out)  # rows of other methods / pairs are kept
     results = previous.get("results", {})
     for pair in args.pairs:  # the files are rewritten after each pair
-        merge_scores(results, pair, run_pair(pair, args.methods, args.size, args.labels, grid))
+        merge_scores(
+            results, pair, smoothness_sweep(pair, args.methods, args.size, args.labels, grid)
+        )
         summary = {
             "hardware": hardware(),
             "date": time.strftime("%Y-%m-%d"),

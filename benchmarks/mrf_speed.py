@@ -27,9 +27,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import parse_method, save_results  # noqa: E402
-from benchmarks.patches import hardware  # noqa: E402
-from benchmarks.strecha import DATA, load_pair  # noqa: E402
+from stereo.bench.machine import hardware  # noqa: E402
+from stereo.bench.results import save_results  # noqa: E402
+from stereo.bench.specs import parse_method, parse_pair  # noqa: E402
+from stereo.bench.strecha import DATA, load_pair  # noqa: E402
 from stereo.cost.factory import make_cost  # noqa: E402
 from stereo.evaluation import depth_correctness  # noqa: E402
 from stereo.geometry.planesweep import inverse_depth_labels  # noqa: E402
@@ -49,8 +50,7 @@ SETTINGS = [
 
 def run_pair(pair_name: str, method: str, size: int, n_labels: int) -> list[dict]:
     """One volume, every setting of :data:`SETTINGS`: a row each."""
-    scene_name, r, k = pair_name.split(":")
-    pair = load_pair(scene_name, int(r), int(k), size)
+    pair = load_pair(*parse_pair(pair_name), size)
     depths = inverse_depth_labels(*pair.depth_range, n_labels)
     spec = parse_method(method)
     cost = make_cost(spec.name)

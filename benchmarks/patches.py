@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stereo.bench.machine import hardware  # noqa: E402
 from stereo.patchnet.baselines import BASELINES  # noqa: E402
 from stereo.patchnet.data.patchset import PairSet  # noqa: E402
 from stereo.patchnet.metrics import fpr95  # noqa: E402
@@ -53,19 +53,6 @@ def find_weights(model: str, train: str) -> Path | None:
         if path.is_file():
             return path
     return None
-
-
-def hardware() -> str:
-    """CPU model and thread count (or the GPU) the benchmark ran on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def main() -> None:

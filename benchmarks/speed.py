@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.patches import hardware  # noqa: E402
+from stereo.bench.machine import hardware  # noqa: E402
 from stereo.config import StereoConfig  # noqa: E402
 from stereo.datasets.synthetic import make_scene  # noqa: E402
 from stereo.pipeline import match_calibrated  # noqa: E402

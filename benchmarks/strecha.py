@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -36,23 +35,19 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import parse_method, save_results, saved_results  # noqa: E402
-from benchmarks.patches import hardware  # noqa: E402
+from stereo.bench.machine import hardware  # noqa: E402
+from stereo.bench.results import save_results, saved_results  # noqa: E402
+from stereo.bench.specs import parse_method, parse_pair  # noqa: E402
+from stereo.bench.strecha import DATA, PAIRS, load_pair  # noqa: E402
 from stereo.config import StereoConfig  # noqa: E402
 from stereo.evaluation import (  # noqa: E402
     SparseDepth,
     depth_correctness,
-    in_second_view,
-    read_sparse_ground_truth,
 )
 from stereo.geometry.camera import Camera  # noqa: E402
-from stereo.geometry.matches import working_pair  # noqa: E402
-from stereo.geometry.scene import load_scene  # noqa: E402
 from stereo.mrf.graphcut import MRFConfig  # noqa: E402
 from stereo.pipeline import match_calibrated  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "strecha"
-PAIRS = [f"fountain-P11:5:{k}" for k in (1, 2, 3)] + [f"Herz-Jesu-P8:3:{k}" for k in (1, 2, 3)]
 #: rectification scaling of cv2.stereoRectify (-1: OpenCV default, 0: valid pixels only)
 ALPHA = -1
 #: cv2.stereoRectify flags (0: principal points may differ, which keeps disparities small)
@@ -161,49 +156,6 @@ def sgbm_depths(
     return (X_rect @ R1)[:, 2]  # back to the reference camera frame: z = depth
 
 
-@dataclass
-class ProtocolPair:
-    """A pair of the protocol at the working size, with its ground truth."""
-
-    reference: np.ndarray  # (h, w) grey uint8
-    other: np.ndarray
-    reference_camera: Camera  # working-size cameras
-    other_camera: Camera
-    truth: SparseDepth  # the reference view's sparse ground truth, working pixels
-    in_view: np.ndarray  # (N,) bool: ground-truth points that project inside the other view
-    depth_range: tuple[float, float]  # metres: the ground truth's range widened by 5 %
-
-
-def truth_folder(scene_name: str) -> Path:
-    """The sparse ground truth of a scene: the shared ``gt_sparse`` files, or for a scene
-    without them (castle-P19) the files ``stereo-dataset truth`` writes to
-    ``datasets/truth/SCENE``."""
-    shared = DATA / scene_name / "gt_sparse"
-    if shared.is_dir():
-        return shared
-    made = ROOT / "datasets" / "truth" / scene_name
-    if not made.is_dir():
-        sys.exit(
-            f"error: {scene_name} has no ground truth; make it with `stereo-dataset truth "
-            f"{DATA / scene_name} --out {made}`"
-        )
-    return made
-
-
-def load_pair(scene_name: str, r: int, k: int, size: int) -> ProtocolPair:
-    """Reference view ``r`` and view ``r + k`` of a Strecha scene at working size ``size``."""
-    scene = load_scene(DATA / scene_name)
-    truth_full = read_sparse_ground_truth(truth_folder(scene_name) / f"{r:04d}.npz")
-    (ref_w, other_w), (ref_cam, other_cam) = working_pair(
-        [scene.image(r), scene.image(r + k)], [scene.cameras[r], scene.cameras[r + k]], size
-    )
-    scale = ref_cam.width / scene.cameras[r].width
-    truth = SparseDepth((truth_full.xy + 0.5) * scale - 0.5, truth_full.depth)
-    in_view = in_second_view(ref_cam, other_cam, truth)
-    lo, hi = float(truth.depth.min()), float(truth.depth.max())
-    return ProtocolPair(ref_w, other_w, ref_cam, other_cam, truth, in_view, (lo / 1.05, hi * 1.05))
-
-
 def run_pair(scene_name: str, r: int, k: int, methods: list[str], size: int, n_labels: int):
     """Every method on one pair; returns ``{method: metrics}``."""
     pair = load_pair(scene_name, r, k, size)
@@ -290,7 +242,7 @@ def main() -> None:
     previous = saved_results(out)
     results = previous.get("results", {})
     for pair in args.pairs:
-        scene_name, r, k = pair.split(":")
+        scene_name, r, k = parse_pair(pair)
         rows = run_pair(scene_name, int(r), int(k), args.methods, args.size, args.labels)
         results.setdefault(pair, {}).update(rows)
         summary = {

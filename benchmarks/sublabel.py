@@ -25,10 +25,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import save_results, saved_results  # noqa: E402
-from benchmarks.patches import hardware  # noqa: E402
-from benchmarks.strecha import PAIRS as STRECHA_PAIRS  # noqa: E402
-from benchmarks.strecha import load_pair  # noqa: E402
+from stereo.bench.machine import hardware  # noqa: E402
+from stereo.bench.results import save_results, saved_results  # noqa: E402
+from stereo.bench.specs import parse_pair  # noqa: E402
+from stereo.bench.strecha import PAIRS as STRECHA_PAIRS  # noqa: E402
+from stereo.bench.strecha import load_pair  # noqa: E402
 from stereo.config import DEFAULT_MODEL, StereoConfig  # noqa: E402
 from stereo.evaluation import depth_correctness, disparity_errors, read_disparity_truth  # noqa: E402
 from stereo.io.images import read_image  # noqa: E402
@@ -62,8 +63,7 @@ def all_maps(result: StereoResult, inverse: bool) -> list[np.ndarray]:
 
 
 def strecha_rows(pair: str, method: str, n_labels: int) -> dict:
-    scene_name, r, k = pair.split(":")
-    data = load_pair(scene_name, int(r), int(k), 768)
+    data = load_pair(*parse_pair(pair), 768)
     cfg = StereoConfig(
         model=method, n_labels=n_labels, depth_range=data.depth_range, sublabel=False
     )

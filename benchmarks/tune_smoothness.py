@@ -34,10 +34,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import merge_scores, save_results, saved_results  # noqa: E402
-from benchmarks.cost_sweep import run_pair  # noqa: E402
-from benchmarks.patches import hardware  # noqa: E402
-from benchmarks.strecha import DATA  # noqa: E402
+from stereo.bench.machine import hardware  # noqa: E402
+from stereo.bench.results import merge_scores, save_results, saved_results  # noqa: E402
+from stereo.bench.strecha import DATA  # noqa: E402
+from stereo.bench.sweeps import smoothness_sweep  # noqa: E402
 
 PAIRS = ["castle-P19:2:1", "castle-P19:2:2", "castle-P19:2:3", "castle-P19:5:2"]
 GRID = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
@@ -132,7 +132,9 @@ def main() -> None:
     previous = saved_results(out)
     results = previous.get("results", {})
     for pair in args.pairs:
-        merge_scores(results, pair, run_pair(pair, args.methods, args.size, args.labels, grid))
+        merge_scores(
+            results, pair, smoothness_sweep(pair, args.methods, args.size, args.labels, grid)
+        )
         summary = {
             "hardware": hardware(),
             "date": time.strftime("%Y-%m-%d"),

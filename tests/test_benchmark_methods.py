@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.common import MethodSpec, parse_method
+from stereo.bench.specs import MethodSpec, parse_method
 
 
 def test_method_options_combine():

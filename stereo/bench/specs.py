@@ -1,38 +1,10 @@
-"""Helpers the benchmark scripts share."""
+"""The one parser of the benchmarks' method specs (``NAME[:OPTION]...``) and pair specs
+(``SCENE:r:k``)."""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-
-
-def saved_results(out: Path, required: bool = False) -> dict:
-    """The JSON a benchmark saved beside its table (``out`` + ``.json``); ``{}`` when there is
-    none yet, or exit with a one-line error when ``required`` (``--table-only`` runs)."""
-    path = out.with_suffix(".json")
-    if path.is_file():
-        return json.loads(path.read_text())
-    if required:
-        sys.exit(f"error: {path} does not exist; run the benchmark first")
-    return {}
-
-
-def save_results(out: Path, summary: dict, write_table: Callable[[dict, Path], None]) -> None:
-    """Write a benchmark's ``summary`` as ``out`` + ``.json`` and its table as ``out`` +
-    ``.md`` (the pair :func:`saved_results` reads back)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_table(summary, out.with_suffix(".md"))
-
-
-def merge_scores(results: dict, pair: str, rows: dict[str, dict]) -> None:
-    """Add one pair's ``{method: scores}`` to ``results`` (``{pair: {method: scores}}``): a
-    method's new keys (e.g. λ values) join the ones an earlier run left."""
-    for method, scores in rows.items():
-        results.setdefault(pair, {}).setdefault(method, {}).update(scores)
 
 
 @dataclass(frozen=True)
@@ -76,3 +48,14 @@ def parse_method(spec: str) -> MethodSpec:
                     "float32, bfloat16 or a λ"
                 )
     return MethodSpec(name, optimizer, smoothness, prewarp, replicated, precision)
+
+
+def parse_pair(spec: str) -> tuple[str, int, int]:
+    """``SCENE:r:k`` → ``(scene, r, k)``: reference view r and second view r + k; exits
+    with a one-line error on another form."""
+    parts = spec.split(":")
+    try:
+        scene, r, k = parts
+        return scene, int(r), int(k)
+    except ValueError:
+        sys.exit(f"error: pair {spec!r} is not SCENE:r:k (e.g. fountain-P11:5:1)")

@@ -1,0 +1,34 @@
+"""A benchmark's results: the JSON it saves beside its Markdown table, merged across runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def saved_results(out: Path, required: bool = False) -> dict:
+    """The JSON a benchmark saved beside its table (``out`` + ``.json``); ``{}`` when there is
+    none yet, or exit with a one-line error when ``required`` (``--table-only`` runs)."""
+    path = out.with_suffix(".json")
+    if path.is_file():
+        return json.loads(path.read_text())
+    if required:
+        sys.exit(f"error: {path} does not exist; run the benchmark first")
+    return {}
+
+
+def save_results(out: Path, summary: dict, write_table: Callable[[dict, Path], None]) -> None:
+    """Write a benchmark's ``summary`` as ``out`` + ``.json`` and its table as ``out`` +
+    ``.md`` (the pair :func:`saved_results` reads back)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_table(summary, out.with_suffix(".md"))
+
+
+def merge_scores(results: dict, pair: str, rows: dict[str, dict]) -> None:
+    """Add one pair's ``{method: scores}`` to ``results`` (``{pair: {method: scores}}``): a
+    method's new keys (e.g. λ values) join the ones an earlier run left."""
+    for method, scores in rows.items():
+        results.setdefault(pair, {}).setdefault(method, {}).update(scores)
