@@ -82,6 +82,10 @@ class BuiltScene:
 
 
 class _UnionFind:
+    """Disjoint sets of keypoints. Kept instead of scipy's connected_components: track order
+    follows these roots, and with it every built patch set (and the shipped weights trained
+    on them) bit for bit."""
+
     def __init__(self, n: int) -> None:
         self.parent = np.arange(n)
 
@@ -195,6 +199,81 @@ class SceneTracks:
     stats: dict = field(default_factory=dict)
 
 
+def _join_matches(
+    uf: _UnionFind,
+    keypoints: list[np.ndarray],
+    descriptors: list[np.ndarray],
+    cameras: list[Camera],
+    cfg: SceneBuildConfig,
+    progress: bool,
+) -> tuple[int, int]:
+    """Match every pair of views at most ``cfg.neighbours`` apart, keep the matches within
+    ``cfg.max_epipolar_px`` of the true epipolar lines and join them in ``uf`` (keypoint
+    ``a`` of view ``i`` is node ``offset_i + a``). Returns the match counts before and after
+    the epipolar check."""
+    offsets = np.r_[0, np.cumsum([len(k) for k in keypoints])]
+    n_matches = n_epipolar = 0
+    n_views = len(keypoints)
+    pairs = [(i, j) for i, j in combinations(range(n_views), 2) if j - i <= cfg.neighbours]
+    for i, j in tqdm(pairs, desc="match", disable=not progress, leave=False):
+        matches = _match(descriptors[i], descriptors[j], cfg.ratio)
+        n_matches += len(matches)
+        if not len(matches):
+            continue
+        F = fundamental_matrix(cameras[i], cameras[j])
+        dist = epipolar_distance(
+            F, keypoints[i][matches[:, 0], :2], keypoints[j][matches[:, 1], :2]
+        )
+        matches = matches[dist <= cfg.max_epipolar_px]
+        n_epipolar += len(matches)
+        for a, b in matches:
+            uf.union(offsets[i] + a, offsets[j] + b)
+    return n_matches, n_epipolar
+
+
+def _checked_tracks(
+    tracks: list[np.ndarray],
+    kp_all: np.ndarray,
+    view_of: np.ndarray,
+    cameras: list[Camera],
+    cfg: SceneBuildConfig,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Triangulate the tracks of ``cfg.min_views`` or more views with the true cameras and
+    keep those in front of every camera, reprojecting within ``cfg.max_reprojection_px``
+    and seen under ``cfg.min_angle_deg`` or more: their nodes, 3D points and errors."""
+    kept_tracks, kept_points, kept_errors = [], [], []
+    P = np.stack([c.P for c in cameras])
+    by_length: dict[int, list[np.ndarray]] = {}
+    for t in tracks:
+        if len(t) >= cfg.min_views:
+            by_length.setdefault(len(t), []).append(t)
+    for _length, group in by_length.items():
+        nodes = np.stack(group)  # (T, V)
+        X = triangulate(P[view_of[nodes]], kp_all[nodes, :2])
+        errors = np.zeros(nodes.shape)
+        in_front = np.ones(len(nodes), bool)
+        for col in range(nodes.shape[1]):
+            for vi in range(len(cameras)):
+                sel = view_of[nodes[:, col]] == vi
+                if not sel.any():
+                    continue
+                xy, depth = cameras[vi].project(X[sel])
+                errors[sel, col] = np.linalg.norm(xy - kp_all[nodes[sel, col], :2], axis=1)
+                in_front[sel] &= depth > 0
+        centres = np.stack([c.C for c in cameras])[view_of[nodes]]  # (T, V, 3)
+        rays = X[:, None, :] - centres
+        rays /= np.linalg.norm(rays, axis=2, keepdims=True)
+        cosines = np.einsum("tid,tjd->tij", rays, rays)
+        angle = np.degrees(np.arccos(np.clip(cosines.min(axis=(1, 2)), -1, 1)))
+        good = in_front & (errors.max(axis=1) <= cfg.max_reprojection_px)
+        good &= angle >= cfg.min_angle_deg
+        for k in np.nonzero(good)[0]:
+            kept_tracks.append(nodes[k])
+            kept_points.append(X[k])
+            kept_errors.append(errors[k])
+    return kept_tracks, kept_points, kept_errors
+
+
 def build_tracks(
     scene: Scene, config: SceneBuildConfig | None = None, progress: bool = True
 ) -> SceneTracks:
@@ -218,21 +297,7 @@ def build_tracks(
     cameras = [scene.cameras[v] for v in views]
     offsets = np.r_[0, np.cumsum([len(k) for k in keypoints])]
     uf = _UnionFind(int(offsets[-1]))
-    n_matches = n_epipolar = 0
-    pairs = [(i, j) for i, j in combinations(range(len(views)), 2) if j - i <= cfg.neighbours]
-    for i, j in tqdm(pairs, desc="match", disable=not progress, leave=False):
-        matches = _match(descriptors[i], descriptors[j], cfg.ratio)
-        n_matches += len(matches)
-        if not len(matches):
-            continue
-        F = fundamental_matrix(cameras[i], cameras[j])
-        dist = epipolar_distance(
-            F, keypoints[i][matches[:, 0], :2], keypoints[j][matches[:, 1], :2]
-        )
-        matches = matches[dist <= cfg.max_epipolar_px]
-        n_epipolar += len(matches)
-        for a, b in matches:
-            uf.union(offsets[i] + a, offsets[j] + b)
+    n_matches, n_epipolar = _join_matches(uf, keypoints, descriptors, cameras, cfg, progress)
     roots = np.array([uf.find(k) for k in range(offsets[-1])], np.int64)
     view_of = np.repeat(np.arange(len(views)), np.diff(offsets))
     kp_all = np.concatenate(keypoints) if offsets[-1] else np.zeros((0, 4))
@@ -242,36 +307,9 @@ def build_tracks(
     bounds = np.r_[0, np.nonzero(np.diff(sorted_roots))[0] + 1, len(order)]
     tracks = [order[s:e] for s, e in pairwise(bounds) if e - s >= 2]
     consistent = [t for t in tracks if len(np.unique(view_of[t])) == len(t)]
-    kept_tracks, kept_points, kept_errors = [], [], []
-    P = np.stack([c.P for c in cameras])
-    by_length: dict[int, list[np.ndarray]] = {}
-    for t in consistent:
-        if len(t) >= cfg.min_views:
-            by_length.setdefault(len(t), []).append(t)
-    for _length, group in by_length.items():
-        nodes = np.stack(group)  # (T, V)
-        X = triangulate(P[view_of[nodes]], kp_all[nodes, :2])
-        errors = np.zeros(nodes.shape)
-        in_front = np.ones(len(nodes), bool)
-        for col in range(nodes.shape[1]):
-            for vi in range(len(views)):
-                sel = view_of[nodes[:, col]] == vi
-                if not sel.any():
-                    continue
-                xy, depth = cameras[vi].project(X[sel])
-                errors[sel, col] = np.linalg.norm(xy - kp_all[nodes[sel, col], :2], axis=1)
-                in_front[sel] &= depth > 0
-        centres = np.stack([c.C for c in cameras])[view_of[nodes]]  # (T, V, 3)
-        rays = X[:, None, :] - centres
-        rays /= np.linalg.norm(rays, axis=2, keepdims=True)
-        cosines = np.einsum("tid,tjd->tij", rays, rays)
-        angle = np.degrees(np.arccos(np.clip(cosines.min(axis=(1, 2)), -1, 1)))
-        good = in_front & (errors.max(axis=1) <= cfg.max_reprojection_px)
-        good &= angle >= cfg.min_angle_deg
-        for k in np.nonzero(good)[0]:
-            kept_tracks.append(nodes[k])
-            kept_points.append(X[k])
-            kept_errors.append(errors[k])
+    kept_tracks, kept_points, kept_errors = _checked_tracks(
+        consistent, kp_all, view_of, cameras, cfg
+    )
     if cfg.extend_tracks:
         kept_tracks, kept_errors = _extend_tracks(
             kept_tracks, kept_points, kp_all, view_of, offsets, cameras, cfg
@@ -322,6 +360,33 @@ def sparse_truth(
     }
 
 
+def _track_frames(
+    track: np.ndarray,
+    kp_all: np.ndarray,
+    view_of: np.ndarray,
+    images: list[np.ndarray],
+    cfg: SceneBuildConfig,
+) -> list[tuple[int, int, np.ndarray]]:
+    """``(node, view, window frame)`` of each keypoint of a track whose window (keypoint-
+    normalised, or upright at ``cfg.fixed_scale``) is large enough and inside its image."""
+    frames = []
+    for node in track:
+        x, y, size, angle = kp_all[node]
+        vi = view_of[node]
+        if cfg.normalise == "keypoint":
+            side = cfg.scale_factor * size
+            T = keypoint_frame(x, y, side, angle)
+        else:
+            side = PATCH / cfg.fixed_scale
+            T = keypoint_frame(x, y, side, 0.0)
+        if side < cfg.min_window_px:
+            continue
+        if not footprint_inside(T, images[vi].shape[1], images[vi].shape[0]):
+            continue
+        frames.append((node, vi, T))
+    return frames
+
+
 def build_scene_patches(
     scene: Scene, config: SceneBuildConfig | None = None, progress: bool = True
 ) -> BuiltScene:
@@ -342,21 +407,7 @@ def build_scene_patches(
     near_views: list[int] = []
     rng = np.random.default_rng(0)
     for track, X, errs in zip(kept_tracks, kept_points, kept_errors, strict=True):
-        frames = []
-        for node in track:
-            x, y, size, angle = kp_all[node]
-            vi = view_of[node]
-            if cfg.normalise == "keypoint":
-                side = cfg.scale_factor * size
-                T = keypoint_frame(x, y, side, angle)
-            else:
-                side = PATCH / cfg.fixed_scale
-                T = keypoint_frame(x, y, side, 0.0)
-            if side < cfg.min_window_px:
-                continue
-            if not footprint_inside(T, images[vi].shape[1], images[vi].shape[0]):
-                continue
-            frames.append((node, vi, T))
+        frames = _track_frames(track, kp_all, view_of, images, cfg)
         if len(frames) < 2:
             continue
         pid = len(point_xyz)

@@ -332,18 +332,7 @@ def train(
         A :class:`TrainResult`.
     """
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StereoError(f"cannot create output folder {out}: {error.strerror}") from None
-    dev = check_device(device)
-    if recipe.steps < 1:
-        raise StereoError(f"training needs at least 1 step, not {recipe.steps} (--steps)")
-    if len(data) == 0 or data.n_points < 2:
-        raise StereoError(
-            f"the training data holds {len(data)} patches of {data.n_points} point(s); "
-            "training needs patches of at least two 3D points (more data)"
-        )
+    dev = _check_run(out, recipe, data, device)
     torch.manual_seed(seed)
     if val_pairs is None:
         data, val_pairs = _held_out_pairs(data, recipe, seed)
@@ -377,6 +366,24 @@ def train(
     first = interval_means[0] if interval_means else float("nan")
     last = interval_means[-1] if interval_means else float("nan")
     return TrainResult(weights, card, interval_means, first, last)
+
+
+def _check_run(out: Path, recipe: Recipe, data: PatchSet, device: str) -> torch.device:
+    """Refuse a run that cannot start (output folder, steps, data, device) before any work;
+    returns the device."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StereoError(f"cannot create output folder {out}: {error.strerror}") from None
+    dev = check_device(device)
+    if recipe.steps < 1:
+        raise StereoError(f"training needs at least 1 step, not {recipe.steps} (--steps)")
+    if len(data) == 0 or data.n_points < 2:
+        raise StereoError(
+            f"the training data holds {len(data)} patches of {data.n_points} point(s); "
+            "training needs patches of at least two 3D points (more data)"
+        )
+    return dev
 
 
 def _held_out_pairs(data: PatchSet, recipe: Recipe, seed: int) -> tuple[PatchSet, PairSet]:
