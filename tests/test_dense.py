@@ -371,3 +371,29 @@ def test_two_channel_cost_takes_the_precision():
     assert np.array_equal(ok, np.isfinite(low))
     spread = np.nanmax(exact) - np.nanmin(exact)
     assert np.abs(exact[ok] - low[ok]).max() < 0.05 * spread
+
+
+@pytest.mark.parametrize("name", ["zncc", "census", "daisy", "dsift"])
+def test_baselines_hold_the_device_asked(name):
+    """Every baseline computes where --device says (it used to be the CPU whatever was
+    asked)."""
+    from stereo.cost.factory import make_cost
+
+    assert make_cost(name, device="cpu").device == torch.device("cpu")
+    assert make_cost(name, device=torch.device("cpu", 0)).device == torch.device("cpu", 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["zncc", "census", "daisy", "dsift"])
+def test_baselines_on_cuda_equal_the_cpu(name):
+    from stereo.cost.factory import make_cost
+    from stereo.geometry.sweep import Sweep
+
+    rng = np.random.default_rng(0)
+    left = (rng.random((40, 56)) * 255).astype(np.uint8)
+    right = np.roll(left, -3, axis=1)
+    sweep = Sweep.disparities(40, 56, np.arange(0.0, 6.0))
+    on_cpu = make_cost(name, device="cpu").volume(left, right, sweep)
+    on_gpu = make_cost(name, device="cuda").volume(left, right, sweep)
+    assert make_cost(name, device="cuda").device.type == "cuda"
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=2e-3, equal_nan=True)

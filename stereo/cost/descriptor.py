@@ -194,7 +194,7 @@ def compress_descriptors(
     if total <= 0:  # constant descriptors: one component says it all
         k = 1
     else:
-        share = (eigenvalues.cumsum(0) / total).numpy()
+        share = (eigenvalues.cumsum(0) / total).cpu().numpy()
         k = int(np.searchsorted(share, variance_kept - 1e-12) + 1)
     k = min(k, d)
     if k == d:  # a rotation only (decorrelated descriptors such as L2-Net's): skip it

@@ -14,10 +14,10 @@ from stereo.patchnet.models import DescriptorNet
 
 #: costs that need no network, by the name ``--model`` takes.
 BASELINE_COSTS = {
-    "zncc": lambda: ZNCCCost(9),
-    "census": lambda: CensusCost(7),
-    "daisy": lambda: DaisyCost(),
-    "dsift": lambda: DenseSiftCost(),
+    "zncc": lambda device: ZNCCCost(9, device),
+    "census": lambda device: CensusCost(7, device),
+    "daisy": lambda device: DaisyCost(device=device),
+    "dsift": lambda device: DenseSiftCost(device=device),
 }
 
 
@@ -70,7 +70,7 @@ def _make_cost(name: str, device: str, untrained: bool) -> Cost:
     if "," in name:  # a fused cost: "zncc,l2net.castle-fixed"
         return FusedCost([_make_cost(part.strip(), device, untrained) for part in name.split(",")])
     if name in BASELINE_COSTS:
-        return BASELINE_COSTS[name]()
+        return BASELINE_COSTS[name](device)
     from stereo.patchnet.weights import load_model
 
     if not untrained:

@@ -18,13 +18,14 @@ class ZNCCCost(Cost):
     """``1 − ZNCC`` over a ``window × window`` neighbourhood of the reference and the warped
     second image (costs in [0, 2])."""
 
-    def __init__(self, window: int = 9) -> None:
+    def __init__(self, window: int = 9, device: str | torch.device = "cpu") -> None:
         self.window = window
         self.name = f"zncc{window}"
+        self.device = torch.device(device)
 
     def volume(self, reference, other, sweep, progress=False):
-        ref = to_tensor(reference, torch.device("cpu"))
-        src = to_tensor(other, torch.device("cpu"))[0]
+        ref = to_tensor(reference, self.device)
+        src = to_tensor(other, self.device)[0]
         k = self.window
         box = lambda t: F.avg_pool2d(F.pad(t, (k // 2,) * 4, mode="replicate"), k, 1)  # noqa: E731
         mu_r = box(ref)
@@ -39,7 +40,7 @@ class ZNCCCost(Cost):
             ncc = cov / torch.sqrt(var_r * var_w + 1e-6)
             cost = (1 - ncc)[0, 0]
             cost[~inside] = float("nan")
-            out[label] = cost.numpy()
+            out[label] = cost.cpu().numpy()
         return out
 
 
@@ -47,9 +48,10 @@ class CensusCost(Cost):
     """Hamming distance of ``window × window`` census transforms, averaged over a 5×5
     neighbourhood (costs in [0, 1]: share of differing bits)."""
 
-    def __init__(self, window: int = 7) -> None:
+    def __init__(self, window: int = 7, device: str | torch.device = "cpu") -> None:
         self.window = window
         self.name = f"census{window}"
+        self.device = torch.device(device)
 
     def _census(self, image: Tensor) -> Tensor:
         k, r = self.window, self.window // 2
@@ -59,8 +61,8 @@ class CensusCost(Cost):
         return (patches < centre).reshape(k * k, *image.shape[-2:])
 
     def volume(self, reference, other, sweep, progress=False):
-        ref = self._census(to_tensor(reference, torch.device("cpu")))
-        src = to_tensor(other, torch.device("cpu"))[0]
+        ref = self._census(to_tensor(reference, self.device))
+        src = to_tensor(other, self.device)[0]
         out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
         for label in range(len(sweep)):
             warped, inside = sample(src, sweep.coordinates(label))
@@ -68,18 +70,19 @@ class CensusCost(Cost):
             ham = (bits != ref).float().mean(dim=0)[None, None]
             cost = F.avg_pool2d(F.pad(ham, (2, 2, 2, 2), mode="replicate"), 5, 1)[0, 0]
             cost[~inside] = float("nan")
-            out[label] = cost.numpy()
+            out[label] = cost.cpu().numpy()
         return out
 
 
 class HandMadeDescriptorCost(DescriptorCost):
-    """A descriptor cost whose per-pixel features come from a fixed algorithm (no network,
-    CPU): subclasses set ``name`` and implement :meth:`features`."""
+    """A descriptor cost whose per-pixel features come from a fixed algorithm (no network):
+    subclasses set ``name`` and implement :meth:`features`, which return the descriptors on
+    ``device`` (where the volume is sampled)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, device: str | torch.device = "cpu") -> None:
         self.name = name
         self.model = None
-        self.device = torch.device("cpu")
+        self.device = torch.device(device)
         self.info = {}
 
 
@@ -87,8 +90,8 @@ class DaisyCost(HandMadeDescriptorCost):
     """L2 distance of dense DAISY descriptors (opencv-contrib; Tola et al.: radius 15,
     3 rings × 8 histograms × 8 orientations = 200-D, full normalisation)."""
 
-    def __init__(self, radius: float = 15.0) -> None:
-        super().__init__("daisy")
+    def __init__(self, radius: float = 15.0, device: str | torch.device = "cpu") -> None:
+        super().__init__("daisy", device)
         self.radius = radius
 
     def features(self, image: np.ndarray) -> Tensor:
@@ -105,7 +108,8 @@ class DaisyCost(HandMadeDescriptorCost):
         _, desc = daisy.compute(image, keypoints)
         if desc is None or len(desc) != h * w:
             raise StereoError("OpenCV DAISY did not describe every pixel")
-        return torch.from_numpy(desc.reshape(h, w, -1).transpose(2, 0, 1).copy())
+        # OpenCV describes on the CPU; the volume is sampled on the cost's device
+        return torch.from_numpy(desc.reshape(h, w, -1).transpose(2, 0, 1).copy()).to(self.device)
 
 
 class DenseSiftCost(HandMadeDescriptorCost):
@@ -117,8 +121,8 @@ class DenseSiftCost(HandMadeDescriptorCost):
     like with like).
     """
 
-    def __init__(self, cell: int = 8) -> None:
-        super().__init__(f"dsift{cell}")
+    def __init__(self, cell: int = 8, device: str | torch.device = "cpu") -> None:
+        super().__init__(f"dsift{cell}", device)
         self.cell = cell
 
     @torch.no_grad()
@@ -132,10 +136,10 @@ class DenseSiftCost(HandMadeDescriptorCost):
         pad = extent // 2
         sift = DenseSIFTDescriptor(
             num_ang_bins=8, num_spatial_bins=bins, spatial_bin_size=self.cell, padding=0
-        )
+        ).to(self.device)
         h, w = image.shape
         x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0)[None, None]
-        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        x = F.pad(x.to(self.device), (pad, pad, pad, pad), mode="reflect")
         desc = sift(x)[0]
         # output j is centred at input j + (bins − 1)·cell/2 − e/2 of the padded image
         e = 1 if self.cell % 2 == 0 else 0
