@@ -11,6 +11,13 @@ once per label, so they are timed with few labels (``--slow-labels``) and the pe
 is reported; their 64-label time is that × 64 plus the MRF, stated as an extrapolation.
 Every row also gives its ratio to ZNCC at the same size and labels, measured in the same run.
 Writes ``benchmarks/results/speed.md`` and ``.json``.
+
+    python benchmarks/speed.py --gpu                  # on a CUDA machine: results/gpu.md
+
+``--gpu`` is the prepared GPU measurement (issue 13): every cost on ``cuda`` — the baselines,
+every shipped stereo network and the full 64-label 2ch-deep sweep (untrained weights where a
+family has no stereo weights: the same arithmetic) — at 768×512, after one warm-up run,
+stopping before ``--time-limit`` seconds (default 600) with the rows measured so far.
 """
 
 from __future__ import annotations
@@ -32,18 +39,46 @@ from stereo.config import StereoConfig  # noqa: E402
 from stereo.datasets.synthetic import make_scene  # noqa: E402
 from stereo.pipeline import match_calibrated  # noqa: E402
 
+#: the --gpu preset: every cost on CUDA, 2ch-deep's full sweep among them
+GPU_COSTS = [
+    "zncc",
+    "census",
+    "dsift",
+    "daisy",
+    "l2net.castle-fixed-s1",
+    "siam-l2.castle-fixed",
+    "cnn3:untrained",
+    "siam:untrained",
+    "2ch:untrained",
+    "2ch-2stream:untrained",
+    "2ch-deep:untrained",
+]
 
-def time_one(scene, cost: str, size: int, labels: int) -> dict:
-    """One calibrated run; wall seconds per stage."""
+
+def time_one(scene, cost: str, size: int, labels: int, device: str = "cpu") -> dict:
+    """One calibrated run; wall seconds per stage (``NAME:untrained``: random weights of a
+    family without stereo weights, timed only)."""
     depth_range = (
         float(np.nanmin(scene.depths[0])) / 1.05,
         float(np.nanmax(scene.depths[0])) * 1.05,
     )
-    cfg = StereoConfig(model=cost, n_labels=labels, depth_range=depth_range, working_size=size)
+    name, _, option = cost.partition(":")
+    cfg = StereoConfig(
+        model=name,
+        n_labels=labels,
+        depth_range=depth_range,
+        working_size=size,
+        device=device,
+        untrained=option == "untrained",
+    )
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     t0 = time.time()
     result = match_calibrated(
         scene.images[0], scene.images[1], scene.cameras[0], scene.cameras[1], cfg
     )
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     total = time.time() - t0
     h, w = result.depth_working.shape
     row = {
@@ -56,6 +91,7 @@ def time_one(scene, cost: str, size: int, labels: int) -> dict:
         "descriptor_dims": result.report.get("descriptor_dims"),
         "descriptor_dims_kept": result.report.get("descriptor_dims_kept"),
         "precision": result.report.get("precision"),
+        "device": device,
     }
     print(row, file=sys.stderr, flush=True)
     return row
@@ -74,17 +110,39 @@ def main() -> None:
     parser.add_argument("--slow-labels", nargs="+", type=int, default=[4, 8])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--gpu", action="store_true", help="the prepared CUDA measurement")
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds; then stop")
     args = parser.parse_args()
+    if args.gpu:
+        args.device, args.costs, args.slow_costs = "cuda", GPU_COSTS, []
+        args.sizes, args.labels = [768], [64]
+        args.out = str(ROOT / "benchmarks" / "results" / "gpu")
+        args.time_limit = args.time_limit or 600.0
     torch.set_num_threads(args.threads)
-    rows = []
+    rows = measure(args)
+    write_results(rows, args)
+
+
+def measure(args: argparse.Namespace) -> list[dict]:
+    """Every (size, labels, cost) row of the grid, until ``args.time_limit`` seconds."""
+    start, rows = time.time(), []
     for size in args.sizes:
         scene = make_scene(2, width=size, height=size * 2 // 3, baseline=0.6)
-        for labels in args.labels:
-            for cost in args.costs:
-                rows.append(time_one(scene, cost, size, labels))
-        for labels in args.slow_labels:
-            for cost in args.slow_costs:
-                rows.append(time_one(scene, cost, size, labels))
+        if args.device != "cpu":  # CUDA initialisation and kernel selection off the clock
+            time_one(scene, "zncc", size, 8, args.device)
+        grid = [(labels, cost) for labels in args.labels for cost in args.costs]
+        grid += [(labels, cost) for labels in args.slow_labels for cost in args.slow_costs]
+        for labels, cost in grid:
+            if args.time_limit and time.time() - start > args.time_limit:
+                print(f"time limit reached: {len(rows)} rows", file=sys.stderr)
+                return rows
+            rows.append(time_one(scene, cost, size, labels, args.device))
+    return rows
+
+
+def write_results(rows: list[dict], args: argparse.Namespace) -> None:
+    """The JSON and the Markdown table, each row with its ratio to ZNCC."""
     zncc = {(r["size"], r["labels"]): r["total_s"] for r in rows if r["cost"] == "zncc"}
     for r in rows:
         base = zncc.get((r["size"], r["labels"]))
@@ -93,6 +151,7 @@ def main() -> None:
     summary = {
         "hardware": hardware(),
         "threads": args.threads,
+        "device": args.device,
         "date": time.strftime("%Y-%m-%d"),
         "rows": rows,
     }
@@ -102,7 +161,8 @@ def main() -> None:
     lines = [
         "# Stereo pipeline speed",
         "",
-        f"`python benchmarks/speed.py`, {summary['date']}, {summary['hardware']}. "
+        f"`python benchmarks/speed.py{' --gpu' if args.gpu else ''}`, {summary['date']}, "
+        f"{summary['hardware']}, device {args.device}. "
         "Calibrated pair of the embedded rendered scene, depth range "
         "given, graph cuts (2 expansion cycles from the winner-take-all labels); wall "
         "seconds. Descriptor dims: network output → kept by the principal-component "
