@@ -14,6 +14,7 @@ from stereo.config import StereoConfig, read_config_file
 from stereo.errors import StereoError, exit_on_sigterm, one_line_errors
 from stereo.io.jsonfile import dumps
 from stereo.mrf.graphcut import MRFConfig
+from stereo.progress import log_to_stderr
 from stereo.run import run_match
 from stereo.settings import OptionSpec, cli_fields
 
@@ -101,6 +102,9 @@ def _given_settings(settings: dict) -> dict:
     help="Replace an earlier result in --out (a folder holding only a run's files); "
     "without it such a folder is refused.",
 )
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+@click.version_option(package_name="stereo", message="%(prog)s %(version)s")
+@click.help_option("-h", "--help")
 @one_line_errors
 def match_command(
     left,
@@ -112,6 +116,7 @@ def match_command(
     right_camera,
     demo,
     overwrite,
+    quiet,
     **settings,
 ) -> None:
     """Dense depth map of LEFT (the reference) from RIGHT, with a learned matching cost and
@@ -127,7 +132,8 @@ def match_command(
         config = config_from_options(_given_settings(settings), read_config_file(config_file))
     else:
         config = config_from_options(settings)
-    progress = sys.stderr.isatty()
+    log_to_stderr("stereo-match", quiet)
+    progress = sys.stderr.isatty() and not quiet
     if demo:
         _run_demo(config, out_dir, progress, overwrite)
         return
@@ -157,7 +163,8 @@ def match_command(
         "output",
     )
     click.echo(dumps({k: report[k] for k in keys if k in report}))
-    click.echo(f"results in {out_dir}", err=True)
+    if not quiet:
+        click.echo(f"results in {out_dir}", err=True)
 
 
 def _run_demo(config: StereoConfig, out_dir: Path, progress: bool, overwrite: bool) -> None:
@@ -187,7 +194,8 @@ def _run_demo(config: StereoConfig, out_dir: Path, progress: bool, overwrite: bo
     click.echo(f"results in {out_dir}")
 
 
-@click.command("stereo-eval")
+@click.command("stereo-eval", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="stereo", message="%(prog)s %(version)s")
 @click.argument("estimate", type=click.Path(path_type=Path))
 @click.option(
     "--gt-sparse",

@@ -37,6 +37,7 @@ from stereo.mrf.graphcut import (
     normalise_volume,
 )
 from stereo.mrf.optimise import informative_confidence, optimise, resolved_mrf
+from stereo.progress import stage_done, stage_started
 
 
 @dataclass
@@ -179,6 +180,11 @@ def solve_pair(
     check of a working-resolution pair; stage times go to ``times`` (seconds)."""
     reference, other = images
     t = time.time()
+    stage_started(
+        "cost_volume",
+        f"{len(search.values)} hypotheses, {reference.shape[1]}x{reference.shape[0]} px, "
+        f"{cost.name}",
+    )
     if cfg.lr_check:  # both directions at once: descriptor costs describe each image once
         raw, raw_other = cost.volume_pair(
             reference, other, search.forward, search.backward, progress=progress
@@ -187,12 +193,11 @@ def solve_pair(
         raw = cost.volume(reference, other, search.forward, progress=progress)
     volume = normalise_volume(raw)
     confidence = informative_confidence(volume)
-    times["cost_volume"] = time.time() - t
-    t = time.time()
+    t = stage_done(times, "cost_volume", t)
     labels, energy_wta, energy_final, values = optimise(
         volume, reference, search.values, cfg, search.inverse
     )
-    times["mrf"] = time.time() - t
+    stage_done(times, "mrf", t)
     lr_rejected = None
     if cfg.lr_check:
         t = time.time()
@@ -202,7 +207,7 @@ def solve_pair(
         keep = search.consistent(values, other_values, cfg.lr_tolerance * search.step)
         lr_rejected = float((np.isfinite(values) & ~keep).mean())
         values = np.where(keep, values, np.nan).astype(np.float32)
-        times["lr_check"] = time.time() - t
+        stage_done(times, "lr_check", t)
     return Solved(volume, confidence, labels, values, energy_wta, energy_final, lr_rejected)
 
 
@@ -238,7 +243,7 @@ def match_calibrated(
         d_min, d_max = cfg.depth_range
     depths = inverse_depth_labels(d_min, d_max, cfg.n_labels)
     check_sweep_geometry(ref_cam, other_cam, d_min, d_max)
-    times["geometry"] = time.time() - t
+    stage_done(times, "geometry", t)
     search = Search(
         Sweep.planes(ref_cam, other_cam, depths),
         Sweep.planes(other_cam, ref_cam, depths),
@@ -313,7 +318,7 @@ def match_rectified(
         if d_min >= d_max:
             raise StereoError(f"disparity range min {d_min} must be below max {d_max}")
     disparities = np.linspace(d_min, d_max, cfg.n_labels)
-    times["geometry"] = time.time() - t
+    stage_done(times, "geometry", t)
     height, width = left_w.shape
     search = Search(  # the right image's match of x is x + d: negative shifts backward
         Sweep.disparities(height, width, disparities * scale),

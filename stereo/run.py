@@ -3,12 +3,14 @@ the mode it calls for (calibrated, rectified, uncalibrated), write every output 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
 from stereo.config import StereoConfig
 from stereo.errors import StereoError
+from stereo.progress import stage_done
 
 
 def find_cameras(
@@ -71,8 +73,10 @@ def run_match(
         result, report, extra = _match_pair(
             pair, config, progress, rectified, disparity_range or config.disparity_range
         )
+        start = time.time()
         arrays, pictures, cloud = _outputs(result, report, left)
         write_result(folder.staging, arrays, pictures, report, cloud, extra)
+        stage_done({}, "writing", start)
         folder.commit()
     return report
 

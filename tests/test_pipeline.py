@@ -310,3 +310,26 @@ def test_config_file_reruns_with_overrides(tmp_path):
     a = json.loads((tmp_path / "a" / "report.json").read_text())["config"]
     b = json.loads((tmp_path / "b" / "report.json").read_text())["config"]
     assert b == {**a, "n_labels": 6}  # the file's settings, the given option on top
+
+
+def test_progress_lines_per_stage_and_quiet(tmp_path):
+    """Off a terminal every stage ends with one line on stderr; --quiet silences them; stdout
+    stays the JSON report; --version and -h answer."""
+    import subprocess
+    import sys
+
+    fast = ["--demo", "--model", "zncc", "--labels", "8", "--size", "96", "--optimizer", "wta"]
+    command = [sys.executable, "-c", "from stereo.cli import main; main()"]
+    run = subprocess.run(
+        [*command, *fast, "--out", str(tmp_path / "a")], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    stages = [line.split(":")[1].strip() for line in run.stderr.splitlines() if line.endswith(" s")]
+    assert stages[:4] == ["geometry", "cost volume", "mrf", "writing"]
+    quiet = subprocess.run(
+        [*command, *fast, "--quiet", "--out", str(tmp_path / "b")], capture_output=True, text=True
+    )
+    assert quiet.returncode == 0 and "stereo-match:" not in quiet.stderr
+    version = subprocess.run([*command, "--version"], capture_output=True, text=True)
+    assert version.stdout.startswith("stereo-match ")
+    assert "Usage:" in subprocess.run([*command, "-h"], capture_output=True, text=True).stdout

@@ -113,7 +113,8 @@ def max_pairs(patchset: PatchSet) -> int:
     return 2 * len(PointIndex(patchset.point_ids).all_positive_pairs())
 
 
-@click.group(cls=error_reporting_group())
+@click.group(cls=error_reporting_group(), context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="stereo", message="%(prog)s %(version)s")
 def cli() -> None:
     """Build patch datasets from calibrated scenes and homography sequences."""
 

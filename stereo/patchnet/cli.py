@@ -24,7 +24,8 @@ from stereo.patchnet.models import MODELS, build_model, count_parameters
 from stereo.patchnet.recipes import RECIPES, default_recipe, get_recipe
 
 
-@click.group(cls=error_reporting_group())
+@click.group(cls=error_reporting_group(), context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="stereo", message="%(prog)s %(version)s")
 def cli() -> None:
     """Patch-comparison networks: DeepCompare, DeepDesc CNN3, L2-Net."""
 
