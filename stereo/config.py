@@ -3,6 +3,7 @@ and the memory a run will need, refused before anything is allocated."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -223,17 +224,18 @@ def read_config_file(path: Path) -> StereoConfig:
     keys and wrong types are refused with one line naming them."""
     import json
 
-    import tomllib
-
     path = Path(path)
     if not path.is_file():
         raise StereoError(f"config file {path} does not exist; give a report.json or a .toml file")
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise StereoError(f"config file {path} is over {MAX_CONFIG_BYTES >> 10} kB: not a config")
     text = path.read_text(errors="replace")
+    toml = path.suffix.lower() == ".toml"
+    if toml and sys.version_info < (3, 11):
+        raise StereoError(f"{path}: TOML needs Python 3.11 or newer; give a JSON file instead")
     try:
-        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as error:
+        data = __import__("tomllib").loads(text) if toml else json.loads(text)
+    except ValueError as error:  # tomllib.TOMLDecodeError is a ValueError
         raise StereoError(f"config file {path} cannot be parsed: {error}") from None
     if isinstance(data, dict) and isinstance(data.get("config"), dict):
         data = data["config"]  # a report.json
