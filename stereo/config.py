@@ -234,7 +234,12 @@ def read_config_file(path: Path) -> StereoConfig:
     if toml and sys.version_info < (3, 11):
         raise StereoError(f"{path}: TOML needs Python 3.11 or newer; give a JSON file instead")
     try:
-        data = __import__("tomllib").loads(text) if toml else json.loads(text)
+        if toml:
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
     except ValueError as error:  # tomllib.TOMLDecodeError is a ValueError
         raise StereoError(f"config file {path} cannot be parsed: {error}") from None
     if isinstance(data, dict) and isinstance(data.get("config"), dict):

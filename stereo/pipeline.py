@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import cv2
@@ -311,6 +311,8 @@ def match_rectified(
     cost = cost_of(cfg)
     n_matches = None
     if disparity_range is None:
+        disparity_range = cfg.disparity_range
+    if disparity_range is None:
         d_min, d_max, n_matches = estimate_disparity_range(left_w, right_w)
         d_min, d_max = d_min / scale, d_max / scale
     else:
@@ -363,7 +365,9 @@ def match_uncalibrated(
     H1, H2 = np.array(rect["H1"]), np.array(rect["H2"])
     left_r = cv2.warpPerspective(left, H1, (w, h))
     right_r = cv2.warpPerspective(right, H2, (w, h))
-    result = match_rectified(left_r, right_r, config, progress=progress)
+    # --disparity-range is in pixels of the input pair, not of the rectified one
+    unranged = replace(config, disparity_range=None) if config is not None else None
+    result = match_rectified(left_r, right_r, unranged, progress=progress)
     result.rectification = rect
     result.report["rectification"] = {k: rect[k] for k in ("inliers", "epipole_left")}
     result.report["note"] = (

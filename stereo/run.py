@@ -55,7 +55,6 @@ def run_match(
     right_camera: str | None = None,
     progress: bool = True,
     rectified: bool = False,
-    disparity_range: tuple[float, float] | None = None,
     overwrite: bool = False,
 ) -> dict:
     """Match a pair (calibrated, rectified or uncalibrated) and write every output into
@@ -70,9 +69,7 @@ def run_match(
 
     pair = _read_pair(left, right, left_camera, right_camera, rectified)
     with OutputFolder(out_dir, overwrite) as folder:
-        result, report, extra = _match_pair(
-            pair, config, progress, rectified, disparity_range or config.disparity_range
-        )
+        result, report, extra = _match_pair(pair, config, progress, rectified)
         start = time.time()
         arrays, pictures, cloud = _outputs(result, report, left)
         write_result(folder.staging, arrays, pictures, report, cloud, extra)
@@ -101,7 +98,7 @@ def _read_pair(left: Path, right: Path, left_camera, right_camera, rectified: bo
     return {"paths": (left, right), "images": (reference, other), "cameras": found}
 
 
-def _match_pair(pair: dict, config, progress: bool, rectified: bool, d_range):
+def _match_pair(pair: dict, config, progress: bool, rectified: bool):
     """Match a read pair in the mode it calls for: ``(result, report, extra json files)``."""
     from stereo.pipeline import match_calibrated, match_rectified, match_uncalibrated
 
@@ -111,7 +108,7 @@ def _match_pair(pair: dict, config, progress: bool, rectified: bool, d_range):
         result = match_calibrated(reference, other, ref_cam, other_cam, config, progress)
         mode = "calibrated"
     elif rectified or looks_rectified(reference, other):
-        result = match_rectified(reference, other, config, d_range, progress)
+        result = match_rectified(reference, other, config, progress=progress)
         mode = "rectified"
     else:
         result = match_uncalibrated(reference, other, config, progress)

@@ -245,12 +245,12 @@ def photometric(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
 def render_view(planes: list[TexturedPlane], camera: Camera, supersample: int):
     """Grey uint8 image (rendered at ``supersample``× and area-averaged) and exact z-depth
     ``(H, W)`` (NaN where no plane) of ``camera``."""
-    _, depth = render(planes, camera) if supersample > 1 else (None, None)
-    image, fine_depth = render(planes, camera.scaled(supersample))
     if supersample == 1:
-        return image, fine_depth
+        return render(planes, camera)
+    fine, _ = render(planes, camera.scaled(supersample))
+    _, depth = render(planes, camera)
     size = (camera.width, camera.height)
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), depth
+    return cv2.resize(fine, size, interpolation=cv2.INTER_AREA), depth
 
 
 def random_view_pair(

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from stereo.datasets.random_scenes import SceneSpec, ViewPair, random_view_pair, texture_pool
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera
+from stereo.geometry.matches import percentile_depth_range
 from stereo.geometry.planesweep import backproject, inverse_depth_labels, plane_homography
 from stereo.patchnet.data.patchset import PATCH_SIZE, PatchSet
 
@@ -41,8 +42,6 @@ WARPS = ("prewarp", "label")
 #: a point is visible in the second view when the depth rendered there is within this share
 #: of the point's own depth
 VISIBLE_TOLERANCE = 0.01
-#: widening of the 2nd–98th depth percentiles that make the sweep (as the matcher's)
-DEPTH_MARGIN = 0.15
 
 
 @dataclass(frozen=True)
@@ -71,8 +70,7 @@ class WindowSpec:
 
 def sweep_depths(depth: np.ndarray, n_labels: int) -> np.ndarray:
     """The ``n_labels`` depth labels the matcher would sweep for a reference depth map."""
-    lo, hi = np.percentile(depth[np.isfinite(depth)], [2, 98])
-    return inverse_depth_labels(lo * (1 - DEPTH_MARGIN), hi * (1 + DEPTH_MARGIN), n_labels)
+    return inverse_depth_labels(*percentile_depth_range(depth[np.isfinite(depth)]), n_labels)
 
 
 def visible_points(pair: ViewPair, margin: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,6 +107,13 @@ def _map(H: np.ndarray, points: np.ndarray) -> np.ndarray:
     return p[..., :2] / p[..., 2:3]
 
 
+def window_offsets(window: int) -> np.ndarray:
+    """``(window, window, 2)`` offsets ``(x, y)`` of the pixels of a window centred half a
+    pixel up-left of its pixel: ``−window/2 … window/2 − 1``."""
+    offsets = np.arange(window) - window // 2
+    return np.stack(np.meshgrid(offsets, offsets), axis=-1).astype(float)
+
+
 def window_grids(
     xy: np.ndarray,
     depths: np.ndarray,
@@ -119,9 +124,7 @@ def window_grids(
 ) -> np.ndarray:
     """``(N, window, window, 2)`` second-view coordinates of the window of reference pixel
     ``xy[i]`` under the hypothesis ``depths[i]`` (metres)."""
-    half = spec.window / 2
-    offsets = np.arange(spec.window) - half  # pixel centres of a window centred at p − ½
-    grid = np.stack(np.meshgrid(offsets, offsets), axis=-1)  # (window, window, 2) as (x, y)
+    grid = window_offsets(spec.window)
     grids = np.empty((len(xy), spec.window, spec.window, 2))
     H_mid = plane_homography(reference, other, middle_depth)
     H_back = np.linalg.inv(H_mid)
@@ -192,10 +195,7 @@ def pair_windows(
     xy, z = xy[take], z[take]
     labels = sweep_depths(pair.depths[0], spec.n_labels)
     middle = float(labels[len(labels) // 2])
-    ref_grids = np.broadcast_to(
-        np.stack(np.meshgrid(np.arange(spec.window), np.arange(spec.window)), -1),
-        (len(xy), spec.window, spec.window, 2),
-    ) + (xy[:, None, None, :] - spec.window // 2)
+    ref_grids = xy[:, None, None, :] + window_offsets(spec.window)
     near_point, near_depth = near_miss_depths(rng, xy, z, labels, reference, other, spec)
     grids = window_grids(
         np.r_[xy, xy[near_point]], np.r_[z, near_depth], reference, other, middle, spec

@@ -125,8 +125,14 @@ def estimate_depth_range(
             f"only {depths.size} geometrically consistent matches: too few to "
             "estimate the depth range; give it with --depth-range MIN MAX"
         )
+    return (*percentile_depth_range(depths, margin), int(depths.size))
+
+
+def percentile_depth_range(depths: np.ndarray, margin: float = 0.15) -> tuple[float, float]:
+    """The 2nd–98th percentiles of ``depths`` (metres) widened by ``margin`` on each side:
+    the depth range the matcher sweeps."""
     lo, hi = np.percentile(depths, [2, 98])
-    return float(lo * (1 - margin)), float(hi * (1 + margin)), int(depths.size)
+    return float(lo * (1 - margin)), float(hi * (1 + margin))
 
 
 def sift_matches(
