@@ -90,6 +90,12 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "off; textures from scikit-image's samples, castle-P19 and the six Oxford sequences; "
         "generated on the fly by stereo.datasets.stereo_windows (seed 0)",
     ),
+    "synthetic-stereo-r2": (
+        None,
+        f"synthetic-stereo-r2: {SYNTHETIC_PAIRS} further random wide-baseline view pairs drawn "
+        "exactly as synthetic-stereo's but from seed 1 (none shared with it); fine-tuned from "
+        "the synthetic-stereo run, so the network has seen 1,200 pairs in all",
+    ),
     "castle-stereo": (
         ROOT / "datasets" / "stereo" / "castle-P19.npz",
         "castle-stereo: castle-P19 (Strecha), upright windows at image scale 0.5, two near "
@@ -105,7 +111,10 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     "castle-fixed-s1": {"input_scale": 2.0},
     "castle0-9-fixed-s1": {"input_scale": 2.0},
     "synthetic-stereo": {"input_scale": 2.0},
+    "synthetic-stereo-r2": {"input_scale": 2.0},
 }
+#: seed of each generated training set (pair i of a set is drawn from (seed, i))
+SYNTHETIC_SEEDS: dict[str, int] = {"synthetic-stereo": 0, "synthetic-stereo-r2": 1}
 #: recipe overrides that come with a training set
 TRAIN_SET_OVERRIDES: dict[str, dict[str, str]] = {"castle-near": {"near_negatives": "0.5"}}
 #: training sets trained with another recipe, from the weights of another set's run
@@ -124,6 +133,13 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
         1200,
         "castle-fixed-s1",
         {"lr": "0.0003", "margin": "0.5", "val_every": "200", "checkpoint_every": "50"},
+    ),
+    # a second round on fresh pairs, from the first round's weights, at a lower rate
+    "synthetic-stereo-r2": (
+        "stereo",
+        1200,
+        "synthetic-stereo",
+        {"lr": "0.0002", "margin": "0.5", "val_every": "200", "checkpoint_every": "50"},
     ),
 }
 
@@ -150,7 +166,10 @@ def load_train_set(train_set: str) -> PatchSet:
     if missing:
         sys.exit(f"error: texture folder(s) {', '.join(missing)} missing (../shared/data)")
     return synthetic_stereo_windows(
-        SYNTHETIC_PAIRS, TEXTURE_FOLDERS, seed=0, workers=torch.get_num_threads()
+        SYNTHETIC_PAIRS,
+        TEXTURE_FOLDERS,
+        seed=SYNTHETIC_SEEDS[train_set],
+        workers=torch.get_num_threads(),
     )
 
 
