@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from stereo.datasets.stereo_windows import synthetic_stereo_windows  # noqa: E402
 from stereo.patchnet.data.patchset import PatchSet  # noqa: E402
+from stereo.patchnet.manifest import write_manifest  # noqa: E402
 from stereo.patchnet.recipes import get_recipe  # noqa: E402
 from stereo.patchnet.train import train  # noqa: E402
 from stereo.patchnet.weights import load_weights_file, save_weights  # noqa: E402
@@ -260,6 +261,7 @@ def train_one(
     save_weights(
         model, shipped, {k: v for k, v in card.items() if k not in ("model", "weights")}, half=True
     )
+    write_manifest(shipped.parent)
     if make_default:
         defaults_path = ROOT / "models" / "defaults.json"
         defaults = json.loads(defaults_path.read_text()) if defaults_path.is_file() else {}

@@ -38,6 +38,7 @@ from stereo.bench.machine import hardware  # noqa: E402
 from stereo.bench.results import merge_scores, save_results, saved_results  # noqa: E402
 from stereo.bench.strecha import DATA  # noqa: E402
 from stereo.bench.sweeps import smoothness_sweep  # noqa: E402
+from stereo.patchnet.manifest import write_manifest  # noqa: E402
 
 PAIRS = ["castle-P19:2:1", "castle-P19:2:2", "castle-P19:2:3", "castle-P19:5:2"]
 GRID = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
@@ -217,7 +218,7 @@ def install(
         "chosen_in": dict(sorted(sources.items())),
     }
     path.write_text(json.dumps(table, indent=2) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {path} and {write_manifest(path.parent)}")
 
 
 if __name__ == "__main__":

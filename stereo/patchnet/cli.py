@@ -19,6 +19,12 @@ from stereo.errors import StereoError, error_reporting_group
 from stereo.patchnet.baselines import BASELINES
 from stereo.patchnet.data.patchset import PairSet, make_pairs
 from stereo.patchnet.data.sources import load_patch_source
+from stereo.patchnet.manifest import (
+    MANIFEST_NAME,
+    manifest_problems,
+    read_manifest,
+    write_manifest,
+)
 from stereo.patchnet.metrics import pair_metrics
 from stereo.patchnet.models import MODELS, build_model, count_parameters
 from stereo.patchnet.recipes import RECIPES, default_recipe, get_recipe
@@ -57,11 +63,38 @@ def models_command() -> None:
             f"[stereo weights: {shipped[0]}; patch weights: {shipped[1]}]"
         )
     click.echo(f"\nshipped weights ({models_dir()}):")
+    listed = read_manifest(models_dir())
     for path in sorted(models_dir().glob("*.pt")):
-        card = read_card(path)
-        data = str(card.get("data", "?")).split(";")[0]
-        scale = card.get("input_scale", 1.0)
-        click.echo(f"  {path.stem:32s} {card.get('model', '?'):16s} input ×{scale:g}  {data}")
+        entry = listed.get(path.name, {})
+        task = entry.get("task", "?")
+        window = entry.get("window", "?")
+        window_text = f"{window} px" if isinstance(window, int) else str(window)
+        lam = entry.get("smoothness")
+        data = str(read_card(path).get("data", "?")).split(";")[0]
+        click.echo(
+            f"  {path.stem:32s} {entry.get('family', '?'):16s} {task:6s} {window_text:>8s} "
+            f"λ {lam if lam is not None else '-':<4}  {data}"
+        )
+
+
+@cli.command("manifest")
+@click.option("--write", is_flag=True, help="make the manifest afresh from the weights and cards")
+def manifest_command(write: bool) -> None:
+    """Check the shipped weights against models/manifest.json (sha256, family, task, window,
+    training set, λ), or write it afresh with --write after training."""
+    from stereo.patchnet.weights import models_dir
+
+    folder = models_dir()
+    if write:
+        click.echo(f"wrote {write_manifest(folder)}")
+        return
+    problems = manifest_problems(folder)
+    if problems:
+        raise click.ClickException(
+            f"{len(problems)} problem(s) in {folder / MANIFEST_NAME}: {'; '.join(problems)}; "
+            "run `stereo-patches manifest --write` if the weights were retrained on purpose"
+        )
+    click.echo(f"{len(read_manifest(folder))} shipped weights files match {MANIFEST_NAME}")
 
 
 @cli.command("train")

@@ -4,7 +4,9 @@ A weights file ``NAME.DATA.pt`` holds ``{"model": registry name, "state_dict": â
 "format": 1}``; the model card ``NAME.DATA.json`` beside it says what data and recipe made it
 and what it scores. Loading maps to CPU first, is ``strict``, and refuses non-finite weights.
 
-Shipped weights live in the repository's ``models/`` folder (or ``$STEREO_MODELS_DIR``).
+Shipped weights live in the repository's ``models/`` folder, installed with the package as
+``stereo/shipped`` (or in ``$STEREO_MODELS_DIR``); :mod:`stereo.patchnet.manifest` checks
+every shipped file's sha256 when it is loaded.
 Two tables map a registry name to a file, one per task (:data:`TASK_TABLES`):
 ``models/defaults.json`` the keypoint-patch weights (``load_model``, ``stereo-patches``),
 ``models/stereo_defaults.json`` the stereo weights (``stereo-match --model NAME``).
@@ -24,15 +26,21 @@ from stereo.errors import StereoError
 from stereo.io.files import atomic_path
 from stereo.io.jsonfile import dumps
 from stereo.patchnet.devices import check_device
+from stereo.patchnet.manifest import check_against_manifest
 from stereo.patchnet.models import MODELS, PatchNet, build_model
 
 FORMAT_VERSION = 1
 
 
 def models_dir() -> Path:
-    """Folder of shipped weights: ``$STEREO_MODELS_DIR`` or the repository's ``models/``."""
+    """Folder of shipped weights: ``$STEREO_MODELS_DIR``, else the installed package's
+    ``stereo/shipped`` (a wheel or sdist install), else the repository's ``models/`` (a
+    checkout or an editable install)."""
     env = os.environ.get("STEREO_MODELS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
+    if env:
+        return Path(env)
+    installed = Path(__file__).resolve().parents[1] / "shipped"
+    return installed if installed.is_dir() else Path(__file__).resolve().parents[2] / "models"
 
 
 def card_path(weights: Path) -> Path:
@@ -120,6 +128,7 @@ def load_weights_file(path: Path, device: str | torch.device = "cpu") -> PatchNe
     if not path.is_file():
         raise StereoError(f"weights file {path} does not exist")
     check_archive(path)
+    check_against_manifest(path, models_dir())
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
