@@ -92,6 +92,13 @@ def _given_settings(settings: dict) -> dict:
 @click.option("--left-camera", default=None, help="Camera file of LEFT (Strecha format).")
 @click.option("--right-camera", default=None, help="Camera file of RIGHT.")
 @click.option(
+    "--colmap",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="COLMAP sparse model folder (cameras, images, points3D; .txt or .bin) to take both "
+    "cameras from, images found by file name; its 3D points set the depth range.",
+)
+@click.option(
     "--demo",
     is_flag=True,
     help="Run on an embedded rendered scene (no data needed) and print accuracy.",
@@ -114,6 +121,7 @@ def match_command(
     rectified,
     left_camera,
     right_camera,
+    colmap,
     demo,
     overwrite,
     quiet,
@@ -122,11 +130,11 @@ def match_command(
     """Dense depth map of LEFT (the reference) from RIGHT, with a learned matching cost and
     a graph-cut MRF.
 
-    Calibrated pairs (camera files beside the images, in a sibling cameras/ folder, or
-    given) get a plane sweep and depth.npy (metres), depth.png, cost_confidence.png,
-    report.json and points.ply. Pairs without cameras are matched along rows when rectified
-    (--rectified, or detected) or after rectification from matches; they give disparity.npy
-    (pixels) instead, plus rectification.json for uncalibrated pairs.
+    Calibrated pairs (camera files beside the images, in a sibling cameras/ folder, given,
+    or a COLMAP model with --colmap) get a plane sweep and depth.npy (metres), depth.png,
+    cost_confidence.png, report.json and points.ply. Pairs without cameras are matched along
+    rows when rectified (--rectified, or detected) or after rectification from matches; they
+    give disparity.npy (pixels) instead, plus rectification.json for uncalibrated pairs.
     """
     if config_file is not None:
         config = config_from_options(_given_settings(settings), read_config_file(config_file))
@@ -149,6 +157,7 @@ def match_command(
         progress,
         rectified,
         overwrite=overwrite,
+        colmap=colmap,
     )
     keys = (
         "mode",

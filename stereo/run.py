@@ -4,6 +4,7 @@ the mode it calls for (calibrated, rectified, uncalibrated), write every output 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,20 +57,25 @@ def run_match(
     progress: bool = True,
     rectified: bool = False,
     overwrite: bool = False,
+    colmap: Path | None = None,
 ) -> dict:
     """Match a pair (calibrated, rectified or uncalibrated) and write every output into
     ``out_dir`` as one unit (:class:`~stereo.io.outputs.OutputFolder`: claimed before any
     work, published only when complete; an earlier result is replaced only with
-    ``overwrite``).
+    ``overwrite``). ``colmap``: a COLMAP sparse model folder to take both cameras from (and,
+    unless the configuration sets one, the depth range of its 3D points).
 
     Returns:
         The run's report (also written as ``report.json``).
     """
     from stereo.io.outputs import OutputFolder, write_result
 
-    pair = _read_pair(left, right, left_camera, right_camera, rectified)
+    pair = _read_pair(left, right, (left_camera, right_camera, colmap), rectified)
+    if pair["depth_range"] is not None and config.depth_range is None:
+        config = replace(config, depth_range=pair["depth_range"])
     with OutputFolder(out_dir, overwrite) as folder:
         result, report, extra = _match_pair(pair, config, progress, rectified)
+        report.update(pair["source"])
         start = time.time()
         arrays, pictures, cloud = _outputs(result, report, left)
         write_result(folder.staging, arrays, pictures, report, cloud, extra)
@@ -78,13 +84,34 @@ def run_match(
     return report
 
 
-def _read_pair(left: Path, right: Path, left_camera, right_camera, rectified: bool) -> dict:
-    """Both images (grey) and, when found, their cameras, checked against each other."""
+def _colmap_cameras(folder: Path, left: Path, right: Path) -> tuple[tuple, dict, tuple | None]:
+    """Cameras of the pair from a COLMAP model: ``(found, report entries, depth range)``."""
+    from stereo.geometry.colmap import read_colmap_pair
+
+    pair = read_colmap_pair(folder, left.name, right.name)
+    source = {"cameras": f"COLMAP model {folder}", "colmap_shared_points": pair.n_points}
+    if pair.depth_range is not None:
+        source["depth_range_from"] = f"COLMAP: {pair.n_points} 3D points seen by both images"
+    return (list(pair.cameras), [folder, folder]), source, pair.depth_range
+
+
+def _read_pair(left: Path, right: Path, cameras: tuple, rectified: bool) -> dict:
+    """Both images (grey) and, when found, their cameras, checked against each other.
+    ``cameras`` = (left camera file, right camera file, COLMAP model folder), each or None."""
     from stereo.geometry.scene import check_image_size
     from stereo.io.images import read_image
 
+    left_camera, right_camera, colmap = cameras
+    if colmap is not None and (left_camera or right_camera or rectified):
+        raise StereoError(
+            "--colmap gives both cameras: drop --left-camera, --right-camera and --rectified"
+        )
     reference, other = read_image(left), read_image(right)
-    found = None if rectified else find_cameras(left, right, left_camera, right_camera)
+    source, depth_range = {}, None
+    if colmap is not None:
+        found, source, depth_range = _colmap_cameras(Path(colmap), left, right)
+    else:
+        found = None if rectified else find_cameras(left, right, left_camera, right_camera)
     if found is not None:
         for image, camera, image_path, camera_path in zip(
             (reference, other), found[0], (left, right), found[1], strict=True
@@ -95,7 +122,13 @@ def _read_pair(left: Path, right: Path, left_camera, right_camera, rectified: bo
             f"{left} and {right} differ in size and have no cameras; give "
             "cameras, or resize/rectify the pair"
         )
-    return {"paths": (left, right), "images": (reference, other), "cameras": found}
+    return {
+        "paths": (left, right),
+        "images": (reference, other),
+        "cameras": found,
+        "source": source,
+        "depth_range": depth_range,
+    }
 
 
 def _match_pair(pair: dict, config, progress: bool, rectified: bool):
