@@ -1,5 +1,6 @@
-"""``stereo-match`` and ``stereo-eval``: thin commands over :mod:`stereo.pipeline` and
-:mod:`stereo.evaluation`. Bad input ends with a one-line ``Error: …``, never a traceback."""
+"""``stereo-match``, ``stereo-batch`` and ``stereo-eval``: thin commands over
+:mod:`stereo.pipeline`, :mod:`stereo.batch` and :mod:`stereo.evaluation`. Bad input ends
+with a one-line ``Error: …``, never a traceback."""
 
 from __future__ import annotations
 
@@ -284,6 +285,78 @@ def _check_estimate_kind(estimate: Path, truth_kind: str) -> None:
             f"{estimate} is a {estimate.stem} map (see {report}) but the truth given is "
             f"{truth_kind}; score it with {option}"
         )
+
+
+@click.command("stereo-batch", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="stereo", message="%(prog)s %(version)s")
+@click.argument("pairs_csv", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Settings from a file (a report.json or TOML), as for stereo-match.",
+)
+@configuration_options
+@click.option("--address", default=None, help="Ray cluster to use (default: a local instance).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPUs of the local Ray instance (default: all).",
+)
+@click.option(
+    "--cpus-per-task",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="CPUs each pair takes (its torch threads).",
+)
+@click.option("--overwrite", is_flag=True, help="Run finished pairs again (default: skip them).")
+@click.option("--quiet", "-q", is_flag=True, help="No line per finished pair on stderr.")
+@one_line_errors
+def batch_command(
+    pairs_csv, out_dir, config_file, address, workers, cpus_per_task, overwrite, quiet, **settings
+) -> None:
+    """Match every pair of PAIRS_CSV (columns left,right and optional name) as a task on Ray:
+    one result folder per pair in --out, summary.csv and summary.json beside them; a failed
+    pair is listed without stopping the others, finished pairs are skipped on a rerun.
+    Options of stereo-match apply to every pair."""
+    from stereo.batch import read_pairs, run_batch, write_summary
+
+    given = _given_settings(settings)
+    base = read_config_file(config_file) if config_file is not None else None
+    config = config_from_options(given if base is not None else settings, base)
+    tasks = read_pairs(pairs_csv, out_dir)
+
+    def report(row: dict) -> None:
+        if not quiet:
+            detail = row.get("error") or f"{row['seconds']} s, coverage {row['coverage']}"
+            click.echo(f"{row['pair']}: {row['status']} ({detail})", err=True)
+
+    rows = run_batch(
+        tasks,
+        config,
+        address,
+        workers,
+        cpus_per_task,
+        device_given="device" in given,
+        overwrite=overwrite,
+        on_row=report,
+    )
+    csv_path, _ = write_summary(rows, out_dir)
+    failed = [r["pair"] for r in rows if r["status"] == "failed"]
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
+    click.echo(dumps({"summary": str(csv_path), **counts}))
+    if failed:
+        raise StereoError(f"{len(failed)} pair(s) failed ({', '.join(failed)}): see {csv_path}")
+
+
+def batch_main() -> None:
+    """``stereo-batch`` entry point."""
+    exit_on_sigterm()
+    batch_command(prog_name="stereo-batch")
 
 
 def main() -> None:
