@@ -186,7 +186,13 @@ def _run_demo(config: StereoConfig, out_dir: Path, progress: bool, overwrite: bo
         root = scene.save(tmp)
         images = sorted((root / "images").iterdir())
         report = run_match(
-            images[0], images[1], config, out_dir, progress=progress, overwrite=overwrite
+            images[0],
+            images[1],
+            config,
+            out_dir,
+            progress=progress,
+            overwrite=overwrite,
+            keep_inputs=root,
         )
     depth = read_depth_map(Path(out_dir) / "depth.npy")
     metrics = depth_correctness(depth, dense_truth(scene.depths[0], step=3))
@@ -201,7 +207,11 @@ def _run_demo(config: StereoConfig, out_dir: Path, progress: bool, overwrite: bo
     )
     for tau in (0.01, 0.02, 0.05):
         click.echo(f"  correct@{tau:g}: {metrics[f'correct@{tau:g}']:.3f}")
-    click.echo(f"results in {out_dir}")
+    click.echo(
+        f"results in {out_dir}; the scene (images, cameras, exact depth) in {out_dir}/inputs: "
+        f"score again with `stereo-eval {out_dir}/depth.npy --gt-depth "
+        f"{out_dir}/inputs/depth/0000.npy`"
+    )
 
 
 @click.command("stereo-eval", context_settings={"help_option_names": ["-h", "--help"]})

@@ -58,17 +58,19 @@ def run_match(
     rectified: bool = False,
     overwrite: bool = False,
     colmap: Path | None = None,
+    keep_inputs: Path | None = None,
 ) -> dict:
     """Match a pair (calibrated, rectified or uncalibrated) and write every output into
     ``out_dir`` as one unit (:class:`~stereo.io.outputs.OutputFolder`: claimed before any
     work, published only when complete; an earlier result is replaced only with
     ``overwrite``). ``colmap``: a COLMAP sparse model folder to take both cameras from (and,
-    unless the configuration sets one, the depth range of its 3D points).
+    unless the configuration sets one, the depth range of its 3D points). ``keep_inputs``: a
+    folder copied into the result as ``inputs/`` (the demo's scene and its exact depth).
 
     Returns:
         The run's report (also written as ``report.json``).
     """
-    from stereo.io.outputs import OutputFolder, write_result
+    from stereo.io.outputs import OutputFolder, copy_folder, write_result
 
     pair = _read_pair(left, right, (left_camera, right_camera, colmap), rectified)
     if pair["depth_range"] is not None and config.depth_range is None:
@@ -79,6 +81,8 @@ def run_match(
         start = time.time()
         arrays, pictures, cloud = _outputs(result, report, left)
         write_result(folder.staging, arrays, pictures, report, cloud, extra)
+        if keep_inputs is not None:
+            copy_folder(keep_inputs, folder.staging / "inputs")
         stage_done({}, "writing", start)
         folder.commit()
     return report

@@ -333,3 +333,25 @@ def test_progress_lines_per_stage_and_quiet(tmp_path):
     version = subprocess.run([*command, "--version"], capture_output=True, text=True)
     assert version.stdout.startswith("stereo-match ")
     assert "Usage:" in subprocess.run([*command, "-h"], capture_output=True, text=True).stdout
+
+
+def test_demo_keeps_its_scene_and_is_scored_again_to_the_same_figures(tmp_path):
+    fast = ["--demo", "--model", "zncc", "--labels", "8", "--size", "96", "--optimizer", "wta"]
+    out = tmp_path / "demo"
+    demo = CliRunner().invoke(match_command, [*fast, "--quiet", "--out", str(out)])
+    assert demo.exit_code == 0, demo.output
+    printed = {
+        line.split(":")[0].strip(): float(line.split(":")[1])
+        for line in demo.output.splitlines()
+        if line.strip().startswith("correct@")
+    }
+    assert sorted(p.name for p in (out / "inputs").iterdir()) == ["cameras", "depth", "images"]
+    scored = CliRunner().invoke(
+        eval_command, [str(out / "depth.npy"), "--gt-depth", str(out / "inputs/depth/0000.npy")]
+    )
+    assert scored.exit_code == 0, scored.output
+    metrics = json.loads(scored.output)
+    for key, value in printed.items():
+        assert metrics[key] == pytest.approx(value, abs=5e-4)  # printed to 3 decimals
+    again = CliRunner().invoke(match_command, [*fast, "--quiet", "--overwrite", "--out", str(out)])
+    assert again.exit_code == 0, again.output  # a demo result with inputs/ may be replaced

@@ -38,6 +38,9 @@ RESULT_FILES = frozenset(
         "rectification.json",
     }
 )
+#: the folders a run may write: ``inputs`` = the demo's rendered scene (images, cameras,
+#: exact depth), kept so that its result can be scored again
+RESULT_FOLDERS = frozenset({"inputs"})
 #: pictures are drawn from maps of at most this many pixels on the long side
 PICTURE_MAX_SIDE = 2048
 _OWNER = "owner.pid"
@@ -75,9 +78,7 @@ class OutputFolder:
         entries = sorted(p.name for p in self.path.iterdir()) if self.path.is_dir() else []
         if not entries:
             return
-        foreign = [
-            name for name in entries if name not in RESULT_FILES or (self.path / name).is_dir()
-        ]
+        foreign = [name for name in entries if not self._is_result_entry(name)]
         if foreign or "report.json" not in entries:
             raise StereoError(
                 f"output folder {self.path} holds files a run did not write (e.g. "
@@ -88,6 +89,10 @@ class OutputFolder:
                 f"output folder {self.path} already holds a result; give --overwrite to "
                 "replace it, or choose another --out"
             )
+
+    def _is_result_entry(self, name: str) -> bool:
+        is_dir = (self.path / name).is_dir()
+        return name in RESULT_FOLDERS if is_dir else name in RESULT_FILES
 
     def __enter__(self) -> OutputFolder:
         self.check_target()
@@ -203,6 +208,17 @@ def write_result(
         (folder / "report.json").write_text(dumps(report) + "\n")
         for name, content in (extra_json or {}).items():
             (folder / name).write_text(dumps(content) + "\n")
+    except OSError as error:
+        raise StereoError(
+            f"could not write the results ({error.strerror or error}); free some space or "
+            "choose another --out — nothing was written"
+        ) from None
+
+
+def copy_folder(source: Path, target: Path) -> None:
+    """Copy ``source`` (a folder of inputs) to ``target`` inside a staging folder."""
+    try:
+        shutil.copytree(source, target)
     except OSError as error:
         raise StereoError(
             f"could not write the results ({error.strerror or error}); free some space or "
