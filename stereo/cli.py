@@ -162,6 +162,7 @@ def match_command(
     )
     keys = (
         "mode",
+        "mode_reason",
         "cost",
         "depth_range_m",
         "disparity_range_px",

@@ -37,14 +37,19 @@ def find_cameras(
     return [read_camera(p) for p in paths], paths
 
 
-def looks_rectified(left: np.ndarray, right: np.ndarray, tolerance_px: float = 1.0) -> bool:
-    """Whether SIFT matches of the pair are row-aligned (median |Δy| within tolerance)."""
+#: fewest SIFT matches for the row-alignment test of a pair without cameras
+MIN_ROW_MATCHES = 20
+
+
+def row_misalignment(left: np.ndarray, right: np.ndarray) -> tuple[float | None, int]:
+    """Median |Δy| (pixels) of the pair's SIFT matches and their count (None with fewer than
+    :data:`MIN_ROW_MATCHES`)."""
     from stereo.geometry.matches import sift_matches
 
     x1, x2 = sift_matches(left, right, n=1500)
-    if len(x1) < 20:
-        return False
-    return bool(np.median(np.abs(x1[:, 1] - x2[:, 1])) <= tolerance_px)
+    if len(x1) < MIN_ROW_MATCHES:
+        return None, len(x1)
+    return float(np.median(np.abs(x1[:, 1] - x2[:, 1]))), len(x1)
 
 
 def run_match(
@@ -140,20 +145,40 @@ def _match_pair(pair: dict, config, progress: bool, rectified: bool):
     from stereo.pipeline import match_calibrated, match_rectified, match_uncalibrated
 
     (reference, other), extra = pair["images"], {}
-    if pair["cameras"] is not None:
+    mode, why = _choose_mode(pair, rectified)
+    if mode == "calibrated":
         ref_cam, other_cam = pair["cameras"][0]
         result = match_calibrated(reference, other, ref_cam, other_cam, config, progress)
-        mode = "calibrated"
-    elif rectified or looks_rectified(reference, other):
+    elif mode == "rectified":
         result = match_rectified(reference, other, config, progress=progress)
-        mode = "rectified"
     else:
         result = match_uncalibrated(reference, other, config, progress)
-        mode = "uncalibrated"
         extra["rectification.json"] = result.rectification
     left, right = pair["paths"]
-    report = {"left": str(left), "right": str(right), "mode": mode, **result.report}
-    return result, report, extra
+    report = {"left": str(left), "right": str(right), "mode": mode, "mode_reason": why}
+    return result, {**report, **result.report}, extra
+
+
+#: largest median |Δy| (pixels) of SIFT matches for a pair without cameras to be matched
+#: along rows as it is
+ROW_TOLERANCE_PX = 1.0
+
+
+def _choose_mode(pair: dict, rectified: bool) -> tuple[str, str]:
+    """The matching mode of a read pair and why (the report's ``mode_reason``)."""
+    if pair["cameras"] is not None:
+        files = pair["cameras"][1]
+        return "calibrated", f"cameras from {', '.join(sorted({str(f) for f in files}))}"
+    if rectified:
+        return "rectified", "--rectified given"
+    dy, n = row_misalignment(*pair["images"])
+    if dy is not None and dy <= ROW_TOLERANCE_PX:
+        return "rectified", (
+            f"no cameras; the {n} SIFT matches are row-aligned (median |dy| {dy:.2f} px "
+            f"<= {ROW_TOLERANCE_PX:g})"
+        )
+    seen = f"median |dy| {dy:.2f} px" if dy is not None else f"only {n} SIFT matches"
+    return "uncalibrated", f"no cameras and rows not aligned ({seen}): rectified from matches"
 
 
 def _outputs(result, report: dict, left: Path):

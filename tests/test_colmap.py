@@ -95,6 +95,7 @@ def test_colmap_cameras_give_the_same_depth_as_the_camera_files(scene_files, tmp
     left, right = root / "images" / "0000.png", root / "images" / "0001.png"
     from_points = run_match(left, right, config, tmp_path / "points", progress=False, colmap=text)
     assert from_points["cameras"] == f"COLMAP model {text}"
+    assert from_points["mode"] == "calibrated" and str(text) in from_points["mode_reason"]
     assert from_points["depth_range_from"].startswith("COLMAP: 200 3D points")
     # the same cameras as Strecha files, to every digit (the quaternion's re-orthonormalised
     # rotation differs from the 9-decimal files by ~1e-9, enough to flip float32 near-ties)

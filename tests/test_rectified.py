@@ -94,6 +94,8 @@ def test_cli_detects_rectified_pairs_and_refuses_mismatched_sizes(tmp_path, rect
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == "rectified" and (out / "disparity.npy").is_file()
+    assert report["mode_reason"].startswith("no cameras; the ")  # detected, and it says so
+    assert "SIFT matches are row-aligned (median |dy| 0." in report["mode_reason"]
     assert not (out / "depth.npy").exists()
     cv2.imwrite(str(tmp_path / "small.png"), im_r[:100])
     bad = CliRunner().invoke(
