@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stereo.datasets.stereo_windows import synthetic_stereo_windows  # noqa: E402
+from stereo.datasets.stereo_windows import WindowSpec, synthetic_stereo_windows  # noqa: E402
 from stereo.patchnet.data.patchset import PatchSet  # noqa: E402
 from stereo.patchnet.manifest import write_manifest  # noqa: E402
 from stereo.patchnet.recipes import get_recipe  # noqa: E402
@@ -97,6 +97,13 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "exactly as synthetic-stereo's but from seed 1 (none shared with it); fine-tuned from "
         "the synthetic-stereo run, so the network has seen 1,200 pairs in all",
     ),
+    "synthetic-stereo-2ch": (
+        None,
+        f"synthetic-stereo-2ch: {SYNTHETIC_PAIRS} random wide-baseline view pairs drawn as "
+        "synthetic-stereo's (seed 2), windows of 64 px cut as a 2-channel cost compares them "
+        "(the second image warped by each hypothesis' own plane), matches and near misses "
+        "1-6 labels off",
+    ),
     "castle-stereo": (
         ROOT / "datasets" / "stereo" / "castle-P19.npz",
         "castle-stereo: castle-P19 (Strecha), upright windows at image scale 0.5, two near "
@@ -115,7 +122,15 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     "synthetic-stereo-r2": {"input_scale": 2.0},
 }
 #: seed of each generated training set (pair i of a set is drawn from (seed, i))
-SYNTHETIC_SEEDS: dict[str, int] = {"synthetic-stereo": 0, "synthetic-stereo-r2": 1}
+SYNTHETIC_SEEDS: dict[str, int] = {
+    "synthetic-stereo": 0,
+    "synthetic-stereo-r2": 1,
+    "synthetic-stereo-2ch": 2,
+}
+#: how each generated set cuts its windows (default: WindowSpec(), 32 px pre-warped)
+SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
+    "synthetic-stereo-2ch": WindowSpec(window=64, warp="label"),
+}
 #: recipe overrides that come with a training set
 TRAIN_SET_OVERRIDES: dict[str, dict[str, str]] = {"castle-near": {"near_negatives": "0.5"}}
 #: training sets trained with another recipe, from the weights of another set's run
@@ -134,6 +149,13 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
         1200,
         "castle-fixed-s1",
         {"lr": "0.0003", "margin": "0.5", "val_every": "200", "checkpoint_every": "50"},
+    ),
+    # 2-channel families: from their keypoint-patch weights, on per-hypothesis windows
+    "synthetic-stereo-2ch": (
+        "stereo",
+        1200,
+        "castle+oxford",
+        {"lr": "0.0003", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
     ),
     # a second round on fresh pairs, from the first round's weights, at a lower rate
     "synthetic-stereo-r2": (
@@ -170,6 +192,7 @@ def load_train_set(train_set: str) -> PatchSet:
         SYNTHETIC_PAIRS,
         TEXTURE_FOLDERS,
         seed=SYNTHETIC_SEEDS[train_set],
+        windows=SYNTHETIC_WINDOWS.get(train_set),
         workers=torch.get_num_threads(),
     )
 

@@ -114,6 +114,14 @@ class StereoConfig:
         "AVX-512 BF16 and on GPUs (descriptors differ by about 1e-3); auto takes it where "
         "the device supports it, float32 elsewhere.",
     )
+    score_stride: int = setting(
+        1,
+        flag="--score-stride",
+        kind=int,
+        help="2-channel models (2ch, 2ch-deep): score every Nth pixel of each hypothesis "
+        "(2, 3 or 6: about 1/N² of the network's work) and interpolate the scores between; "
+        "1 = every pixel.",
+    )
     lr_check: bool = setting(
         False,
         flag="--lr-check",
@@ -164,6 +172,8 @@ class StereoConfig:
             )
         if self.prewarp_planes < 1:
             raise StereoError(f"--prewarp-planes must be at least 1, not {self.prewarp_planes}")
+        if self.score_stride < 1:
+            raise StereoError(f"--score-stride must be at least 1, not {self.score_stride}")
         if not (np.isfinite(self.lr_tolerance) and self.lr_tolerance > 0):
             raise StereoError(f"left-right tolerance must be > 0 labels, not {self.lr_tolerance}")
         check_device(self.device)

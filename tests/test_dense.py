@@ -397,3 +397,44 @@ def test_baselines_on_cuda_equal_the_cpu(name):
     on_gpu = make_cost(name, device="cuda").volume(left, right, sweep)
     assert make_cost(name, device="cuda").device.type == "cuda"
     np.testing.assert_allclose(on_gpu, on_cpu, atol=2e-3, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["2ch", "2ch-deep"])
+@pytest.mark.parametrize("stride", [2, 3, 6])
+def test_strided_two_channel_scores_are_the_dense_ones_every_nth_pixel(name, stride):
+    from stereo.cost.base import dense_in_strips
+
+    model = build_model(name).eval()
+    a = normalise_image(_image(1, (70, 55)), model.normalisation)
+    b = normalise_image(_image(2, (70, 55)), model.normalisation)
+    pair = torch.cat([a, b], dim=1)
+    with torch.no_grad():
+        full = dense_in_strips(DenseTwoChannel(model), pair, rows=24)
+        grid = dense_in_strips(DenseTwoChannel(model, stride), pair, rows=24)
+    assert grid.shape == (1, -(-70 // stride), -(-55 // stride))
+    torch.testing.assert_close(grid, full[..., ::stride, ::stride], rtol=1e-5, atol=1e-5)
+
+
+def test_grid_scores_are_interpolated_bilinearly_to_every_pixel():
+    from stereo.cost.dense import upsample_grid
+
+    gy, gx = torch.meshgrid(torch.arange(5.0), torch.arange(4.0), indexing="ij")
+    grid = (2.0 * gy - 0.5 * gx)[None]  # a plane in grid units
+    up = upsample_grid(grid, 3, 14, 11)
+    y, x = torch.meshgrid(torch.arange(14.0), torch.arange(11.0), indexing="ij")
+    inside = (y <= 12) & (x <= 9)  # up to the last grid point (pixel 3·4, 3·3)
+    torch.testing.assert_close(up[0][inside], (2.0 * y / 3 - 0.5 * x / 3)[inside])
+    torch.testing.assert_close(up[0, 13, :10], up[0, 12, :10])  # past it: the border value
+
+
+def test_impossible_score_strides_are_refused():
+    from stereo.config import StereoConfig
+    from stereo.cost.base import dense_in_strips
+
+    pair = torch.zeros(1, 2, 70, 70)
+    with pytest.raises(StereoError, match="not a product of the network's first strides"):
+        dense_in_strips(DenseTwoChannel(build_model("2ch-deep").eval(), 4), pair)
+    with pytest.raises(StereoError, match="only 2ch and 2ch-deep"):
+        DenseTwoChannel(build_model("2ch-2stream").eval(), 3)
+    with pytest.raises(StereoError, match="--score-stride must be at least 1"):
+        StereoConfig(score_stride=0)

@@ -73,9 +73,10 @@ def dense_in_precision(
 
 def dense_in_strips(dense: torch.nn.Module, x: Tensor, rows: int = 192) -> Tensor:
     """Run a dense network (:class:`DenseDescriptor` / :class:`DenseTwoChannel`) on
-    ``(1, C, H, W)`` in horizontal strips of ``rows`` output rows: the image is padded once
-    and each strip gets the padded rows its receptive field needs, so the result equals one
-    pass over the whole image while memory stays bounded.
+    ``(1, C, H, W)`` in horizontal strips of ``rows`` output rows (a 2-channel network with
+    an ``output_stride`` s gives ``(⌈H/s⌉, ⌈W/s⌉)`` scores, every s-th pixel): the image is
+    padded once and each strip gets the padded rows its receptive field needs, so the result
+    equals one pass over the whole image while memory stays bounded.
 
     Networks with zero-padded ("same") layers (L2-Net) read up to their summed paddings
     past the window — zeros at the image's edges, image rows inside it — so each strip also
@@ -85,8 +86,11 @@ def dense_in_strips(dense: torch.nn.Module, x: Tensor, rows: int = 192) -> Tenso
     from stereo.cost.dense import SPARE, pad_image
 
     h, w = x.shape[-2:]
+    stride = getattr(dense, "output_stride", 1)  # scores every stride-th pixel (2ch only)
+    if rows % stride:
+        raise StereoError(f"strips of {rows} rows do not split into stride-{stride} rows")
     window = dense.window
-    context = window // 2
+    context = -(-(window // 2) // stride) * stride  # a whole number of grid rows
     padded = pad_image(x, window)
     outs = []
     for r0 in range(0, h, rows):
@@ -94,5 +98,6 @@ def dense_in_strips(dense: torch.nn.Module, x: Tensor, rows: int = 192) -> Tenso
         start = max(0, r0 - context)
         stop = min(padded.shape[-2], r1 + window - 1 + SPARE + context)
         piece = dense._dense(padded[..., start:stop, :])
-        outs.append(piece[..., r0 - start : r1 - start, :w])
+        first, last = (r0 - start) // stride, -(-(r1 - start) // stride)
+        outs.append(piece[..., first:last, : -(-w // stride)])
     return torch.cat(outs, dim=-2)

@@ -44,23 +44,36 @@ def dilated_avg_pool(x: Tensor, kernel: int, dilation: int) -> Tensor:
     return F.conv2d(x, weight, dilation=dilation, groups=channels)
 
 
-def run_dense(layers: nn.Module, x: Tensor, dilation: int) -> tuple[Tensor, int]:
-    """Run a sequence of layers densely. Returns the output and the dilation after it."""
+def run_dense(
+    layers: nn.Module, x: Tensor, dilation: int, output_stride: int = 1
+) -> tuple[Tensor, int]:
+    """Run a sequence of layers densely. Returns the output and the dilation after it.
+
+    ``output_stride`` > 1: strided layers keep their strides while the product of those
+    kept still divides into it, the others are dilated as usual: the output is the dense
+    one sampled every ``output_stride`` pixels (from pixel 0), for about 1/``output_stride²``
+    of the work of the layers after the first kept stride. It must be a product of some of
+    the network's strides (2ch-deep: 2, 3, 6; 2ch: 2, 3, 4, 6, 12)."""
+    kept = 1  # product of the strides kept so far
     for layer in layers if isinstance(layers, nn.Sequential) else [layers]:
         if isinstance(layer, nn.Conv2d):
+            stride = layer.stride[0] if output_stride % (kept * layer.stride[0]) == 0 else 1
             pad = layer.padding[0] * dilation if isinstance(layer.padding, tuple) else 0
             x = F.conv2d(
                 x,
                 layer.weight,
                 layer.bias,
-                stride=1,
+                stride=stride,
                 padding=pad,
                 dilation=dilation * layer.dilation[0],
             )
-            dilation *= layer.stride[0]
+            kept *= stride
+            dilation *= layer.stride[0] // stride
         elif isinstance(layer, nn.MaxPool2d):
-            x = F.max_pool2d(x, layer.kernel_size, stride=1, dilation=dilation)
-            dilation *= layer.stride
+            stride = layer.stride if output_stride % (kept * layer.stride) == 0 else 1
+            x = F.max_pool2d(x, layer.kernel_size, stride=stride, dilation=dilation)
+            kept *= stride
+            dilation *= layer.stride // stride
         elif isinstance(layer, L2Pool):
             k = layer.kernel
             x = torch.sqrt(dilated_avg_pool(x * x, k, dilation) * (k * k) + 1e-8)
@@ -73,6 +86,10 @@ def run_dense(layers: nn.Module, x: Tensor, dilation: int) -> tuple[Tensor, int]
             break
         else:
             raise StereoError(f"no dense form for layer {type(layer).__name__}")
+    if kept != output_stride:
+        raise StereoError(
+            f"output stride {output_stride} is not a product of the network's first strides"
+        )
     return x, dilation
 
 
@@ -208,11 +225,17 @@ class DenseTwoChannel(nn.Module):
     #: side of the window each score covers, in input pixels
     window: int = PATCH
 
-    def __init__(self, model: PatchNet) -> None:
+    def __init__(self, model: PatchNet, output_stride: int = 1) -> None:
         super().__init__()
         if not isinstance(model, (TwoChannel, TwoChannel2Stream)) or model.input_size is None:
             raise StereoError(f"no dense 2-channel form for model {model.name!r}")
+        if output_stride != 1 and not isinstance(model, TwoChannel):
+            raise StereoError(
+                f"{model.name}: only 2ch and 2ch-deep score on a coarser grid; use stride 1"
+            )
         self.model = model.eval()
+        #: scores every ``output_stride`` pixels (:func:`run_dense`); 1 = every pixel
+        self.output_stride = output_stride
         if isinstance(model, TwoChannel):
             self.shape = trunk_shape(model.trunk, 2, PATCH)
         else:
@@ -225,7 +248,7 @@ class DenseTwoChannel(nn.Module):
     def _dense(self, x: Tensor) -> Tensor:
         m = self.model
         if isinstance(m, TwoChannel):
-            y, d = run_dense(m.trunk, x, 1)
+            y, d = run_dense(m.trunk, x, 1, self.output_stride)
             y = linear_as_conv(m.head[0], self.shape, y, d) + m.head[0].bias[:, None, None]
             return y[:, 0]
         central, dc = run_dense(m.central, x, 1)
@@ -238,3 +261,22 @@ class DenseTwoChannel(nn.Module):
         z = F.relu(zc[..., 16 : 16 + h, 16 : 16 + w] + zs + first.bias[:, None, None])
         last = m.head[2]
         return torch.einsum("bchw,c->bhw", z, last.weight[0]) + last.bias[0]
+
+
+def upsample_grid(scores: Tensor, stride: int, height: int, width: int) -> Tensor:
+    """Bilinear interpolation of ``(B, h, w)`` scores on a grid of every ``stride``-th pixel
+    (grid point ``i`` at pixel ``stride · i``) to ``(B, height, width)``; pixels past the
+    last grid point take its value."""
+    if stride == 1:
+        return scores[..., :height, :width]
+    gh, gw = scores.shape[-2:]
+    ys = torch.arange(height, device=scores.device, dtype=torch.float32) / stride
+    xs = torch.arange(width, device=scores.device, dtype=torch.float32) / stride
+    gy = ys / max(gh - 1, 1) * 2 - 1
+    gx = xs / max(gw - 1, 1) * 2 - 1
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
+    grid = grid.expand(scores.shape[0], -1, -1, -1)
+    out = F.grid_sample(
+        scores[:, None].float(), grid, mode="bilinear", padding_mode="border", align_corners=True
+    )
+    return out[:, 0]
