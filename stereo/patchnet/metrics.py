@@ -8,7 +8,7 @@ accepted or rejected together, never in an arbitrary order.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from stereo.errors import StereoError
 
@@ -44,26 +44,18 @@ def fpr95(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve: P(score of a random positive > a random negative), ties ½."""
+    """Area under the ROC curve: P(score of a random positive > a random negative), ties ½
+    (scikit-learn's ``roc_auc_score``, the reference implementation)."""
     scores, labels = _check(scores, labels)
-    ranks = rankdata(scores)  # average ranks for ties
-    n_pos, n_neg = labels.sum(), (~labels).sum()
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(labels, scores))
 
 
 def pr_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the precision-recall curve, as average precision: the mean over positives
-    of the precision at the threshold that first accepts them (tied pairs enter together)."""
+    of the precision at the threshold that first accepts them, tied pairs entering together
+    (scikit-learn's ``average_precision_score``)."""
     scores, labels = _check(scores, labels)
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores, sorted_labels = scores[order], labels[order]
-    # index of the last element of each tie group
-    group_end = np.r_[np.nonzero(np.diff(sorted_scores))[0], sorted_scores.size - 1]
-    true_pos = np.cumsum(sorted_labels)[group_end]
-    accepted = group_end + 1
-    precision = true_pos / accepted
-    new_pos = np.diff(np.r_[0, true_pos])
-    return float(np.sum(precision * new_pos) / labels.sum())
+    return float(average_precision_score(labels, scores))
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
