@@ -38,7 +38,10 @@ class SparseDepth:
 
 
 def read_pfm(path: Path) -> np.ndarray:
-    """A single-channel PFM image as float32 ``(H, W)`` (top row first)."""
+    """A single-channel PFM image as float32 ``(H, W)`` (top row first).
+
+    Kept here: ``cv2.imread`` reads PFM too but returns None for a damaged file without
+    saying why; this reader names the bad header or the truncation and bounds the size."""
     try:
         with path.open("rb") as f:
             header = f.readline().strip()

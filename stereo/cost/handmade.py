@@ -88,7 +88,12 @@ class HandMadeDescriptorCost(DescriptorCost):
 
 class DaisyCost(HandMadeDescriptorCost):
     """L2 distance of dense DAISY descriptors (opencv-contrib; Tola et al.: radius 15,
-    3 rings × 8 histograms × 8 orientations = 200-D, full normalisation)."""
+    3 rings × 8 histograms × 8 orientations = 200-D, full normalisation).
+
+    Kept on OpenCV (one keypoint per pixel) rather than ``skimage.feature.daisy``: the
+    benchmark's DAISY + graph cuts baseline is Tola's descriptor with its full
+    normalisation, which skimage's dense form (other smoothing, per-histogram
+    normalisation, no border pixels) does not reproduce."""
 
     def __init__(self, radius: float = 15.0, device: str | torch.device = "cpu") -> None:
         super().__init__("daisy", device)

@@ -124,7 +124,10 @@ def skew(v: np.ndarray) -> np.ndarray:
 
 
 def fundamental_matrix(cam1: Camera, cam2: Camera) -> np.ndarray:
-    """``F`` with ``x₂ᵀ F x₁ = 0`` for pixels ``x₁`` of ``cam1`` and ``x₂`` of ``cam2``."""
+    """``F`` with ``x₂ᵀ F x₁ = 0`` for pixels ``x₁`` of ``cam1`` and ``x₂`` of ``cam2``.
+
+    Kept here: four lines of NumPy from K, R, C (kornia's ``fundamental_from_projections``
+    gives the same from torch tensors of P; OpenCV has no form from calibrated cameras)."""
     R_rel = cam2.R.T @ cam1.R  # camera-1 frame → camera-2 frame
     t_rel = cam2.R.T @ (cam1.C - cam2.C)
     E = skew(t_rel) @ R_rel
@@ -133,7 +136,10 @@ def fundamental_matrix(cam1: Camera, cam2: Camera) -> np.ndarray:
 
 
 def epipolar_distance(F: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
-    """Symmetric point-to-epipolar-line distance ``(N,)`` in pixels: the larger of the two."""
+    """Symmetric point-to-epipolar-line distance ``(N,)`` in pixels: the larger of the two.
+
+    Kept here: the pipeline needs the larger of the two distances in pixels, which neither
+    OpenCV (``computeCorrespondEpilines`` gives lines only) nor kornia (squared sums) gives."""
     h1 = np.c_[x1, np.ones(len(x1))]
     h2 = np.c_[x2, np.ones(len(x2))]
     l2 = h1 @ F.T  # lines in image 2
@@ -146,6 +152,9 @@ def epipolar_distance(F: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> np.ndarr
 
 def triangulate(projections: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Linear (DLT) triangulation of tracks with the same number of views.
+
+    Kept here: OpenCV's ``triangulatePoints`` takes two views, castle's tracks up to 19; this
+    solves every track of a view count in one batched SVD.
 
     Args:
         projections: ``(T, V, 3, 4)`` projection matrix of each view of each track.
