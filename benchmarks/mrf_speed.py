@@ -24,19 +24,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from stereo.bench.machine import hardware
+from stereo.bench.results import save_results
+from stereo.bench.specs import parse_method, parse_pair
+from stereo.bench.strecha import DATA, load_pair
+from stereo.cost.factory import make_cost
+from stereo.evaluation import depth_correctness
+from stereo.geometry.planesweep import inverse_depth_labels
+from stereo.geometry.sweep import Sweep
+from stereo.mrf.graphcut import MRFConfig, normalise_volume, solve
+from stereo.mrf.optimise import default_smoothness
 
-from stereo.bench.machine import hardware  # noqa: E402
-from stereo.bench.results import save_results  # noqa: E402
-from stereo.bench.specs import parse_method, parse_pair  # noqa: E402
-from stereo.bench.strecha import DATA, load_pair  # noqa: E402
-from stereo.cost.factory import make_cost  # noqa: E402
-from stereo.evaluation import depth_correctness  # noqa: E402
-from stereo.geometry.planesweep import inverse_depth_labels  # noqa: E402
-from stereo.geometry.sweep import Sweep  # noqa: E402
-from stereo.mrf.graphcut import MRFConfig, normalise_volume, solve  # noqa: E402
-from stereo.mrf.optimise import default_smoothness  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 #: (label, warm start, cycles); the last one (cold, to convergence) is the reference energy
 SETTINGS = [

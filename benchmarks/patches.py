@@ -24,15 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from stereo.bench.machine import hardware
+from stereo.patchnet.baselines import BASELINES
+from stereo.patchnet.data.patchset import PairSet
+from stereo.patchnet.metrics import fpr95
+from stereo.patchnet.train import score_pairs
+from stereo.patchnet.weights import load_weights_file
 
-from stereo.bench.machine import hardware  # noqa: E402
-from stereo.patchnet.baselines import BASELINES  # noqa: E402
-from stereo.patchnet.data.patchset import PairSet  # noqa: E402
-from stereo.patchnet.metrics import fpr95  # noqa: E402
-from stereo.patchnet.train import score_pairs  # noqa: E402
-from stereo.patchnet.weights import load_weights_file  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DATA = ROOT / "datasets" / "patches"
 MODELS = ["2ch", "2ch-deep", "2ch-2stream", "siam", "siam-l2", "siam-2stream-l2", "cnn3", "l2net"]

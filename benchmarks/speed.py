@@ -31,13 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from stereo.bench.machine import hardware
+from stereo.config import StereoConfig
+from stereo.datasets.synthetic import make_scene
+from stereo.pipeline import match_calibrated
 
-from stereo.bench.machine import hardware  # noqa: E402
-from stereo.config import StereoConfig  # noqa: E402
-from stereo.datasets.synthetic import make_scene  # noqa: E402
-from stereo.pipeline import match_calibrated  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 #: the --gpu preset: every cost on CUDA, 2ch-deep's full sweep among them
 GPU_COSTS = [

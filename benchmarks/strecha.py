@@ -32,21 +32,20 @@ import cv2
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from stereo.bench.machine import hardware  # noqa: E402
-from stereo.bench.results import save_results, saved_results  # noqa: E402
-from stereo.bench.specs import parse_method, parse_pair  # noqa: E402
-from stereo.bench.strecha import DATA, PAIRS, load_pair  # noqa: E402
-from stereo.config import StereoConfig  # noqa: E402
-from stereo.evaluation import (  # noqa: E402
+from stereo.bench.machine import hardware
+from stereo.bench.results import save_results, saved_results
+from stereo.bench.specs import parse_method, parse_pair
+from stereo.bench.strecha import DATA, PAIRS, load_pair
+from stereo.config import StereoConfig
+from stereo.evaluation import (
     SparseDepth,
     depth_correctness,
 )
-from stereo.geometry.camera import Camera  # noqa: E402
-from stereo.mrf.graphcut import MRFConfig  # noqa: E402
-from stereo.pipeline import match_calibrated  # noqa: E402
+from stereo.geometry.camera import Camera
+from stereo.mrf.graphcut import MRFConfig
+from stereo.pipeline import match_calibrated
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: rectification scaling of cv2.stereoRectify (-1: OpenCV default, 0: valid pixels only)
 ALPHA = -1

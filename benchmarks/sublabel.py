@@ -22,19 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from stereo.bench.machine import hardware
+from stereo.bench.results import save_results, saved_results
+from stereo.bench.specs import parse_pair
+from stereo.bench.strecha import PAIRS as STRECHA_PAIRS
+from stereo.bench.strecha import load_pair
+from stereo.config import DEFAULT_MODEL, StereoConfig
+from stereo.evaluation import depth_correctness, disparity_errors, read_disparity_truth
+from stereo.io.images import read_image
+from stereo.pipeline import StereoResult, match_calibrated, match_rectified
+from stereo.refine import refined_values, sublabel_offsets
 
-from stereo.bench.machine import hardware  # noqa: E402
-from stereo.bench.results import save_results, saved_results  # noqa: E402
-from stereo.bench.specs import parse_pair  # noqa: E402
-from stereo.bench.strecha import PAIRS as STRECHA_PAIRS  # noqa: E402
-from stereo.bench.strecha import load_pair  # noqa: E402
-from stereo.config import DEFAULT_MODEL, StereoConfig  # noqa: E402
-from stereo.evaluation import depth_correctness, disparity_errors, read_disparity_truth  # noqa: E402
-from stereo.io.images import read_image  # noqa: E402
-from stereo.pipeline import StereoResult, match_calibrated, match_rectified  # noqa: E402
-from stereo.refine import refined_values, sublabel_offsets  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 MIDDLEBURY = ROOT.parent / "shared" / "data" / "middlebury"
 #: Middlebury pairs: left, right, truth, the truth's scale

@@ -24,15 +24,14 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from stereo.datasets.stereo_windows import WindowSpec, synthetic_stereo_windows
+from stereo.patchnet.data.patchset import PatchSet
+from stereo.patchnet.manifest import write_manifest
+from stereo.patchnet.recipes import get_recipe
+from stereo.patchnet.train import train
+from stereo.patchnet.weights import load_weights_file, save_weights
 
-from stereo.datasets.stereo_windows import WindowSpec, synthetic_stereo_windows  # noqa: E402
-from stereo.patchnet.data.patchset import PatchSet  # noqa: E402
-from stereo.patchnet.manifest import write_manifest  # noqa: E402
-from stereo.patchnet.recipes import get_recipe  # noqa: E402
-from stereo.patchnet.train import train  # noqa: E402
-from stereo.patchnet.weights import load_weights_file, save_weights  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared" / "data"
 #: view pairs of the synthetic-stereo set and the folders its textures come from (no

@@ -31,14 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from stereo.bench.machine import hardware
+from stereo.bench.results import merge_scores, save_results, saved_results
+from stereo.bench.strecha import DATA
+from stereo.bench.sweeps import smoothness_sweep
+from stereo.patchnet.manifest import write_manifest
 
-from stereo.bench.machine import hardware  # noqa: E402
-from stereo.bench.results import merge_scores, save_results, saved_results  # noqa: E402
-from stereo.bench.strecha import DATA  # noqa: E402
-from stereo.bench.sweeps import smoothness_sweep  # noqa: E402
-from stereo.patchnet.manifest import write_manifest  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PAIRS = ["castle-P19:2:1", "castle-P19:2:2", "castle-P19:2:3", "castle-P19:5:2"]
 GRID = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
