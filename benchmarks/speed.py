@@ -51,24 +51,28 @@ GPU_COSTS = [
     "2ch:untrained",
     "2ch-2stream:untrained",
     "2ch-deep:untrained",
+    "2ch-deep:untrained:s3",
 ]
 
 
 def time_one(scene, cost: str, size: int, labels: int, device: str = "cpu") -> dict:
     """One calibrated run; wall seconds per stage (``NAME:untrained``: random weights of a
-    family without stereo weights, timed only)."""
+    family without stereo weights, timed only; ``NAME:sN``: a 2-channel model scoring every
+    Nth pixel, ``--score-stride N``; options combine: ``2ch-deep:untrained:s3``)."""
     depth_range = (
         float(np.nanmin(scene.depths[0])) / 1.05,
         float(np.nanmax(scene.depths[0])) * 1.05,
     )
-    name, _, option = cost.partition(":")
+    name, *options = cost.split(":")
+    strides = [int(o[1:]) for o in options if o.startswith("s") and o[1:].isdigit()]
     cfg = StereoConfig(
         model=name,
         n_labels=labels,
         depth_range=depth_range,
         working_size=size,
         device=device,
-        untrained=option == "untrained",
+        untrained="untrained" in options,
+        score_stride=strides[0] if strides else 1,
     )
     if device.startswith("cuda"):
         torch.cuda.synchronize()
