@@ -13,7 +13,8 @@ Methods: any ``stereo-match --model`` value (registry names use the shipped weig
 census, daisy, dsift) with graph cuts at the cost's default smoothness (chosen on castle-P19,
 see ``tune_smoothness.py``), ``NAME:0.1`` for graph cuts at λ = 0.1, ``NAME:wta`` for
 winner-take-all, ``NAME:flat`` for a descriptor cost on the raw second image (not pre-warped
-by the middle plane; options combine: ``NAME:wta:flat``), and ``sgbm`` — OpenCV
+by the middle plane), ``NAME:nosub`` for depth at the labels only (no sub-label refinement;
+options combine: ``NAME:wta:flat``), and ``sgbm`` — OpenCV
 StereoSGBM after rectification with the true cameras (3-way, block 5, P1 200, P2 800,
 uniqueness 5, speckle 100/2, LR check 1), evaluated at the ground-truth points through the
 rectification.
@@ -181,6 +182,7 @@ def run_pair(scene_name: str, r: int, k: int, methods: list[str], size: int, n_l
                 mrf=MRFConfig(smoothness=spec.smoothness),
                 prewarp=spec.prewarp,
                 precision=spec.precision,
+                sublabel=spec.sublabel,
             )
             result = match_calibrated(ref_w, other_w, ref_cam, other_cam, cfg)
             depth_map = result.depth

@@ -14,8 +14,10 @@ def test_method_options_combine():
     assert parse_method("zncc,l2net.castle-fixed:0.4").smoothness == 0.4
     assert parse_method("zncc").precision == "auto"
     assert parse_method("l2net.castle-fixed-s1:float32:1.6").precision == "float32"
+    assert not parse_method("zncc:nosub").sublabel and parse_method("zncc").sublabel
 
 
 def test_unknown_method_option_exits_with_one_line():
-    with pytest.raises(SystemExit, match="not wta, flat, bilinear, float32, bfloat16 or a λ"):
+    expected = "not wta, flat, bilinear, float32, bfloat16, nosub or a λ"
+    with pytest.raises(SystemExit, match=expected):
         parse_method("zncc:fast")

@@ -14,7 +14,8 @@ class MethodSpec:
     the raw second image, not the one pre-warped by the middle plane) and ``bilinear``
     (a network with ``input_scale`` 2 runs on the image upsampled bilinearly, not by pixel
     replication: ``DescriptorCost.replicated_upsampling``; ``cost_sweep.py`` only) and
-    ``float32`` / ``bfloat16`` (the descriptor network's arithmetic, instead of ``auto``)."""
+    ``float32`` / ``bfloat16`` (the descriptor network's arithmetic, instead of ``auto``) and
+    ``nosub`` (depth at the labels only: no sub-label refinement, as before session 7)."""
 
     name: str
     optimizer: str = "graphcut"
@@ -22,6 +23,7 @@ class MethodSpec:
     prewarp: bool = True
     replicated_upsampling: bool = True
     precision: str = "auto"
+    sublabel: bool = True
 
 
 def parse_method(spec: str) -> MethodSpec:
@@ -29,9 +31,11 @@ def parse_method(spec: str) -> MethodSpec:
     unknown option."""
     name, *options = spec.split(":")
     optimizer, smoothness, prewarp, replicated = "graphcut", None, True, True
-    precision = "auto"
+    precision, sublabel = "auto", True
     for option in options:
-        if option in ("float32", "bfloat16"):
+        if option == "nosub":
+            sublabel = False
+        elif option in ("float32", "bfloat16"):
             precision = option
         elif option == "wta":
             optimizer = "wta"
@@ -45,9 +49,9 @@ def parse_method(spec: str) -> MethodSpec:
             except ValueError:
                 sys.exit(
                     f"error: method {spec!r}: option {option!r} is not wta, flat, bilinear, "
-                    "float32, bfloat16 or a λ"
+                    "float32, bfloat16, nosub or a λ"
                 )
-    return MethodSpec(name, optimizer, smoothness, prewarp, replicated, precision)
+    return MethodSpec(name, optimizer, smoothness, prewarp, replicated, precision, sublabel)
 
 
 def parse_pair(spec: str) -> tuple[str, int, int]:
