@@ -123,3 +123,18 @@ def test_the_wheel_runs_the_demo_from_another_folder(tmp_path):
     report = json.loads((elsewhere / "result" / "report.json").read_text())
     assert report["config"]["model"] == DEFAULT_MODEL
     assert (elsewhere / "result" / "depth.npy").is_file()
+
+
+def test_manifest_command_checks_and_rewrites(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from stereo.patchnet.cli import cli
+
+    folder = _shipped_copy(tmp_path, monkeypatch)
+    ok = CliRunner().invoke(cli, ["manifest"])
+    assert ok.exit_code == 0 and "match manifest.json" in ok.output
+    (folder / "extra.pt").write_bytes((folder / "l2net.castle-fixed-s1.pt").read_bytes())
+    bad = CliRunner().invoke(cli, ["manifest"])
+    assert bad.exit_code != 0 and "extra.pt: not in the manifest" in bad.output
+    assert CliRunner().invoke(cli, ["manifest", "--write"]).exit_code == 0
+    assert "extra.pt" in read_manifest(folder)
