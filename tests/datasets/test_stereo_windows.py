@@ -202,3 +202,32 @@ def test_synthetic_command_writes_calibrated_scenes_with_exact_depth(tmp_path):
     np.testing.assert_array_equal(scene.image(0), pair.images[0])
     np.testing.assert_allclose(depth, pair.depths[0], rtol=1e-6)  # float32 on disk
     np.testing.assert_allclose(scene.cameras[1].K, pair.cameras[1].K, rtol=1e-8)
+
+
+def test_synthetic_scenes_cut_as_keypoint_patches_match_across_views(tmp_path):
+    """The synthetic sources as keypoint patches (the patch benchmark's form): `stereo-dataset
+    build` on the scenes `synthetic` writes; the two patches of a point look alike."""
+    from click.testing import CliRunner
+
+    from stereo.datasets.cli import cli
+    from stereo.patchnet.data.patchset import PatchSet
+
+    runner = CliRunner()
+    made = runner.invoke(cli, ["synthetic", "--pairs", "2", "--out", str(tmp_path / "scenes")])
+    assert made.exit_code == 0, made.output
+    scenes = sorted(str(p) for p in (tmp_path / "scenes").iterdir())
+    built = runner.invoke(cli, ["build", *scenes, "--out", str(tmp_path / "patches")])
+    assert built.exit_code == 0, built.output
+    data = PatchSet.load(tmp_path / "patches" / "pair-0001.npz")
+    assert data.n_points >= 20
+    order = np.argsort(data.point_ids, kind="stable")
+    a, b = data.patches[order[0::2]].astype(float), data.patches[order[1::2]].astype(float)
+    assert np.array_equal(data.point_ids[order[0::2]], data.point_ids[order[1::2]])
+
+    def zncc(x, y):
+        x = (x - x.mean((1, 2), keepdims=True)) / (x.std((1, 2), keepdims=True) + 1e-6)
+        y = (y - y.mean((1, 2), keepdims=True)) / (y.std((1, 2), keepdims=True) + 1e-6)
+        return (x * y).mean((1, 2))
+
+    same, other = zncc(a, b), zncc(a, np.roll(b, 1, axis=0))
+    assert np.median(same) > 0.8 and np.median(other) < 0.5  # measured: 0.95, 0.24
