@@ -19,6 +19,55 @@ from stereo.progress import log_to_stderr
 from stereo.run import run_match
 from stereo.settings import OptionSpec, cli_fields
 
+#: the sections of the commands' help, by parameter name (``mrf__`` settings: the MRF's;
+#: anything else: "Run")
+HELP_SECTIONS: dict[str, tuple[str, ...]] = {
+    "Input and output": (
+        "pairs_csv",
+        "out_dir",
+        "config_file",
+        "rectified",
+        "left_camera",
+        "right_camera",
+        "colmap",
+        "demo",
+        "overwrite",
+    ),
+    "Matching cost": (
+        "model",
+        "device",
+        "descriptor_variance",
+        "prewarp",
+        "prewarp_planes",
+        "precision",
+        "score_stride",
+    ),
+    "Hypotheses": ("n_labels", "depth_range", "disparity_range", "working_size", "invalid"),
+    "Optimisation and refinement": ("optimizer", "lr_check", "lr_tolerance", "sublabel"),
+    "Ray": ("address", "workers", "cpus_per_task"),
+}
+
+
+def _help_section(name: str) -> str:
+    if name.startswith("mrf__"):
+        return "Optimisation and refinement"
+    return next((title for title, names in HELP_SECTIONS.items() if name in names), "Run")
+
+
+class SectionedCommand(click.Command):
+    """A command whose help lists its options in :data:`HELP_SECTIONS`, in that order."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                rows.setdefault(_help_section(param.name or ""), []).append(record)
+        for title in [*HELP_SECTIONS, "Run"]:
+            if rows.get(title):
+                with formatter.section(title):
+                    formatter.write_dl(rows[title])
+
 
 def configuration_options(command):
     """Give a click command one option per setting of :class:`~stereo.config.StereoConfig`
@@ -70,7 +119,7 @@ def _given_settings(settings: dict) -> dict:
     }
 
 
-@click.command("stereo-match")
+@click.command("stereo-match", cls=SectionedCommand)
 @click.argument("left", required=False, type=click.Path(path_type=Path))
 @click.argument("right", required=False, type=click.Path(path_type=Path))
 @click.option(
@@ -298,7 +347,9 @@ def _check_estimate_kind(estimate: Path, truth_kind: str) -> None:
         )
 
 
-@click.command("stereo-batch", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(
+    "stereo-batch", cls=SectionedCommand, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(package_name="stereo", message="%(prog)s %(version)s")
 @click.argument("pairs_csv", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)

@@ -355,3 +355,16 @@ def test_demo_keeps_its_scene_and_is_scored_again_to_the_same_figures(tmp_path):
         assert metrics[key] == pytest.approx(value, abs=5e-4)  # printed to 3 decimals
     again = CliRunner().invoke(match_command, [*fast, "--quiet", "--overwrite", "--out", str(out)])
     assert again.exit_code == 0, again.output  # a demo result with inputs/ may be replaced
+
+
+def test_help_lists_every_option_once_in_its_section():
+    text = CliRunner().invoke(match_command, ["-h"]).output
+    titles = ["Input and output:", "Matching cost:", "Hypotheses:", "Optimisation and refinement:"]
+    where = [text.index(title) for title in [*titles, "Run:"]]
+    assert where == sorted(where)
+    for param in match_command.params:
+        for flag in param.opts:
+            if flag.startswith("--"):
+                assert text.count(f"{flag} ") + text.count(f"{flag}/") >= 1, flag
+    assert where[1] < text.index("--score-stride") < where[2]
+    assert where[3] < text.index("--smoothness") < where[4]
