@@ -272,6 +272,7 @@ def train_one(
         )
         + (f" --lr-step {lr_step}" if lr_step else "")
         + (f" --tag {tag}" if tag else "")
+        + ("" if make_default else " --no-default")
     )
     card["recipe_base"] = recipe_name
     card["overrides"] = overrides
