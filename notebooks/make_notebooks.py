@@ -36,7 +36,7 @@ from stereo.config import StereoConfig
 from stereo.pipeline import match_calibrated
 
 SIZE = int(os.environ.get("NOTEBOOK_SIZE", "384"))  # working size (long side), pixels
-MODEL = os.environ.get("NOTEBOOK_MODEL", "l2net.castle-fixed-s1")  # falls back to zncc without weights
+MODEL = os.environ.get("NOTEBOOK_MODEL", "l2net.synthetic-stereo")  # falls back to zncc without weights
 scene = make_scene(2, width=SIZE, height=SIZE * 3 // 4, baseline=0.6)
 reference, other = scene.images
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))

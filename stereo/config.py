@@ -18,10 +18,12 @@ from stereo.mrf.graphcut import (
 from stereo.patchnet.devices import check_device
 from stereo.settings import setting
 
-#: the default cost: L2-Net trained on upright windows of 32 working pixels (castle-P19), the
-#: most accurate learned cost in benchmarks/results/strecha.md, about 50 s a pair end to end
-#: at 768×512 × 64 labels on 2 CPU cores; ``l2net`` alone loads the keypoint-patch weights.
-DEFAULT_MODEL = "l2net.castle-fixed-s1"
+#: the default cost: L2-Net fine-tuned on windows of 32 working pixels from 600 synthetic
+#: wide-baseline pairs (from l2net.castle-fixed-s1), chosen on castle-P19 (mean
+#: correctness@0.05 0.967 at λ 1.6 against 0.963 for l2net.castle-fixed-s1 and 0.965 for the
+#: second round, results/smoothness_synthetic.md); about 100 s a pair end to end at 768×512 ×
+#: 64 labels on 2 CPU cores without bfloat16. ``--model l2net`` means the same weights.
+DEFAULT_MODEL = "l2net.synthetic-stereo"
 OPTIMIZERS = ("graphcut", "wta")
 INVALID_MODES = ("nan", "fill")  # pixels whose match leaves the second image: NaN or kept
 MAX_LABELS = 4096  # hypotheses per pixel (memory is checked too: check_volume_fits)
