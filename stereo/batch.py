@@ -87,29 +87,38 @@ def match_task(
     from stereo.run import run_match
 
     start = time.time()
-    row: dict[str, Any] = {"pair": task.name, "left": str(task.left), "right": str(task.right)}
     try:
         cfg = replace(config, device="cuda") if use_gpu else config
         report = run_match(
             task.left, task.right, cfg, task.out_dir, progress=False, overwrite=overwrite
         )
     except StereoError as error:
-        return {**row, "status": "failed", "error": str(error), "seconds": _since(start)}
+        return {**_row(task, "failed", _since(start)), "error": str(error)}
     except Exception as error:  # one pair's crash must not stop the others
         message = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
-        return {**row, "status": "failed", "error": message, "seconds": _since(start)}
-    coverage = 1.0 - float(report.get("unknown_fraction", 0.0))
-    return {
-        **row,
-        "status": "done",
-        "seconds": _since(start),
-        "coverage": round(coverage, 4),
-        "model": report.get("cost", config.model),
-    }
+        return {**_row(task, "failed", _since(start)), "error": message}
+    return _row(task, "done", _since(start), report)
 
 
 def _since(start: float) -> float:
     return round(time.time() - start, 2)
+
+
+def _row(
+    task: PairTask, status: str, seconds: float | None, report: dict | None = None
+) -> dict[str, Any]:
+    """A summary row; with the pair's ``report``, its coverage and model too."""
+    row: dict[str, Any] = {
+        "pair": task.name,
+        "left": str(task.left),
+        "right": str(task.right),
+        "status": status,
+        "seconds": seconds,
+    }
+    if report is not None:
+        row["coverage"] = round(1.0 - float(report.get("unknown_fraction", 0.0)), 4)
+        row["model"] = report.get("cost")
+    return row
 
 
 def skipped_row(task: PairTask) -> dict[str, Any]:
@@ -117,17 +126,14 @@ def skipped_row(task: PairTask) -> dict[str, Any]:
     import json
 
     report = json.loads((task.out_dir / "report.json").read_text())
-    coverage = 1.0 - float(report.get("unknown_fraction", 0.0))
     seconds = report.get("seconds", {})
-    return {
-        "pair": task.name,
-        "left": str(task.left),
-        "right": str(task.right),
-        "status": "skipped",
-        "seconds": round(sum(seconds.values()), 2) if isinstance(seconds, dict) else None,
-        "coverage": round(coverage, 4),
-        "model": report.get("cost"),
-    }
+    total = round(sum(seconds.values()), 2) if isinstance(seconds, dict) else None
+    return _row(task, "skipped", total, report)
+
+
+def status_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """How many rows are ``done``, ``skipped`` and ``failed``."""
+    return {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
 
 
 def write_summary(rows: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]:
@@ -139,9 +145,8 @@ def write_summary(rows: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path
         writer = csv.DictWriter(stream, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
         writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in table)
-    counts = {s: sum(r["status"] == s for r in table) for s in ("done", "skipped", "failed")}
     with atomic_path(json_path) as tmp:
-        tmp.write_text(dumps({"counts": counts, "pairs": table}) + "\n")
+        tmp.write_text(dumps({"counts": status_counts(table), "pairs": table}) + "\n")
     return csv_path, json_path
 
 

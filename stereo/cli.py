@@ -109,6 +109,14 @@ def config_from_options(settings: dict, base: StereoConfig | None = None) -> Ste
     return replace(base, **rest, mrf=replace(base.mrf, **mrf))
 
 
+def _command_config(settings: dict, config_file: Path | None) -> StereoConfig:
+    """A command's configuration: its setting values, or with ``config_file`` that file's
+    settings with only the options given on the command line on top."""
+    if config_file is None:
+        return config_from_options(settings)
+    return config_from_options(_given_settings(settings), read_config_file(config_file))
+
+
 def _given_settings(settings: dict) -> dict:
     """The settings set on the command line (not left at their defaults)."""
     ctx = click.get_current_context()
@@ -186,10 +194,7 @@ def match_command(
     rows when rectified (--rectified, or detected) or after rectification from matches; they
     give disparity.npy (pixels) instead, plus rectification.json for uncalibrated pairs.
     """
-    if config_file is not None:
-        config = config_from_options(_given_settings(settings), read_config_file(config_file))
-    else:
-        config = config_from_options(settings)
+    config = _command_config(settings, config_file)
     log_to_stderr("stereo-match", quiet)
     progress = sys.stderr.isatty() and not quiet
     if demo:
@@ -385,11 +390,9 @@ def batch_command(
     one result folder per pair in --out, summary.csv and summary.json beside them; a failed
     pair is listed without stopping the others, finished pairs are skipped on a rerun.
     Options of stereo-match apply to every pair."""
-    from stereo.batch import read_pairs, run_batch, write_summary
+    from stereo.batch import read_pairs, run_batch, status_counts, write_summary
 
-    given = _given_settings(settings)
-    base = read_config_file(config_file) if config_file is not None else None
-    config = config_from_options(given if base is not None else settings, base)
+    config = _command_config(settings, config_file)
     tasks = read_pairs(pairs_csv, out_dir)
 
     def report(row: dict) -> None:
@@ -403,14 +406,13 @@ def batch_command(
         address,
         workers,
         cpus_per_task,
-        device_given="device" in given,
+        device_given="device" in _given_settings(settings),
         overwrite=overwrite,
         on_row=report,
     )
     csv_path, _ = write_summary(rows, out_dir)
     failed = [r["pair"] for r in rows if r["status"] == "failed"]
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
-    click.echo(dumps({"summary": str(csv_path), **counts}))
+    click.echo(dumps({"summary": str(csv_path), **status_counts(rows)}))
     if failed:
         raise StereoError(f"{len(failed)} pair(s) failed ({', '.join(failed)}): see {csv_path}")
 
