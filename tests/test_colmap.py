@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from stereo.cli import match_command
 from stereo.config import StereoConfig
-from stereo.datasets.synthetic import make_scene
+from stereo.datasets.synthetic import make_scene, write_camera
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera, read_camera
 from stereo.geometry.colmap import read_colmap_pair
@@ -99,14 +99,10 @@ def test_colmap_cameras_give_the_same_depth_as_the_camera_files(scene_files, tmp
     assert from_points["depth_range_from"].startswith("COLMAP: 200 3D points")
     # the same cameras as Strecha files, to every digit (the quaternion's re-orthonormalised
     # rotation differs from the 9-decimal files by ~1e-9, enough to flip float32 near-ties)
-    files = []
-    for name, camera in zip(
-        ("l.camera", "r.camera"), read_colmap_pair(text, left.name, right.name).cameras, strict=True
-    ):
-        rows = [*camera.K, [0, 0, 0], *camera.R, camera.C]
-        lines = [" ".join(f"{v:.17g}" for v in row) for row in rows]
-        (tmp_path / name).write_text("\n".join([*lines, f"{camera.width} {camera.height}"]) + "\n")
-        files.append(str(tmp_path / name))
+    files = [str(tmp_path / "l.camera"), str(tmp_path / "r.camera")]
+    cameras = read_colmap_pair(text, left.name, right.name).cameras
+    for file, camera in zip(files, cameras, strict=True):
+        write_camera(file, camera, number_format=".17g")
     fixed = StereoConfig(**{**config.__dict__, "depth_range": (4.0, 9.0)})
     run_match(left, right, fixed, tmp_path / "files", *files, progress=False)
     run_match(left, right, fixed, tmp_path / "colmap", progress=False, colmap=text)

@@ -56,8 +56,9 @@ class SyntheticScene:
         return root
 
 
-def write_camera(path: str | Path, camera: Camera) -> None:
-    """Write a camera in the Strecha text format."""
+def write_camera(path: str | Path, camera: Camera, number_format: str = ".9f") -> None:
+    """Write a camera in the Strecha text format, each value with ``number_format``
+    (``".17g"``: every digit of a float64, read back exactly)."""
     rows = [
         *camera.K.tolist(),
         [0, 0, 0],
@@ -67,7 +68,8 @@ def write_camera(path: str | Path, camera: Camera) -> None:
     ]
     Path(path).write_text(
         "\n".join(
-            " ".join(f"{v:.9f}" if isinstance(v, float) else str(v) for v in row) for row in rows
+            " ".join(f"{v:{number_format}}" if isinstance(v, float) else str(v) for v in row)
+            for row in rows
         )
         + "\n"
     )
