@@ -75,29 +75,45 @@ def dense_in_strips(dense: torch.nn.Module, x: Tensor, rows: int = 192) -> Tenso
     """Run a dense network (:class:`DenseDescriptor` / :class:`DenseTwoChannel`) on
     ``(1, C, H, W)`` in horizontal strips of ``rows`` output rows (a 2-channel network with
     an ``output_stride`` s gives ``(⌈H/s⌉, ⌈W/s⌉)`` scores, every s-th pixel): the image is
-    padded once and each strip gets the padded rows its receptive field needs, so the result
-    equals one pass over the whole image while memory stays bounded.
-
-    Networks with zero-padded ("same") layers (L2-Net) read up to their summed paddings
-    past the window — zeros at the image's edges, image rows inside it — so each strip also
-    takes ``window / 2`` rows of context above and below (L2-Net's padded layers reach 11
-    rows at dilation 1, 22 at dilation 2), cut off again afterwards.
-    """
-    from stereo.cost.dense import SPARE, pad_image
+    padded once and each strip gets the padded rows its receptive field needs
+    (:func:`dense_block`), so the result equals one pass over the whole image while memory
+    stays bounded."""
+    from stereo.cost.dense import pad_image
 
     h, w = x.shape[-2:]
     stride = getattr(dense, "output_stride", 1)  # scores every stride-th pixel (2ch only)
     if rows % stride:
         raise StereoError(f"strips of {rows} rows do not split into stride-{stride} rows")
+    padded = pad_image(x, dense.window)
+    blocks = [
+        dense_block(dense, padded, (r0, min(r0 + rows, h)), (0, w)) for r0 in range(0, h, rows)
+    ]
+    return torch.cat(blocks, dim=-2)
+
+
+def dense_block(
+    dense: torch.nn.Module, padded: Tensor, rows: tuple[int, int], cols: tuple[int, int]
+) -> Tensor:
+    """The dense network's outputs for the pixels ``rows × cols`` (``[start, stop)`` each)
+    of an image padded by :func:`~stereo.cost.dense.pad_image`, from the padded pixels
+    their receptive fields need only: equal to the same block of one pass over the whole
+    image. With an ``output_stride`` s, ``rows[0]`` and ``cols[0]`` must be multiples of s
+    and the block holds the grid points (every s-th pixel) inside it.
+
+    Networks with zero-padded ("same") layers (L2-Net) read up to their summed paddings
+    past the window — zeros at the image's edges, image pixels inside it — so each block
+    also takes ``window / 2`` pixels of context on every side, cut off again afterwards.
+    """
+    from stereo.cost.dense import SPARE
+
+    stride = getattr(dense, "output_stride", 1)
+    if rows[0] % stride or cols[0] % stride:
+        raise StereoError(f"a block must start on the stride-{stride} grid, not at {rows, cols}")
     window = dense.window
-    context = -(-(window // 2) // stride) * stride  # a whole number of grid rows
-    padded = pad_image(x, window)
-    outs = []
-    for r0 in range(0, h, rows):
-        r1 = min(r0 + rows, h)
-        start = max(0, r0 - context)
-        stop = min(padded.shape[-2], r1 + window - 1 + SPARE + context)
-        piece = dense._dense(padded[..., start:stop, :])
-        first, last = (r0 - start) // stride, -(-(r1 - start) // stride)
-        outs.append(piece[..., first:last, : -(-w // stride)])
-    return torch.cat(outs, dim=-2)
+    context = -(-(window // 2) // stride) * stride  # a whole number of grid points
+    lo_r, hi_r = max(0, rows[0] - context), rows[1] + window - 1 + SPARE + context
+    lo_c, hi_c = max(0, cols[0] - context), cols[1] + window - 1 + SPARE + context
+    piece = dense._dense(padded[..., lo_r:hi_r, lo_c:hi_c])
+    first_r, last_r = (rows[0] - lo_r) // stride, -(-(rows[1] - lo_r) // stride)
+    first_c, last_c = (cols[0] - lo_c) // stride, -(-(cols[1] - lo_c) // stride)
+    return piece[..., first_r:last_r, first_c:last_c]
