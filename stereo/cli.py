@@ -41,6 +41,8 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "prewarp_planes",
         "precision",
         "score_stride",
+        "cascade",
+        "cascade_band",
     ),
     "Hypotheses": ("n_labels", "depth_range", "disparity_range", "working_size", "invalid"),
     "Optimisation and refinement": ("optimizer", "lr_check", "lr_tolerance", "sublabel"),

@@ -124,6 +124,21 @@ class StereoConfig:
         "(2, 3 or 6: about 1/N² of the network's work) and interpolate the scores between; "
         "1 = every pixel.",
     )
+    cascade: str = setting(
+        "zncc",
+        flag="--cascade",
+        kind=str,
+        help="2-channel models: a cheap cost (zncc, census or a descriptor model) proposes "
+        "each pixel's label through its own MRF and the network scores only the "
+        "--cascade-band labels either side of it; none = the full sweep (one network pass "
+        "per label).",
+    )
+    cascade_band: int = setting(
+        4,
+        flag="--cascade-band",
+        kind=int,
+        help="2-channel cascade: labels scored either side of the proposed one.",
+    )
     lr_check: bool = setting(
         False,
         flag="--lr-check",
@@ -176,6 +191,8 @@ class StereoConfig:
             raise StereoError(f"--prewarp-planes must be at least 1, not {self.prewarp_planes}")
         if self.score_stride < 1:
             raise StereoError(f"--score-stride must be at least 1, not {self.score_stride}")
+        if self.cascade_band < 0:
+            raise StereoError(f"--cascade-band must be at least 0 labels, not {self.cascade_band}")
         if not (np.isfinite(self.lr_tolerance) and self.lr_tolerance > 0):
             raise StereoError(f"left-right tolerance must be > 0 labels, not {self.lr_tolerance}")
         check_device(self.device)

@@ -7,10 +7,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from stereo.cost.base import Cost, dense_in_precision, resolve_precision
-from stereo.cost.dense import DenseTwoChannel, normalise_image, upsample_grid
+from stereo.cost.base import Cost, dense_block, dense_in_precision, resolve_precision
+from stereo.cost.dense import DenseTwoChannel, normalise_image, pad_image, upsample_grid
 from stereo.cost.sampling import sample, to_tensor
 from stereo.patchnet.models import PatchNet
+
+#: rows of the blocks :meth:`TwoChannelCost.volume_at` scores (a multiple of every stride)
+BLOCK_ROWS = 96
+#: needed pixels of one block row closer than this (pixels) are scored in one block
+BLOCK_GAP = 64
 
 
 class TwoChannelCost(Cost):
@@ -49,3 +54,74 @@ class TwoChannelCost(Cost):
             score[~inside] = float("nan")
             out[label] = -score.cpu().numpy()
         return out
+
+    @torch.no_grad()
+    def volume_at(self, reference, other, sweep, needed: np.ndarray, progress=False):
+        """:meth:`volume` computed only where ``needed`` (``(L, H, W)`` bool): the network
+        runs on blocks of :data:`BLOCK_ROWS` rows spanning each row's needed pixels
+        (:func:`~stereo.cost.base.dense_block`, equal to the full sweep there); other
+        entries are +inf (worst after normalisation), NaN outside the second image."""
+        mode = self.model.normalisation
+        self.info = {"precision": resolve_precision(self.precision, self.device)}
+        ref = normalise_image(to_tensor(reference, self.device), mode)
+        src = to_tensor(other, self.device)[0]
+        out = np.full((len(sweep), sweep.height, sweep.width), np.inf, np.float32)
+        for label in tqdm(
+            np.flatnonzero(needed.reshape(len(sweep), -1).any(axis=1)),
+            desc=f"cost {self.name} (band)",
+            disable=not progress,
+            leave=False,
+        ):
+            warped, inside = sample(src, sweep.coordinates(label))
+            pair = torch.cat([ref, normalise_image(warped[None], mode)], dim=1)
+            score = self._scores_at(pad_image(pair), needed[label]).cpu().numpy()
+            chosen = needed[label]
+            out[label][chosen] = -score[chosen]
+            out[label][~inside.cpu().numpy()] = np.nan
+        return out
+
+    def _scores_at(self, padded: torch.Tensor, needed: np.ndarray) -> torch.Tensor:
+        """``(H, W)`` scores of a padded pair, right at the ``needed`` pixels (NaN or
+        anything elsewhere): blocks of grid points around them, then interpolation."""
+        s = self.dense.output_stride
+        h, w = needed.shape
+        grid = torch.full((1, -(-h // s), -(-w // s)), float("nan"), device=padded.device)
+        low = resolve_precision(self.precision, self.device) == "bfloat16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=low):
+            for rows, cols in needed_blocks(needed, s):
+                block = dense_block(self.dense, padded, rows, cols).float()
+                top, left = rows[0] // s, cols[0] // s
+                grid[:, top : top + block.shape[-2], left : left + block.shape[-1]] = block
+        return upsample_grid(grid, s, h, w)[0]
+
+
+def needed_blocks(
+    needed: np.ndarray, stride: int = 1
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Blocks ``((row0, row1), (col0, col1))`` of pixels that cover every ``needed``
+    (``(H, W)`` bool) pixel together with the grid points (every ``stride``-th pixel) its
+    bilinear interpolation reads: :data:`BLOCK_ROWS` rows each, split along the row where
+    needed columns are more than :data:`BLOCK_GAP` apart; starts on the grid."""
+    h, w = needed.shape
+    blocks = []
+    for r0 in range(0, h, BLOCK_ROWS):
+        r1 = min(r0 + BLOCK_ROWS, h)
+        cols = np.flatnonzero(needed[r0:r1].any(axis=0))
+        if cols.size == 0:
+            continue
+        rows_needed = np.flatnonzero(needed[r0:r1].any(axis=1)) + r0
+        row_lo = rows_needed[0] // stride * stride
+        row_hi = min(h, _next_grid_point(rows_needed[-1], stride) + 1)
+        splits = np.flatnonzero(np.diff(cols) > BLOCK_GAP)
+        for first, last in zip(
+            np.r_[cols[0], cols[splits + 1]], np.r_[cols[splits], cols[-1]], strict=True
+        ):
+            col_hi = min(w, _next_grid_point(int(last), stride) + 1)
+            blocks.append(((int(row_lo), int(row_hi)), (int(first) // stride * stride, col_hi)))
+    return blocks
+
+
+def _next_grid_point(pixel: int, stride: int) -> int:
+    """The first grid pixel (multiple of ``stride``) past ``pixel``, or ``pixel`` itself
+    when the grid is every pixel."""
+    return pixel if stride == 1 else (pixel // stride + 1) * stride

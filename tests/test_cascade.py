@@ -1,0 +1,143 @@
+"""The 2-channel cascade: banded scores equal the full sweep's, the blocks cover what the
+interpolation reads, and with a band over every label the cascade is the full sweep."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from stereo.cascade import band_mask, cascade_volume, proposal_config
+from stereo.config import StereoConfig
+from stereo.cost.factory import make_cost
+from stereo.cost.two_channel import BLOCK_ROWS, needed_blocks
+from stereo.datasets.synthetic import make_scene
+from stereo.errors import StereoError
+from stereo.geometry.matches import working_pair
+from stereo.geometry.sweep import Sweep
+from stereo.mrf.graphcut import normalise_volume
+from stereo.mrf.optimise import optimise
+from stereo.pipeline import match_calibrated
+
+
+def _pair(seed: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    left = (rng.random(shape) * 255).astype(np.uint8)
+    return left, np.roll(left, 3, axis=1)
+
+
+def test_band_mask_holds_the_labels_within_the_band():
+    proposal = np.array([[0, 3], [5, 2]])
+    mask = band_mask(proposal, 6, 1)
+    assert mask.shape == (6, 2, 2)
+    np.testing.assert_array_equal(np.flatnonzero(mask[:, 0, 0]), [0, 1])
+    np.testing.assert_array_equal(np.flatnonzero(mask[:, 0, 1]), [2, 3, 4])
+    np.testing.assert_array_equal(np.flatnonzero(mask[:, 1, 0]), [4, 5])
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_blocks_cover_every_needed_pixel_and_the_grid_points_it_reads(stride):
+    needed = np.zeros((2 * BLOCK_ROWS + 10, 300), bool)
+    needed[5, 0] = needed[5, 299] = needed[150, 40] = needed[-1, -1] = True
+    needed[100:110, 200:220] = needed[90:99, 7] = True
+    covered = np.zeros_like(needed)
+    for (r0, r1), (c0, c1) in needed_blocks(needed, stride):
+        assert r0 % stride == 0 and c0 % stride == 0
+        covered[r0:r1, c0:c1] = True
+    for y, x in zip(*np.nonzero(needed), strict=True):
+        gy, gx = y // stride * stride, x // stride * stride
+        steps = (0,) if stride == 1 else (0, stride)  # stride 1: no interpolation
+        for py in (min(gy + step, needed.shape[0] - 1) for step in steps):
+            for px in (min(gx + step, needed.shape[1] - 1) for step in steps):
+                assert covered[py, px], (y, x, py, px)
+    assert covered.mean() < 0.5  # scattered pixels: blocks, not the whole image
+
+
+@pytest.mark.parametrize(("name", "stride"), [("2ch", 1), ("2ch-deep", 1), ("2ch-deep", 3)])
+def test_banded_scores_equal_the_full_sweep_where_scored(name, stride):
+    left, right = _pair(0, (70, 100))
+    sweep = Sweep.disparities(70, 100, np.arange(0.0, 6.0))
+    cost = make_cost(name, untrained=True, score_stride=stride)
+    full = cost.volume(left, right, sweep)
+    rng = np.random.default_rng(2)
+    needed = rng.random(full.shape) < 0.05
+    needed[2, 10:20, 30:90] = True
+    part = cost.volume_at(left, right, sweep, needed)
+    scored = needed & np.isfinite(full)
+    np.testing.assert_allclose(part[scored], full[scored], rtol=1e-5, atol=1e-5)
+    assert np.isinf(part[~needed & np.isfinite(full)]).all()
+    assert np.isnan(part[np.isnan(full)]).all()  # outside the second image either way
+
+
+@pytest.fixture(scope="module")
+def small_scene():
+    return make_scene(2, width=200, height=150, baseline=0.5)
+
+
+def _config(**changes) -> StereoConfig:
+    cfg = StereoConfig(
+        model="2ch", n_labels=8, working_size=96, untrained=True, depth_range=(4.0, 10.0)
+    )
+    return replace(cfg, **changes)
+
+
+def test_a_band_over_every_label_is_the_full_sweep(small_scene):
+    sc = small_scene
+    images = (sc.images[0], sc.images[1], sc.cameras[0], sc.cameras[1])
+    runs = {}
+    for name, changes in [("full", {"cascade": "none"}), ("wide", {"cascade_band": 8})]:
+        torch.manual_seed(0)  # the same untrained weights in both runs
+        runs[name] = match_calibrated(*images, _config(**changes))
+    full, wide = runs["full"], runs["wide"]
+    narrow = match_calibrated(*images, _config(cascade_band=1))
+    np.testing.assert_array_equal(wide.depth_working, full.depth_working)
+    assert "cascade" not in full.report
+    assert wide.report["cascade"]["scored_fraction"] == 1.0
+    assert wide.report["cascade"]["proposal"] == "zncc9"
+    # three labels of eight, fewer at the ends of the range
+    assert 0.2 < narrow.report["cascade"]["scored_fraction"] <= 3 / 8
+
+
+def test_cascade_volume_scores_the_band_around_the_proposal(small_scene):
+    sc = small_scene
+    cfg = _config(cascade_band=2)
+    images, cameras = working_pair(sc.images[:2], sc.cameras[:2], cfg.working_size)
+    sweep = Sweep.planes(*cameras, np.geomspace(4.0, 10.0, 8))
+    raw, info = cascade_volume(cfg, make_cost("2ch", untrained=True), tuple(images), sweep)
+    zncc = make_cost("zncc").volume(*images, sweep)
+    proposal = optimise(normalise_volume(zncc), images[0], np.arange(8.0), proposal_config(cfg))
+    outside = np.isnan(raw)
+    np.testing.assert_array_equal(~np.isinf(raw), band_mask(proposal[0], 8, 2) | outside)
+    assert info["band_labels"] == 2 and info["proposal"] == "zncc9"
+
+
+def test_cascade_refuses_a_two_channel_proposal_and_a_negative_band(small_scene):
+    sc = small_scene
+    images = (sc.images[0], sc.images[1], sc.cameras[0], sc.cameras[1])
+    with pytest.raises(StereoError, match="itself a 2-channel cost"):
+        match_calibrated(*images, _config(cascade="2ch"))
+    with pytest.raises(StereoError, match="--cascade-band must be at least 0"):
+        _config(cascade_band=-1)
+
+
+def test_banded_scores_on_a_real_crop_equal_the_full_sweep(shared_data):
+    import cv2
+
+    from stereo.geometry.scene import load_scene
+
+    scene = load_scene(shared_data / "strecha" / "fountain-P11")
+    left = cv2.resize(scene.image(5), (128, 85), interpolation=cv2.INTER_AREA)
+    right = cv2.resize(scene.image(6), (128, 85), interpolation=cv2.INTER_AREA)
+    scale = 128 / scene.cameras[5].width
+    sweep = Sweep.planes(
+        scene.cameras[5].scaled(scale), scene.cameras[6].scaled(scale), np.geomspace(6, 12, 6)
+    )
+    cost = make_cost("2ch-deep.castle+oxford", score_stride=3)
+    full = cost.volume(left, right, sweep)
+    needed = band_mask(np.nanargmin(np.nan_to_num(full, nan=np.inf), axis=0), 6, 1)
+    part = cost.volume_at(left, right, sweep, needed)
+    scored = needed & np.isfinite(full)
+    assert scored.mean() > 0.3
+    np.testing.assert_allclose(part[scored], full[scored], rtol=1e-5, atol=1e-5)
