@@ -37,13 +37,11 @@ from stereo.bench.machine import hardware
 from stereo.bench.results import save_results, saved_results
 from stereo.bench.specs import parse_method, parse_pair
 from stereo.bench.strecha import DATA, PAIRS, load_pair
-from stereo.config import StereoConfig
 from stereo.evaluation import (
     SparseDepth,
     depth_correctness,
 )
 from stereo.geometry.camera import Camera
-from stereo.mrf.graphcut import MRFConfig
 from stereo.pipeline import match_calibrated
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,17 +171,7 @@ def run_pair(scene_name: str, r: int, k: int, methods: list[str], size: int, n_l
             spec = parse_method(method)
             if not spec.replicated_upsampling:
                 sys.exit(f"error: {method}: the bilinear option is for cost_sweep.py")
-            cfg = StereoConfig(
-                model=spec.name,
-                n_labels=n_labels,
-                depth_range=depth_range,
-                working_size=size,
-                optimizer=spec.optimizer,
-                mrf=MRFConfig(smoothness=spec.smoothness),
-                prewarp=spec.prewarp,
-                precision=spec.precision,
-                sublabel=spec.sublabel,
-            )
+            cfg = spec.config(n_labels=n_labels, depth_range=depth_range, working_size=size)
             result = match_calibrated(ref_w, other_w, ref_cam, other_cam, cfg)
             depth_map = result.depth
             metrics = depth_correctness(depth_map, truth, in_view)

@@ -15,9 +15,16 @@ def test_method_options_combine():
     assert parse_method("zncc").precision == "auto"
     assert parse_method("l2net.castle-fixed-s1:float32:1.6").precision == "float32"
     assert not parse_method("zncc:nosub").sublabel and parse_method("zncc").sublabel
+    two_channel = parse_method("2ch-deep.x:s3:band2")
+    assert (two_channel.score_stride, two_channel.cascade_band) == (3, 2)
+    assert two_channel.cascade == "zncc" and parse_method("2ch:full").cascade == "none"
+    cfg = two_channel.config(n_labels=16)
+    assert (cfg.model, cfg.score_stride, cfg.cascade_band, cfg.n_labels) == ("2ch-deep.x", 3, 2, 16)
 
 
 def test_unknown_method_option_exits_with_one_line():
-    expected = "not wta, flat, bilinear, float32, bfloat16, nosub or a λ"
+    expected = "not nosub, float32, bfloat16, wta, flat, bilinear, full, sN, bandN or a λ"
     with pytest.raises(SystemExit, match=expected):
         parse_method("zncc:fast")
+    with pytest.raises(SystemExit, match="option 's' is not"):
+        parse_method("2ch:s")

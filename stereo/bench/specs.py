@@ -6,6 +6,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from stereo.config import StereoConfig
+from stereo.mrf.graphcut import MRFConfig
+
 
 @dataclass(frozen=True)
 class MethodSpec:
@@ -15,7 +18,9 @@ class MethodSpec:
     (a network with ``input_scale`` 2 runs on the image upsampled bilinearly, not by pixel
     replication: ``DescriptorCost.replicated_upsampling``; ``cost_sweep.py`` only) and
     ``float32`` / ``bfloat16`` (the descriptor network's arithmetic, instead of ``auto``) and
-    ``nosub`` (depth at the labels only: no sub-label refinement, as before session 7)."""
+    ``nosub`` (depth at the labels only: no sub-label refinement, as before session 7);
+    2-channel costs: ``sN`` (score every Nth pixel, ``--score-stride N``), ``full`` (the full
+    sweep, ``--cascade none``) and ``bandN`` (``--cascade-band N``)."""
 
     name: str
     optimizer: str = "graphcut"
@@ -24,34 +29,57 @@ class MethodSpec:
     replicated_upsampling: bool = True
     precision: str = "auto"
     sublabel: bool = True
+    score_stride: int = 1
+    cascade: str = StereoConfig.cascade
+    cascade_band: int = StereoConfig.cascade_band
+
+    def config(self, **settings) -> StereoConfig:
+        """The run's :class:`StereoConfig`: this method's settings and ``settings`` (the
+        benchmark's size, labels, depth range …)."""
+        return StereoConfig(
+            model=self.name,
+            optimizer=self.optimizer,
+            mrf=MRFConfig(smoothness=self.smoothness),
+            prewarp=self.prewarp,
+            precision=self.precision,
+            sublabel=self.sublabel,
+            score_stride=self.score_stride,
+            cascade=self.cascade,
+            cascade_band=self.cascade_band,
+            **settings,
+        )
 
 
 def parse_method(spec: str) -> MethodSpec:
     """The :class:`MethodSpec` of a ``--methods`` entry; exits with a one-line error on an
     unknown option."""
     name, *options = spec.split(":")
-    optimizer, smoothness, prewarp, replicated = "graphcut", None, True, True
-    precision, sublabel = "auto", True
+    flags = {
+        "nosub": {"sublabel": False},
+        "float32": {"precision": "float32"},
+        "bfloat16": {"precision": "bfloat16"},
+        "wta": {"optimizer": "wta"},
+        "flat": {"prewarp": False},
+        "bilinear": {"replicated_upsampling": False},
+        "full": {"cascade": "none"},
+    }
+    numbered = {"s": "score_stride", "band": "cascade_band"}  # sN, bandN
+    values: dict = {}
     for option in options:
-        if option == "nosub":
-            sublabel = False
-        elif option in ("float32", "bfloat16"):
-            precision = option
-        elif option == "wta":
-            optimizer = "wta"
-        elif option == "flat":
-            prewarp = False
-        elif option == "bilinear":
-            replicated = False
+        prefix = option.rstrip("0123456789")
+        if option in flags:
+            values.update(flags[option])
+        elif prefix in numbered and option != prefix:
+            values[numbered[prefix]] = int(option[len(prefix) :])
         else:
             try:
-                smoothness = float(option)
+                values["smoothness"] = float(option)
             except ValueError:
                 sys.exit(
-                    f"error: method {spec!r}: option {option!r} is not wta, flat, bilinear, "
-                    "float32, bfloat16, nosub or a λ"
+                    f"error: method {spec!r}: option {option!r} is not {', '.join(flags)}, "
+                    "sN, bandN or a λ"
                 )
-    return MethodSpec(name, optimizer, smoothness, prewarp, replicated, precision, sublabel)
+    return MethodSpec(name, **values)
 
 
 def parse_pair(spec: str) -> tuple[str, int, int]:
