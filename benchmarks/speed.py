@@ -6,9 +6,11 @@ number of labels, for descriptor models, a 2-channel model and baselines.
 
 Runs on the embedded rendered scene (no data needed), calibrated, with the depth range given
 (no keypoint matching), at the given working size (long side; the scene is rendered 3:2, so
-768 → 768×512), graph cuts with the default settings. The 2-channel models run the network
-once per label, so they are timed with few labels (``--slow-labels``) and the per-label time
-is reported; their 64-label time is that × 64 plus the MRF, stated as an extrapolation.
+768 → 768×512), graph cuts with the default settings. A 2-channel model's full sweep
+(``NAME:full``) runs the network once per label, so it is timed with few labels
+(``--slow-labels``) and the per-label time is reported; its 64-label time is that × 64 plus
+the MRF, stated as an extrapolation. Without ``:full`` the 2-channel models run their
+cascade (``--cascade``, the default) and are timed like any other cost.
 Every row also gives its ratio to ZNCC at the same size and labels, measured in the same run.
 Writes ``benchmarks/results/speed.md`` and ``.json``.
 
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 
 from stereo.bench.machine import hardware
-from stereo.config import StereoConfig
+from stereo.bench.specs import parse_method
 from stereo.datasets.synthetic import make_scene
 from stereo.pipeline import match_calibrated
 
@@ -50,29 +52,31 @@ GPU_COSTS = [
     "siam:untrained",
     "2ch:untrained",
     "2ch-2stream:untrained",
+    "2ch-deep:untrained:full",
+    "2ch-deep:untrained:s3:full",
     "2ch-deep:untrained",
     "2ch-deep:untrained:s3",
 ]
 
 
 def time_one(scene, cost: str, size: int, labels: int, device: str = "cpu") -> dict:
-    """One calibrated run; wall seconds per stage (``NAME:untrained``: random weights of a
-    family without stereo weights, timed only; ``NAME:sN``: a 2-channel model scoring every
-    Nth pixel, ``--score-stride N``; options combine: ``2ch-deep:untrained:s3``)."""
+    """One calibrated run; wall seconds per stage. ``cost`` is a benchmark method
+    (:func:`~stereo.bench.specs.parse_method`: ``2ch-deep:s3`` scores every 3rd pixel,
+    ``2ch-deep:full`` is the full sweep instead of the cascade) and may also say
+    ``untrained``: random weights of a family without stereo weights, timed only
+    (``2ch-deep:untrained:full``)."""
     depth_range = (
         float(np.nanmin(scene.depths[0])) / 1.05,
         float(np.nanmax(scene.depths[0])) * 1.05,
     )
-    name, *options = cost.split(":")
-    strides = [int(o[1:]) for o in options if o.startswith("s") and o[1:].isdigit()]
-    cfg = StereoConfig(
-        model=name,
+    options = cost.split(":")
+    spec = parse_method(":".join(option for option in options if option != "untrained"))
+    cfg = spec.config(
         n_labels=labels,
         depth_range=depth_range,
         working_size=size,
         device=device,
         untrained="untrained" in options,
-        score_stride=strides[0] if strides else 1,
     )
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -94,6 +98,7 @@ def time_one(scene, cost: str, size: int, labels: int, device: str = "cpu") -> d
         "descriptor_dims": result.report.get("descriptor_dims"),
         "descriptor_dims_kept": result.report.get("descriptor_dims_kept"),
         "precision": result.report.get("precision"),
+        "scored_fraction": result.report.get("cascade", {}).get("scored_fraction"),
         "device": device,
     }
     print(row, file=sys.stderr, flush=True)
@@ -109,7 +114,7 @@ def main() -> None:
     )
     parser.add_argument("--sizes", nargs="+", type=int, default=[384, 768])
     parser.add_argument("--labels", nargs="+", type=int, default=[32, 64])
-    parser.add_argument("--slow-costs", nargs="*", default=["2ch-deep"])
+    parser.add_argument("--slow-costs", nargs="*", default=["2ch-deep:full"])
     parser.add_argument("--slow-labels", nargs="+", type=int, default=[4, 8])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed"))
@@ -169,11 +174,13 @@ def write_results(rows: list[dict], args: argparse.Namespace) -> None:
         "Calibrated pair of the embedded rendered scene, depth range "
         "given, graph cuts (2 expansion cycles from the winner-take-all labels); wall "
         "seconds. Descriptor dims: network output → kept by the principal-component "
-        "projection of the volume; precision: the network's arithmetic (`--precision auto`).",
+        "projection of the volume; precision: the network's arithmetic (`--precision auto`); "
+        "scored: the share of the volume a 2-channel cascade scored (`:full` = the full "
+        "sweep, `:sN` = every Nth pixel).",
         "",
         "| cost | size | labels | cost volume | per label | MRF | total | × ZNCC | dims | "
-        "precision |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "precision | scored |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         dims = (
@@ -185,7 +192,7 @@ def write_results(rows: list[dict], args: argparse.Namespace) -> None:
         lines.append(
             f"| {r['cost']} | {r['size']} | {r['labels']} | {r['cost_volume']} | "
             f"{r['cost_volume_s_per_label']} | {r['mrf']} | {r['total_s']} | {ratio} | {dims} | "
-            f"{r.get('precision') or ''} |"
+            f"{r.get('precision') or ''} | {r.get('scored_fraction') or ''} |"
         )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -3,8 +3,10 @@
 A 2-channel network scores one (pixel, hypothesis) pair at a time, so its full sweep costs
 one network pass over the image per label. The cascade runs a cheap cost (ZNCC by default)
 through the same MRF first; each pixel's proposed label and the ``band`` labels either side
-of it are all the network scores (:meth:`~stereo.cost.two_channel.TwoChannelCost.volume_at`,
-equal to the full sweep there), every other entry takes the worst cost. The MRF then runs
+of it are what the network must score, tile by tile: each tile of the image is scored
+over the range of labels its pixels need (:func:`tile_band_mask`; a few outlying proposals
+do not widen it) by :meth:`~stereo.cost.two_channel.TwoChannelCost.volume_at`, which equals
+the full sweep there; every other entry takes the worst cost. The MRF then runs
 on that volume as on any other.
 """
 
@@ -19,7 +21,7 @@ import numpy as np
 from stereo.config import StereoConfig
 from stereo.cost.base import Cost
 from stereo.cost.factory import cost_of
-from stereo.cost.two_channel import TwoChannelCost
+from stereo.cost.two_channel import BLOCK_ROWS, TwoChannelCost
 from stereo.errors import StereoError
 from stereo.geometry.sweep import Sweep
 from stereo.mrf.graphcut import normalise_volume
@@ -54,6 +56,32 @@ def band_mask(proposal: np.ndarray, n_labels: int, band: int) -> np.ndarray:
     return np.abs(labels - proposal[None]) <= band
 
 
+#: a label is proposed for a tile when at least this share of its pixels propose it
+#: (isolated wrong proposals add no labels)
+TILE_SHARE = 0.02
+
+
+def tile_band_mask(
+    proposal: np.ndarray, n_labels: int, band: int, tile: int = BLOCK_ROWS
+) -> np.ndarray:
+    """``(L, h, w)`` bool: for every ``tile × tile`` tile of the image, the labels within
+    ``band`` of those that at least :data:`TILE_SHARE` of its pixels propose (``proposal``:
+    ``(h, w)`` label indices). The network runs on whole blocks anyway, so every pixel of
+    a tile is scored over the tile's labels; a tile across a depth edge gets the bands of
+    both surfaces, not the labels between them."""
+    h, w = proposal.shape
+    mask = np.zeros((n_labels, h, w), bool)
+    every = np.arange(n_labels)[:, None]
+    for r0 in range(0, h, tile):
+        for c0 in range(0, w, tile):
+            cell = proposal[r0 : r0 + tile, c0 : c0 + tile]
+            counts = np.bincount(cell.ravel(), minlength=n_labels)
+            proposed = counts >= max(1.0, TILE_SHARE * cell.size)
+            labels = (np.abs(every - np.flatnonzero(proposed)) <= band).any(axis=1)
+            mask[labels, r0 : r0 + tile, c0 : c0 + tile] = True
+    return mask
+
+
 def cascade_volume(
     cfg: StereoConfig,
     cost: TwoChannelCost,
@@ -75,7 +103,7 @@ def cascade_volume(
     reference, other = images
     proposed = normalise_volume(proposer.volume(reference, other, sweep))
     labels = optimise(proposed, reference, np.arange(len(sweep), dtype=float), proposal_cfg)[0]
-    needed = band_mask(labels, len(sweep), cfg.cascade_band)
+    needed = tile_band_mask(labels, len(sweep), cfg.cascade_band)
     seconds = time.time() - start
     raw = cost.volume_at(reference, other, sweep, needed, progress=progress)
     info = {

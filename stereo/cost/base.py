@@ -100,9 +100,11 @@ def dense_block(
     image. With an ``output_stride`` s, ``rows[0]`` and ``cols[0]`` must be multiples of s
     and the block holds the grid points (every s-th pixel) inside it.
 
-    Networks with zero-padded ("same") layers (L2-Net) read up to their summed paddings
-    past the window — zeros at the image's edges, image pixels inside it — so each block
-    also takes ``window / 2`` pixels of context on every side, cut off again afterwards.
+    Networks with zero-padded ("same") layers (L2-Net, CNN3's subtractive normalisation)
+    read up to their summed paddings past the window — zeros at the image's edges, image
+    pixels inside it — so each block also takes the network's ``context`` (pixels; ``window
+    / 2`` for descriptor networks, 0 for the unpadded 2-channel ones) on every side, cut off
+    again afterwards.
     """
     from stereo.cost.dense import SPARE
 
@@ -110,7 +112,7 @@ def dense_block(
     if rows[0] % stride or cols[0] % stride:
         raise StereoError(f"a block must start on the stride-{stride} grid, not at {rows, cols}")
     window = dense.window
-    context = -(-(window // 2) // stride) * stride  # a whole number of grid points
+    context = -(-dense.context // stride) * stride  # a whole number of grid points
     lo_r, hi_r = max(0, rows[0] - context), rows[1] + window - 1 + SPARE + context
     lo_c, hi_c = max(0, cols[0] - context), cols[1] + window - 1 + SPARE + context
     piece = dense._dense(padded[..., lo_r:hi_r, lo_c:hi_c])

@@ -165,6 +165,9 @@ class DenseDescriptor(nn.Module):
 
     #: side of the window each descriptor covers, in input pixels
     window: int = PATCH
+    #: pixels past the window the zero-padded layers read (L2-Net: up to 22, CNN3's
+    #: normalisation too), taken as context around blocks (:func:`dense_block`)
+    context: int = PATCH // 2
 
     def __init__(self, model: DescriptorNet, replicated_half: bool = False) -> None:
         super().__init__()
@@ -178,6 +181,7 @@ class DenseDescriptor(nn.Module):
         self.model = model.eval()
         self.replicated_half = replicated_half
         self.window = PATCH // 2 if replicated_half else PATCH
+        self.context = self.window // 2
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
@@ -224,6 +228,8 @@ class DenseTwoChannel(nn.Module):
 
     #: side of the window each score covers, in input pixels
     window: int = PATCH
+    #: the 2-channel networks have no zero padding: a block needs no context around it
+    context: int = 0
 
     def __init__(self, model: PatchNet, output_stride: int = 1) -> None:
         super().__init__()
