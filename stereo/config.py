@@ -117,12 +117,13 @@ class StereoConfig:
         "the device supports it, float32 elsewhere.",
     )
     score_stride: int = setting(
-        1,
+        0,
         flag="--score-stride",
         kind=int,
         help="2-channel models (2ch, 2ch-deep): score every Nth pixel of each hypothesis "
         "(2, 3 or 6: about 1/N² of the network's work) and interpolate the scores between; "
-        "1 = every pixel.",
+        "1 = every pixel; 0 = the weights' own choice (their model card's score_stride, "
+        "else 1).",
     )
     cascade: str = setting(
         "zncc",
@@ -189,8 +190,11 @@ class StereoConfig:
             )
         if self.prewarp_planes < 1:
             raise StereoError(f"--prewarp-planes must be at least 1, not {self.prewarp_planes}")
-        if self.score_stride < 1:
-            raise StereoError(f"--score-stride must be at least 1, not {self.score_stride}")
+        if self.score_stride < 0:
+            raise StereoError(
+                f"--score-stride must be 0 (the weights' own) or at least 1, not "
+                f"{self.score_stride}"
+            )
         if self.cascade_band < 0:
             raise StereoError(f"--cascade-band must be at least 0 labels, not {self.cascade_band}")
         if not (np.isfinite(self.lr_tolerance) and self.lr_tolerance > 0):

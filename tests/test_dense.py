@@ -436,5 +436,15 @@ def test_impossible_score_strides_are_refused():
         dense_in_strips(DenseTwoChannel(build_model("2ch-deep").eval(), 4), pair)
     with pytest.raises(StereoError, match="only 2ch and 2ch-deep"):
         DenseTwoChannel(build_model("2ch-2stream").eval(), 3)
-    with pytest.raises(StereoError, match="--score-stride must be at least 1"):
-        StereoConfig(score_stride=0)
+    with pytest.raises(StereoError, match="--score-stride must be 0"):
+        StereoConfig(score_stride=-1)
+
+
+def test_score_stride_zero_takes_the_model_cards_choice():
+    from stereo.cost.two_channel import TwoChannelCost
+
+    model = build_model("2ch-deep").eval()
+    assert TwoChannelCost(model).dense.output_stride == 1  # no card: every pixel
+    model.card = {"score_stride": 3}
+    assert TwoChannelCost(model).dense.output_stride == 3
+    assert TwoChannelCost(model, output_stride=1).dense.output_stride == 1

@@ -29,7 +29,7 @@ class MethodSpec:
     replicated_upsampling: bool = True
     precision: str = "auto"
     sublabel: bool = True
-    score_stride: int = 1
+    score_stride: int = StereoConfig.score_stride
     cascade: str = StereoConfig.cascade
     cascade_band: int = StereoConfig.cascade_band
 

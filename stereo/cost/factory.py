@@ -30,7 +30,7 @@ def make_cost(
     prewarp_planes: int = DescriptorCost.prewarp_planes,
     replicated_upsampling: bool = DescriptorCost.replicated_upsampling,
     precision: str = DescriptorCost.precision,
-    score_stride: int = 1,
+    score_stride: int = 0,
 ) -> Cost:
     """The matching cost of a registry model, a weights file, a baseline name, or several of
     these joined by commas (their mean normalised volume, :class:`~stereo.cost.fused.FusedCost`)
@@ -69,7 +69,7 @@ def cost_of(cfg: StereoConfig) -> Cost:
     )
 
 
-def _make_cost(name: str, device: str, untrained: bool, score_stride: int = 1) -> Cost:
+def _make_cost(name: str, device: str, untrained: bool, score_stride: int = 0) -> Cost:
     if "," in name:  # a fused cost: "zncc,l2net.castle-fixed"
         parts = [part.strip() for part in name.split(",")]
         return FusedCost([_make_cost(part, device, untrained, score_stride) for part in parts])

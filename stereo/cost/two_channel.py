@@ -23,14 +23,17 @@ class TwoChannelCost(Cost):
 
     ``output_stride`` s > 1 (2ch, 2ch-deep): the network scores every s-th pixel of each
     hypothesis (its first strides kept, about 1/s² of the work) and the scores are
-    interpolated bilinearly to every pixel."""
+    interpolated bilinearly to every pixel; 0: the weights' model card's ``score_stride``
+    (chosen for them by measurement), else 1."""
 
     #: the network's arithmetic, as :attr:`DescriptorCost.precision`
     precision: str = "auto"
 
     def __init__(
-        self, model: PatchNet, device: str | torch.device = "cpu", output_stride: int = 1
+        self, model: PatchNet, device: str | torch.device = "cpu", output_stride: int = 0
     ) -> None:
+        if output_stride == 0:
+            output_stride = int(getattr(model, "card", {}).get("score_stride", 1))
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.name = model.name
