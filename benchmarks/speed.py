@@ -25,6 +25,7 @@ stopping before ``--time-limit`` seconds (default 600) with the rows measured so
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -194,8 +195,58 @@ def write_results(rows: list[dict], args: argparse.Namespace) -> None:
             f"{r['cost_volume_s_per_label']} | {r['mrf']} | {r['total_s']} | {ratio} | {dims} | "
             f"{r.get('precision') or ''} | {r.get('scored_fraction') or ''} |"
         )
+    lines += growth_lines(rows)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+#: the stages whose growth :func:`growth_lines` states
+GROWTH_STAGES = ("cost_volume", "mrf", "total_s")
+
+
+def growth_exponents(rows: list[dict], cost: str, stage: str, across: str) -> float | None:
+    """The exponent e of ``seconds ∝ across^e`` (``across`` = ``"pixels"`` or
+    ``"labels"``) for one cost and stage: the mean log-log slope between rows that differ
+    only in ``across``; None without two such rows."""
+    fixed = "labels" if across == "pixels" else "pixels"
+    groups: dict = {}
+    for r in rows:
+        if r["cost"] == cost and r.get(stage):
+            groups.setdefault(r[fixed], []).append((r[across], r[stage]))
+    slopes = [
+        np.log(b[1] / a[1]) / np.log(b[0] / a[0])
+        for points in groups.values()
+        for a, b in itertools.pairwise(sorted(points))
+        if b[0] != a[0]
+    ]
+    return round(float(np.mean(slopes)), 2) if slopes else None
+
+
+def growth_lines(rows: list[dict]) -> list[str]:
+    """A table of how each stage's time grows with pixels and with labels, per cost."""
+    lines = [
+        "",
+        "## How time grows",
+        "",
+        "Exponent e of time ∝ pixels^e (labels fixed) and ∝ labels^e (size fixed), the mean "
+        "log-log slope between the rows above (1 = linear; below 1 = a fixed part, e.g. a "
+        "descriptor network that runs once per image, not once per label).",
+        "",
+        "| cost | volume vs pixels | volume vs labels | MRF vs pixels | MRF vs labels | "
+        "total vs pixels | total vs labels |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for cost in dict.fromkeys(r["cost"] for r in rows):
+        cells = [
+            growth_exponents(rows, cost, stage, across)
+            for stage in GROWTH_STAGES
+            for across in ("pixels", "labels")
+        ]
+        if any(c is not None for c in cells):
+            lines.append(
+                f"| {cost} | " + " | ".join("" if c is None else str(c) for c in cells) + " |"
+            )
+    return lines
 
 
 if __name__ == "__main__":
