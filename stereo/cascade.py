@@ -26,6 +26,7 @@ from stereo.errors import StereoError
 from stereo.geometry.sweep import Sweep
 from stereo.mrf.graphcut import normalise_volume
 from stereo.mrf.optimise import optimise
+from stereo.progress import LOG
 
 #: ``--cascade`` value that turns the cascade off (the full sweep)
 FULL_SWEEP = "none"
@@ -105,6 +106,13 @@ def cascade_volume(
     labels = optimise(proposed, reference, np.arange(len(sweep), dtype=float), proposal_cfg)[0]
     needed = tile_band_mask(labels, len(sweep), cfg.cascade_band)
     seconds = time.time() - start
+    LOG.info(
+        "cascade: %s proposed the labels in %.1f s; %s scores %.0f %% of the volume",
+        proposer.name,
+        seconds,
+        cost.name,
+        100 * needed.mean(),
+    )
     raw = cost.volume_at(reference, other, sweep, needed, progress=progress)
     info = {
         "proposal": proposer.name,
