@@ -23,25 +23,18 @@ import numpy as np
 import torch
 
 from stereo.bench.machine import hardware
+from stereo.bench.middlebury import MIDDLEBURY_PAIRS, middlebury_pair
 from stereo.bench.results import save_results, saved_results
 from stereo.bench.specs import parse_pair
 from stereo.bench.strecha import PAIRS as STRECHA_PAIRS
 from stereo.bench.strecha import load_pair
 from stereo.config import DEFAULT_MODEL, StereoConfig
-from stereo.evaluation import depth_correctness, disparity_errors, read_disparity_truth
-from stereo.io.images import read_image
+from stereo.evaluation import depth_correctness, disparity_errors
 from stereo.pipeline import StereoResult, match_calibrated, match_rectified
 from stereo.refine import refined_values, sublabel_offsets
 
 ROOT = Path(__file__).resolve().parents[1]
 
-MIDDLEBURY = ROOT.parent / "shared" / "data" / "middlebury"
-#: Middlebury pairs: left, right, truth, the truth's scale
-MIDDLEBURY_PAIRS = {
-    "tsukuba": ("im3.png", "im4.png", "disp3.pgm", 16.0),
-    "venus": ("im2.png", "im6.png", "disp2.pgm", 8.0),
-    "motorcycle": (None, None, None, 1.0),  # scikit-image's Middlebury 2014, quarter size
-}
 METHODS = [DEFAULT_MODEL, "zncc"]
 
 
@@ -74,22 +67,6 @@ def strecha_rows(pair: str, method: str, n_labels: int) -> dict:
         scores = depth_correctness(depth, data.truth, data.in_view)
         rows[name] = {f"correct@{t}": scores[f"correct@{t}_in_view"] for t in (0.01, 0.02, 0.05)}
     return rows
-
-
-def middlebury_pair(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Grey left and right images and the truth disparity (NaN = unknown)."""
-    left, right, truth, scale = MIDDLEBURY_PAIRS[name]
-    if left is None:
-        import cv2
-        from skimage.data import stereo_motorcycle
-
-        a, b, disparity = stereo_motorcycle()
-        grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b)]
-        disparity = np.where(np.isfinite(disparity), disparity, np.nan).astype(np.float32)
-        return grey[0], grey[1], disparity
-    folder = MIDDLEBURY / name
-    images = [read_image(folder / left), read_image(folder / right)]
-    return images[0], images[1], read_disparity_truth(folder / truth, scale)
 
 
 def middlebury_rows(name: str, method: str, n_labels: int) -> dict:

@@ -28,3 +28,16 @@ def test_unknown_method_option_exits_with_one_line():
         parse_method("zncc:fast")
     with pytest.raises(SystemExit, match="option 's' is not"):
         parse_method("2ch:s")
+
+
+def test_sgbm_baseline_finds_a_known_shift():
+    import cv2
+    import numpy as np
+
+    from stereo.bench.middlebury import sgbm_disparity
+
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur((rng.random((120, 200)) * 255).astype(np.uint8), (3, 3), 0)
+    left, right = texture[:, 40:180], texture[:, 45:185]  # left x matches right x − 5
+    disparity = sgbm_disparity(left, right, 0.0, 20.0)
+    assert abs(np.nanmedian(disparity[:, 40:]) - 5.0) < 0.25
