@@ -176,6 +176,8 @@ def run_pair(scene_name: str, r: int, k: int, methods: list[str], size: int, n_l
             depth_map = result.depth
             metrics = depth_correctness(depth_map, truth, in_view)
             metrics["report_seconds"] = result.report["seconds"]
+            if "cascade" in result.report:  # what the 2-channel cascade scored
+                metrics["cascade"] = result.report["cascade"]
         metrics["seconds"] = round(time.time() - t0, 1)
         rows[method] = metrics
         print(
