@@ -113,8 +113,11 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
 }
 #: model-card fields that come with a training set: ``input_scale`` = how much the stereo cost
 #: resizes its working image before the network runs (windows cut at twice the scale of
-#: castle-fixed describe the 768-px working image upsampled 2×)
+#: castle-fixed describe the 768-px working image upsampled 2×); ``score_stride`` = the
+#: 2-channel cost's default ``--score-stride`` (every 3rd pixel: the stride measured on
+#: castle-P19 and Strecha, ``results/smoothness_2ch.md``, ``results/strecha_2ch.md``)
 TRAIN_SET_CARD: dict[str, dict[str, float]] = {
+    "synthetic-stereo-2ch": {"score_stride": 3},
     "castle-fixed-s1": {"input_scale": 2.0},
     "castle0-9-fixed-s1": {"input_scale": 2.0},
     "synthetic-stereo": {"input_scale": 2.0},
