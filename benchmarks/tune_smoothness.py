@@ -204,11 +204,11 @@ def install(
     weights = table.get("smoothness", {})
     sources = table.get("chosen_in", {})
     for method, c in chosen.items():
-        if ":" in method or (rename and method not in rename):  # variants (flat, wta)
+        if (method not in rename) if rename else (":" in method):  # variants (flat, wta)
             continue
         name = rename.get(method, method)
         weights[name] = c["smoothness"]
-        note = f" (held-out twin {method})" if name != method else ""
+        note = f" (tuned as {method})" if name != method else ""
         sources[name] = f"{table_path.relative_to(ROOT)}{note}"
     table = {
         "about": "graph-cut smoothness weight (lambda) per matching cost, chosen on castle-P19 by "
