@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from stereo.bench.machine import hardware
+from stereo.bench.middlebury import sgbm_run
 from stereo.bench.results import save_results, saved_results
 from stereo.bench.specs import parse_method, parse_pair
 from stereo.bench.strecha import DATA, PAIRS, load_pair
@@ -116,20 +117,7 @@ def sgbm_depths(
     num = min(num, (width - max(min_disp, 0) - 32) // 16 * 16)
     if num < 16:  # the matches would lie outside the rectified image: SGBM gives nothing
         return np.full(len(truth.depth), np.nan)
-    sgbm = cv2.StereoSGBM_create(
-        minDisparity=min_disp,
-        numDisparities=num,
-        blockSize=5,
-        P1=200,
-        P2=800,
-        disp12MaxDiff=1,
-        uniquenessRatio=5,
-        speckleWindowSize=100,
-        speckleRange=2,
-        mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY,
-    )
-    disp = sgbm.compute(left, right).astype(np.float32) / 16.0
-    disp[disp < min_disp] = np.nan
+    disp = sgbm_run(left, right, min_disp, num)
     if sign < 0:
         disp = disp[:, ::-1]
     rect = cv2.undistortPoints(

@@ -35,13 +35,18 @@ def middlebury_pair(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def sgbm_disparity(left: np.ndarray, right: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """OpenCV SGBM (3-way, 5×5 blocks, the Strecha benchmark's settings) on a rectified
-    pair over disparities ``[lo, hi]`` px: ``(H, W)`` float32, NaN where it gives none."""
+    """OpenCV SGBM on a rectified pair over disparities ``[lo, hi]`` px (:func:`sgbm_run`):
+    ``(H, W)`` float32, NaN where it gives none."""
     min_disp = int(np.floor(lo))
-    num = int(np.ceil((hi - min_disp) / 16.0)) * 16
+    return sgbm_run(left, right, min_disp, max(16, int(np.ceil((hi - min_disp) / 16.0)) * 16))
+
+
+def sgbm_run(left: np.ndarray, right: np.ndarray, min_disp: int, num: int) -> np.ndarray:
+    """OpenCV SGBM (3-way, 5×5 blocks: the benchmarks' one setting) over ``num`` (a multiple
+    of 16) disparities from ``min_disp``: ``(H, W)`` float32 px, NaN where it gives none."""
     sgbm = cv2.StereoSGBM_create(
         minDisparity=min_disp,
-        numDisparities=max(num, 16),
+        numDisparities=num,
         blockSize=5,
         P1=200,
         P2=800,
