@@ -204,7 +204,7 @@ def write_results(rows: list[dict], args: argparse.Namespace) -> None:
 GROWTH_STAGES = ("cost_volume", "mrf", "total_s")
 
 
-def growth_exponents(rows: list[dict], cost: str, stage: str, across: str) -> float | None:
+def growth_exponent(rows: list[dict], cost: str, stage: str, across: str) -> float | None:
     """The exponent e of ``seconds ∝ across^e`` (``across`` = ``"pixels"`` or
     ``"labels"``) for one cost and stage: the mean log-log slope between rows that differ
     only in ``across``; None without two such rows."""
@@ -238,7 +238,7 @@ def growth_lines(rows: list[dict]) -> list[str]:
     ]
     for cost in dict.fromkeys(r["cost"] for r in rows):
         cells = [
-            growth_exponents(rows, cost, stage, across)
+            growth_exponent(rows, cost, stage, across)
             for stage in GROWTH_STAGES
             for across in ("pixels", "labels")
         ]

@@ -105,19 +105,34 @@ def cascade_volume(
     proposed = normalise_volume(proposer.volume(reference, other, sweep))
     labels = optimise(proposed, reference, np.arange(len(sweep), dtype=float), proposal_cfg)[0]
     needed = tile_band_mask(labels, len(sweep), cfg.cascade_band)
-    seconds = time.time() - start
+    seconds, scored = time.time() - start, float(needed.mean())
     LOG.info(
         "cascade: %s proposed the labels in %.1f s; %s scores %.0f %% of the volume",
         proposer.name,
         seconds,
         cost.name,
-        100 * needed.mean(),
+        100 * scored,
     )
     raw = cost.volume_at(reference, other, sweep, needed, progress=progress)
     info = {
         "proposal": proposer.name,
         "band_labels": cfg.cascade_band,
-        "scored_fraction": round(float(needed.mean()), 4),
+        "scored_fraction": round(scored, 4),
         "proposal_seconds": round(seconds, 2),
     }
     return raw, info
+
+
+def sweep_volume(
+    cfg: StereoConfig,
+    cost: Cost,
+    images: tuple[np.ndarray, np.ndarray],
+    sweep: Sweep,
+    progress: bool = False,
+) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """The raw ``(L, h, w)`` volume of ``images`` under ``sweep`` as a run computes it:
+    through the cascade when :func:`cascades` (with what it did), else ``cost.volume``
+    (with None)."""
+    if cascades(cfg, cost):
+        return cascade_volume(cfg, cost, images, sweep, progress)
+    return cost.volume(*images, sweep, progress=progress), None

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from stereo.cascade import cascade_volume, cascades
+from stereo.cascade import cascades, sweep_volume
 from stereo.config import StereoConfig, check_volume_fits
 from stereo.cost.base import Cost
 from stereo.cost.factory import cost_of
@@ -186,17 +186,16 @@ def solve_pair(
         f"{len(search.values)} hypotheses, {reference.shape[1]}x{reference.shape[0]} px, "
         f"{cost.name}",
     )
-    if cascades(cfg, cost):
-        raw, cascade_info = cascade_volume(cfg, cost, images, search.forward, progress)
-        if cfg.lr_check:
-            raw_other = cascade_volume(cfg, cost, images[::-1], search.backward, progress)[0]
-        cost.info["cascade"] = cascade_info
-    elif cfg.lr_check:  # both directions at once: descriptor costs describe each image once
+    if cfg.lr_check and not cascades(cfg, cost):  # descriptor costs describe each image once
         raw, raw_other = cost.volume_pair(
             reference, other, search.forward, search.backward, progress=progress
         )
     else:
-        raw = cost.volume(reference, other, search.forward, progress=progress)
+        raw, cascade_info = sweep_volume(cfg, cost, images, search.forward, progress)
+        if cfg.lr_check:
+            raw_other = sweep_volume(cfg, cost, images[::-1], search.backward, progress)[0]
+        if cascade_info is not None:
+            cost.info["cascade"] = cascade_info
     volume = normalise_volume(raw)
     confidence = informative_confidence(volume)
     t = stage_done(times, "cost_volume", t)

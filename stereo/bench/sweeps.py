@@ -8,7 +8,7 @@ import time
 
 from stereo.bench.specs import parse_method, parse_pair
 from stereo.bench.strecha import load_pair
-from stereo.cascade import cascade_volume, cascades
+from stereo.cascade import sweep_volume
 from stereo.config import StereoConfig
 from stereo.cost.factory import make_cost
 from stereo.evaluation import depth_correctness
@@ -40,13 +40,11 @@ def smoothness_sweep(
             precision=spec.precision,
             score_stride=spec.score_stride,
         )
-        images = (pair.reference, pair.other)
-        cfg = spec.config(n_labels=n_labels)
-        if cascades(cfg, cost):  # the proposal is λ-free: its own cost's λ
-            raw = cascade_volume(cfg, cost, images, sweep)[0]
-        else:
-            raw = cost.volume(*images, sweep)
-        volume = normalise_volume(raw)
+        # a cascade's proposal is λ-free (its own cost's λ): one volume serves every λ
+        raw = sweep_volume(
+            spec.config(n_labels=n_labels), cost, (pair.reference, pair.other), sweep
+        )
+        volume = normalise_volume(raw[0])
         scores = {
             "volume_s": round(time.time() - t0, 1),
             "prewarped": bool(getattr(cost, "info", {}).get("prewarp_depths_m")),

@@ -64,11 +64,16 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def dense_in_precision(
     dense: torch.nn.Module, x: Tensor, precision: str, device: torch.device
 ) -> Tensor:
-    """:func:`dense_in_strips` under bfloat16 autocast when ``precision`` resolves to it
-    (:func:`resolve_precision`); float32 out either way."""
-    low = resolve_precision(precision, device) == "bfloat16"
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
+    """:func:`dense_in_strips` in ``precision`` (:func:`in_precision`); float32 out."""
+    with in_precision(precision, device):
         return dense_in_strips(dense, x).float()
+
+
+def in_precision(precision: str, device: torch.device) -> torch.autocast:
+    """The context a network runs in: bfloat16 autocast when ``precision`` resolves to it
+    (:func:`resolve_precision`), plain float32 otherwise."""
+    low = resolve_precision(precision, device) == "bfloat16"
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=low)
 
 
 def dense_in_strips(dense: torch.nn.Module, x: Tensor, rows: int = 192) -> Tensor:

@@ -7,7 +7,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from stereo.cost.base import Cost, dense_block, dense_in_precision, resolve_precision
+from stereo.cost.base import (
+    Cost,
+    dense_block,
+    dense_in_precision,
+    in_precision,
+    resolve_precision,
+)
 from stereo.cost.dense import DenseTwoChannel, normalise_image, pad_image, upsample_grid
 from stereo.cost.sampling import sample, to_tensor
 from stereo.patchnet.models import PatchNet
@@ -42,16 +48,11 @@ class TwoChannelCost(Cost):
 
     @torch.no_grad()
     def volume(self, reference, other, sweep, progress=False):
-        mode = self.model.normalisation
-        self.info = {"precision": resolve_precision(self.precision, self.device)}
-        ref = normalise_image(to_tensor(reference, self.device), mode)
-        src = to_tensor(other, self.device)[0]
         out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
-        for label in tqdm(
+        labels = tqdm(
             range(len(sweep)), desc=f"cost {self.name}", disable=not progress, leave=False
-        ):
-            warped, inside = sample(src, sweep.coordinates(label))
-            pair = torch.cat([ref, normalise_image(warped[None], mode)], dim=1)
+        )
+        for label, pair, inside in self._warped_pairs(reference, other, sweep, labels):
             score = dense_in_precision(self.dense, pair, self.precision, self.device)
             score = upsample_grid(score, self.dense.output_stride, *inside.shape)[0]
             score[~inside] = float("nan")
@@ -64,24 +65,31 @@ class TwoChannelCost(Cost):
         runs on blocks of :data:`BLOCK_ROWS` rows spanning each row's needed pixels
         (:func:`~stereo.cost.base.dense_block`, equal to the full sweep there); other
         entries are +inf (worst after normalisation), NaN outside the second image."""
-        mode = self.model.normalisation
-        self.info = {"precision": resolve_precision(self.precision, self.device)}
-        ref = normalise_image(to_tensor(reference, self.device), mode)
-        src = to_tensor(other, self.device)[0]
         out = np.full((len(sweep), sweep.height, sweep.width), np.inf, np.float32)
-        for label in tqdm(
+        labels = tqdm(
             np.flatnonzero(needed.reshape(len(sweep), -1).any(axis=1)),
             desc=f"cost {self.name} (band)",
             disable=not progress,
             leave=False,
-        ):
-            warped, inside = sample(src, sweep.coordinates(label))
-            pair = torch.cat([ref, normalise_image(warped[None], mode)], dim=1)
-            score = self._scores_at(pad_image(pair), needed[label]).cpu().numpy()
+        )
+        for label, pair, inside in self._warped_pairs(reference, other, sweep, labels):
             chosen = needed[label]
+            score = self._scores_at(pad_image(pair), chosen).cpu().numpy()
             out[label][chosen] = -score[chosen]
             out[label][~inside.cpu().numpy()] = np.nan
         return out
+
+    def _warped_pairs(self, reference, other, sweep, labels):
+        """``(label, pair, inside)`` for each of ``labels``: the normalised reference
+        stacked with the second image warped by that hypothesis (``(1, 2, H, W)``), and
+        ``(H, W)`` bool: the warp lands inside the second image."""
+        mode = self.model.normalisation
+        self.info = {"precision": resolve_precision(self.precision, self.device)}
+        ref = normalise_image(to_tensor(reference, self.device), mode)
+        src = to_tensor(other, self.device)[0]
+        for label in labels:
+            warped, inside = sample(src, sweep.coordinates(label))
+            yield label, torch.cat([ref, normalise_image(warped[None], mode)], dim=1), inside
 
     def _scores_at(self, padded: torch.Tensor, needed: np.ndarray) -> torch.Tensor:
         """``(H, W)`` scores of a padded pair, right at the ``needed`` pixels (NaN or
@@ -89,8 +97,7 @@ class TwoChannelCost(Cost):
         s = self.dense.output_stride
         h, w = needed.shape
         grid = torch.full((1, -(-h // s), -(-w // s)), float("nan"), device=padded.device)
-        low = resolve_precision(self.precision, self.device) == "bfloat16"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=low):
+        with in_precision(self.precision, self.device):
             for rows, cols in needed_blocks(needed, s):
                 block = dense_block(self.dense, padded, rows, cols).float()
                 top, left = rows[0] // s, cols[0] // s
