@@ -52,11 +52,9 @@ class TwoChannelCost(Cost):
         labels = tqdm(
             range(len(sweep)), desc=f"cost {self.name}", disable=not progress, leave=False
         )
-        for label, pair, inside in self._warped_pairs(reference, other, sweep, labels):
-            score = dense_in_precision(self.dense, pair, self.precision, self.device)
-            score = upsample_grid(score, self.dense.output_stride, *inside.shape)[0]
-            score[~inside] = float("nan")
-            out[label] = -score.cpu().numpy()
+        warps = (sweep.coordinates(label) for label in labels)
+        for label, (pair, inside) in enumerate(self._warped_pairs(reference, other, warps)):
+            out[label] = -self._scores(pair, inside)
         return out
 
     @torch.no_grad()
@@ -66,30 +64,36 @@ class TwoChannelCost(Cost):
         (:func:`~stereo.cost.base.dense_block`, equal to the full sweep there); other
         entries are +inf (worst after normalisation), NaN outside the second image."""
         out = np.full((len(sweep), sweep.height, sweep.width), np.inf, np.float32)
-        labels = tqdm(
-            np.flatnonzero(needed.reshape(len(sweep), -1).any(axis=1)),
-            desc=f"cost {self.name} (band)",
-            disable=not progress,
-            leave=False,
-        )
-        for label, pair, inside in self._warped_pairs(reference, other, sweep, labels):
+        labels = np.flatnonzero(needed.reshape(len(sweep), -1).any(axis=1))
+        shown = tqdm(labels, desc=f"cost {self.name} (band)", disable=not progress, leave=False)
+        warps = (sweep.coordinates(label) for label in shown)
+        for label, (pair, inside) in zip(
+            labels, self._warped_pairs(reference, other, warps), strict=True
+        ):
             chosen = needed[label]
             score = self._scores_at(pad_image(pair), chosen).cpu().numpy()
             out[label][chosen] = -score[chosen]
             out[label][~inside.cpu().numpy()] = np.nan
         return out
 
-    def _warped_pairs(self, reference, other, sweep, labels):
-        """``(label, pair, inside)`` for each of ``labels``: the normalised reference
-        stacked with the second image warped by that hypothesis (``(1, 2, H, W)``), and
-        ``(H, W)`` bool: the warp lands inside the second image."""
+    def _warped_pairs(self, reference, other, warps):
+        """``(pair, inside)`` for each of ``warps`` (``(H, W, 2)`` second-image coordinates
+        of every reference pixel): the normalised reference stacked with the second image
+        sampled there (``(1, 2, H, W)``), and ``(H, W)`` bool: inside the second image."""
         mode = self.model.normalisation
         self.info = {"precision": resolve_precision(self.precision, self.device)}
         ref = normalise_image(to_tensor(reference, self.device), mode)
         src = to_tensor(other, self.device)[0]
-        for label in labels:
-            warped, inside = sample(src, sweep.coordinates(label))
-            yield label, torch.cat([ref, normalise_image(warped[None], mode)], dim=1), inside
+        for coordinates in warps:
+            warped, inside = sample(src, coordinates)
+            yield torch.cat([ref, normalise_image(warped[None], mode)], dim=1), inside
+
+    def _scores(self, pair: torch.Tensor, inside: torch.Tensor) -> np.ndarray:
+        """``(H, W)`` scores of a whole pair (:meth:`_warped_pairs`), NaN outside."""
+        score = dense_in_precision(self.dense, pair, self.precision, self.device)
+        score = upsample_grid(score, self.dense.output_stride, *inside.shape)[0]
+        score[~inside] = float("nan")
+        return score.cpu().numpy()
 
     def _scores_at(self, padded: torch.Tensor, needed: np.ndarray) -> torch.Tensor:
         """``(H, W)`` scores of a padded pair, right at the ``needed`` pixels (NaN or
