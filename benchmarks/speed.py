@@ -31,10 +31,12 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from stereo.bench.machine import hardware
+from stereo.bench.middlebury import sgbm_run
 from stereo.bench.specs import parse_method
 from stereo.datasets.synthetic import make_scene
 from stereo.pipeline import match_calibrated
@@ -60,12 +62,31 @@ GPU_COSTS = [
 ]
 
 
+def time_sgbm(scene, size: int, labels: int) -> dict:
+    """OpenCV SGBM (the benchmarks' setting, :func:`~stereo.bench.middlebury.sgbm_run`) on
+    the pair resized to the working size, over ``labels`` disparities rounded up to a
+    multiple of 16, as if rectified: its time does not depend on the geometry."""
+    h = round(scene.images[0].shape[0] * size / max(scene.images[0].shape))
+    left, right = (
+        cv2.resize(image, (size, h), interpolation=cv2.INTER_AREA) for image in scene.images[:2]
+    )
+    t0 = time.time()
+    sgbm_run(left, right, 0, -(-labels // 16) * 16)
+    total = time.time() - t0
+    row = {"cost": "sgbm", "size": f"{size}x{h}", "pixels": size * h, "labels": labels}
+    row |= {"total_s": round(total, 2), "cost_volume": round(total, 2), "mrf": 0.0, "device": "cpu"}
+    print(row, file=sys.stderr, flush=True)
+    return row
+
+
 def time_one(scene, cost: str, size: int, labels: int, device: str = "cpu") -> dict:
     """One calibrated run; wall seconds per stage. ``cost`` is a benchmark method
     (:func:`~stereo.bench.specs.parse_method`: ``2ch-deep:s3`` scores every 3rd pixel,
     ``2ch-deep:full`` is the full sweep instead of the cascade) and may also say
     ``untrained``: random weights of a family without stereo weights, timed only
-    (``2ch-deep:untrained:full``)."""
+    (``2ch-deep:untrained:full``); ``sgbm`` is :func:`time_sgbm`."""
+    if cost == "sgbm":
+        return time_sgbm(scene, size, labels)
     depth_range = (
         float(np.nanmin(scene.depths[0])) / 1.05,
         float(np.nanmax(scene.depths[0])) * 1.05,
@@ -111,7 +132,7 @@ def main() -> None:
     parser.add_argument(
         "--costs",
         nargs="+",
-        default=["zncc", "census", "l2net.castle-fixed-s1", "siam-l2.castle-fixed", "cnn3"],
+        default=["sgbm", "zncc", "census", "l2net", "siam-l2", "cnn3", "2ch-deep"],
     )
     parser.add_argument("--sizes", nargs="+", type=int, default=[384, 768])
     parser.add_argument("--labels", nargs="+", type=int, default=[32, 64])

@@ -132,11 +132,19 @@ def normalise_image(image: Tensor, mode: str, window: int = PATCH) -> Tensor:
     # mean over the window whose top-left is at offset −window/2 from the pixel
     before, after = window // 2, window // 2 - 1
     padded = F.pad(x, (before, after, before, after), mode="replicate")
-    mean = F.avg_pool2d(padded, window, stride=1)
+    mean = box_mean(padded, window)
     if mode == "unit_mean":
         return x - mean
-    var = (F.avg_pool2d(padded * padded, window, stride=1) - mean * mean).clamp(min=0)
+    var = (box_mean(padded * padded, window) - mean * mean).clamp(min=0)
     return (x - mean) / (var.sqrt() + 1e-4)
+
+
+def box_mean(image: Tensor, window: int) -> Tensor:
+    """Mean of every ``window × window`` window of ``(B, C, H, W)`` (valid positions:
+    ``(H − window + 1, W − window + 1)``), as two 1-D passes (2·window additions a pixel,
+    not window²)."""
+    rows = F.avg_pool2d(image, (window, 1), stride=1)
+    return F.avg_pool2d(rows, (1, window), stride=1)
 
 
 def pad_image(image: Tensor, window: int = PATCH) -> Tensor:
