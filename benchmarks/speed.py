@@ -39,6 +39,7 @@ from stereo.bench.machine import hardware
 from stereo.bench.middlebury import sgbm_run
 from stereo.bench.specs import parse_method
 from stereo.datasets.synthetic import make_scene
+from stereo.errors import StereoError
 from stereo.pipeline import match_calibrated
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +168,10 @@ def measure(args: argparse.Namespace) -> list[dict]:
             if args.time_limit and time.time() - start > args.time_limit:
                 print(f"time limit reached: {len(rows)} rows", file=sys.stderr)
                 return rows
-            rows.append(time_one(scene, cost, size, labels, args.device))
+            try:
+                rows.append(time_one(scene, cost, size, labels, args.device))
+            except StereoError as error:  # e.g. a family without stereo weights: skip the row
+                print(f"skipped {cost} at {size} px, {labels} labels: {error}", file=sys.stderr)
     return rows
 
 

@@ -23,7 +23,7 @@ from stereo.settings import setting
 #: correctness@0.05 0.967 at λ 1.6 against 0.963 for l2net.castle-fixed-s1 and 0.965 for the
 #: second round, results/smoothness_synthetic.md); about 100 s a pair end to end at 768×512 ×
 #: 64 labels on 2 CPU cores without bfloat16. ``--model l2net`` means the same weights.
-DEFAULT_MODEL = "l2net.synthetic-stereo"
+DEFAULT_MODEL = "2ch-deep"
 OPTIMIZERS = ("graphcut", "wta")
 INVALID_MODES = ("nan", "fill")  # pixels whose match leaves the second image: NaN or kept
 MAX_LABELS = 4096  # hypotheses per pixel (memory is checked too: check_volume_fits)
@@ -135,7 +135,7 @@ class StereoConfig:
         "per label).",
     )
     cascade_band: int = setting(
-        4,
+        2,
         flag="--cascade-band",
         kind=int,
         help="2-channel cascade: labels scored either side of the proposed one.",
