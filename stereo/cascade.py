@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import cv2
 import numpy as np
 
 from stereo.config import StereoConfig
@@ -83,6 +84,44 @@ def tile_band_mask(
     return mask
 
 
+def resized_pair(
+    images: tuple[np.ndarray, np.ndarray], factor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both images (grey uint8) resized by ``factor`` (area averaging), each to
+    ``round(side · factor)`` pixels as :meth:`Sweep.resized` expects."""
+    if factor == 1.0:
+        return images
+    return tuple(  # type: ignore[return-value]
+        cv2.resize(
+            image,
+            (round(image.shape[1] * factor), round(image.shape[0] * factor)),
+            interpolation=cv2.INTER_AREA,
+        )
+        for image in images
+    )
+
+
+def upsampled_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(height, width)`` nearest-neighbour upsampling of a label map ``(h, w)`` made on
+    the images resized to ``h × w`` (pixel centres matched as :meth:`Camera.scaled` does)."""
+    h, w = labels.shape
+    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(int), h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(int), w - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def proposed_labels(
+    cfg: StereoConfig, proposer: Cost, images: tuple[np.ndarray, np.ndarray], sweep: Sweep
+) -> np.ndarray:
+    """``(h, w)`` label indices of the proposal cost's MRF, run on the images resized by
+    ``cfg.cascade_scale`` and upsampled to the reference's size."""
+    small = resized_pair(images, cfg.cascade_scale)
+    small_sweep = sweep if cfg.cascade_scale == 1.0 else sweep.resized(cfg.cascade_scale)
+    proposed = normalise_volume(proposer.volume(*small, small_sweep))
+    labels = optimise(proposed, small[0], np.arange(len(sweep), dtype=float), proposal_config(cfg))
+    return upsampled_labels(labels[0], *images[0].shape)
+
+
 def cascade_volume(
     cfg: StereoConfig,
     cost: TwoChannelCost,
@@ -117,6 +156,7 @@ def cascade_volume(
     info = {
         "proposal": proposer.name,
         "band_labels": cfg.cascade_band,
+        "proposal_scale": cfg.cascade_scale,
         "scored_fraction": round(scored, 4),
         "proposal_seconds": round(seconds, 2),
     }

@@ -43,6 +43,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "score_stride",
         "cascade",
         "cascade_band",
+        "cascade_scale",
     ),
     "Hypotheses": ("n_labels", "depth_range", "disparity_range", "working_size", "invalid"),
     "Optimisation and refinement": ("optimizer", "lr_check", "lr_tolerance", "sublabel"),

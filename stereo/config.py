@@ -140,6 +140,14 @@ class StereoConfig:
         kind=int,
         help="2-channel cascade: labels scored either side of the proposed one.",
     )
+    cascade_scale: float = setting(
+        1.0,
+        flag="--cascade-scale",
+        kind=float,
+        help="2-channel cascade: the proposal cost and its MRF run on the images resized by "
+        "this factor (0.5: a quarter of the pixels) and its labels are upsampled; 1 = full "
+        "resolution.",
+    )
     lr_check: bool = setting(
         False,
         flag="--lr-check",
@@ -197,6 +205,8 @@ class StereoConfig:
             )
         if self.cascade_band < 0:
             raise StereoError(f"--cascade-band must be at least 0 labels, not {self.cascade_band}")
+        if not (np.isfinite(self.cascade_scale) and 0.1 <= self.cascade_scale <= 1.0):
+            raise StereoError(f"--cascade-scale must lie in [0.1, 1], not {self.cascade_scale}")
         if not (np.isfinite(self.lr_tolerance) and self.lr_tolerance > 0):
             raise StereoError(f"left-right tolerance must be > 0 labels, not {self.lr_tolerance}")
         check_device(self.device)

@@ -20,14 +20,17 @@ def test_method_options_combine():
     assert two_channel.cascade == "zncc" and parse_method("2ch:full").cascade == "none"
     cfg = two_channel.config(n_labels=16)
     assert (cfg.model, cfg.score_stride, cfg.cascade_band, cfg.n_labels) == ("2ch-deep.x", 3, 2, 16)
+    assert parse_method("2ch-deep:p2").config().cascade_scale == 0.5
 
 
 def test_unknown_method_option_exits_with_one_line():
-    expected = "not nosub, float32, bfloat16, wta, flat, bilinear, full, sN, bandN or a λ"
+    expected = "not nosub, float32, bfloat16, wta, flat, bilinear, full, sN, bandN, pN or a λ"
     with pytest.raises(SystemExit, match=expected):
         parse_method("zncc:fast")
     with pytest.raises(SystemExit, match="option 's' is not"):
         parse_method("2ch:s")
+    with pytest.raises(SystemExit, match="p0 is no resize factor"):
+        parse_method("2ch:p0")
 
 
 def test_sgbm_baseline_finds_a_known_shift():

@@ -9,14 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from stereo.cascade import TILE_SHARE, band_mask, cascade_volume, proposal_config, tile_band_mask
+from stereo.cascade import (
+    TILE_SHARE,
+    band_mask,
+    cascade_volume,
+    proposal_config,
+    resized_pair,
+    tile_band_mask,
+    upsampled_labels,
+)
 from stereo.config import StereoConfig
 from stereo.cost.factory import make_cost
 from stereo.cost.two_channel import BLOCK_ROWS, needed_blocks
 from stereo.datasets.synthetic import make_scene
 from stereo.errors import StereoError
 from stereo.geometry.matches import working_pair
-from stereo.geometry.sweep import Sweep
+from stereo.geometry.planesweep import plane_homography
+from stereo.geometry.sweep import Sweep, apply_homography
 from stereo.mrf.graphcut import normalise_volume
 from stereo.mrf.optimise import optimise
 from stereo.pipeline import match_calibrated
@@ -112,17 +121,48 @@ def test_a_band_over_every_label_is_the_full_sweep(small_scene):
     assert narrow.report["cascade"]["scored_fraction"] < 1.0
 
 
-def test_cascade_volume_scores_the_band_around_the_proposal(small_scene):
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_cascade_volume_scores_the_band_around_the_proposal(small_scene, scale):
     sc = small_scene
-    cfg = _config(cascade_band=2)
+    cfg = _config(cascade_band=2, cascade_scale=scale)
     images, cameras = working_pair(sc.images[:2], sc.cameras[:2], cfg.working_size)
     sweep = Sweep.planes(*cameras, np.geomspace(4.0, 10.0, 8))
     raw, info = cascade_volume(cfg, make_cost("2ch", untrained=True), tuple(images), sweep)
-    zncc = make_cost("zncc").volume(*images, sweep)
-    proposal = optimise(normalise_volume(zncc), images[0], np.arange(8.0), proposal_config(cfg))
+    small = resized_pair(tuple(images), scale)
+    small_sweep = Sweep.planes(*(c.scaled(scale) for c in cameras), sweep.labels)
+    zncc = make_cost("zncc").volume(*small, small_sweep)
+    proposal = optimise(normalise_volume(zncc), small[0], np.arange(8.0), proposal_config(cfg))
+    labels = upsampled_labels(proposal[0], *images[0].shape)
     outside = np.isnan(raw)
-    np.testing.assert_array_equal(~np.isinf(raw), tile_band_mask(proposal[0], 8, 2) | outside)
+    np.testing.assert_array_equal(~np.isinf(raw), tile_band_mask(labels, 8, 2) | outside)
     assert info["band_labels"] == 2 and info["proposal"] == "zncc9"
+    assert info["proposal_scale"] == scale
+
+
+def test_upsampled_labels_repeat_each_label_over_the_pixels_it_covers():
+    labels = np.array([[0, 1, 2], [3, 4, 5]])
+    up = upsampled_labels(labels, 4, 6)
+    np.testing.assert_array_equal(up, np.kron(labels, np.ones((2, 2), int)))
+    odd = upsampled_labels(labels, 5, 7)  # pixel centres (r + ½)·2/5 and (c + ½)·3/7
+    assert odd.shape == (5, 7)
+    np.testing.assert_array_equal(odd[:, 0], [0, 0, 3, 3, 3])
+    np.testing.assert_array_equal(odd[0], [0, 0, 1, 1, 1, 2, 2])
+
+
+def test_a_resized_sweep_sends_pixels_where_the_full_one_does(small_scene):
+    cameras = small_scene.cameras[:2]
+    depths = np.geomspace(4.0, 10.0, 5)
+    full = Sweep.planes(*cameras, depths)
+    half = full.resized(0.5)
+    assert (half.height, half.width) == (round(full.height / 2), round(full.width / 2))
+    xy = half.coordinates(3)[::17, ::23].reshape(-1, 2).astype(np.float64)
+    ys, xs = np.mgrid[0 : half.height : 17, 0 : half.width : 23]
+    at_full = np.c_[2 * xs.ravel() + 0.5, 2 * ys.ravel() + 0.5]  # x = (x' + ½) / ½ − ½
+    mapped = apply_homography(plane_homography(*cameras, depths[3]), at_full)
+    np.testing.assert_allclose(xy, 0.5 * (mapped + 0.5) - 0.5, atol=1e-3)
+    rows = Sweep.disparities(70, 101, np.arange(4.0)).resized(0.5)
+    assert (rows.height, rows.width) == (35, 50)  # round(50.5) = 50 (to even), as cv2
+    np.testing.assert_array_equal(rows.labels, [0.0, 0.5, 1.0, 1.5])
 
 
 def test_cascade_refuses_a_two_channel_proposal_and_a_negative_band(small_scene):
@@ -132,6 +172,9 @@ def test_cascade_refuses_a_two_channel_proposal_and_a_negative_band(small_scene)
         match_calibrated(*images, _config(cascade="2ch"))
     with pytest.raises(StereoError, match="--cascade-band must be at least 0"):
         _config(cascade_band=-1)
+    for scale in (0.0, 1.5, float("nan")):
+        with pytest.raises(StereoError, match="--cascade-scale must lie in"):
+            _config(cascade_scale=scale)
 
 
 def test_banded_scores_on_a_real_crop_equal_the_full_sweep(shared_data):

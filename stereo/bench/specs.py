@@ -20,7 +20,8 @@ class MethodSpec:
     ``float32`` / ``bfloat16`` (the descriptor network's arithmetic, instead of ``auto``) and
     ``nosub`` (depth at the labels only: no sub-label refinement, as before session 7);
     2-channel costs: ``sN`` (score every Nth pixel, ``--score-stride N``), ``full`` (the full
-    sweep, ``--cascade none``) and ``bandN`` (``--cascade-band N``)."""
+    sweep, ``--cascade none``), ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal
+    on images resized by 1/N, ``--cascade-scale``)."""
 
     name: str
     optimizer: str = "graphcut"
@@ -32,6 +33,7 @@ class MethodSpec:
     score_stride: int = StereoConfig.score_stride
     cascade: str = StereoConfig.cascade
     cascade_band: int = StereoConfig.cascade_band
+    cascade_scale: float = StereoConfig.cascade_scale
 
     def config(self, **settings) -> StereoConfig:
         """The run's :class:`StereoConfig`: this method's settings and ``settings`` (the
@@ -46,6 +48,7 @@ class MethodSpec:
             score_stride=self.score_stride,
             cascade=self.cascade,
             cascade_band=self.cascade_band,
+            cascade_scale=self.cascade_scale,
             **settings,
         )
 
@@ -63,21 +66,24 @@ def parse_method(spec: str) -> MethodSpec:
         "bilinear": {"replicated_upsampling": False},
         "full": {"cascade": "none"},
     }
-    numbered = {"s": "score_stride", "band": "cascade_band"}  # sN, bandN
+    numbered = {"s": "score_stride", "band": "cascade_band", "p": "cascade_scale"}
     values: dict = {}
     for option in options:
         prefix = option.rstrip("0123456789")
         if option in flags:
             values.update(flags[option])
         elif prefix in numbered and option != prefix:
-            values[numbered[prefix]] = int(option[len(prefix) :])
+            number = int(option[len(prefix) :])
+            if prefix == "p" and number == 0:
+                sys.exit(f"error: method {spec!r}: p0 is no resize factor; p2 halves the images")
+            values[numbered[prefix]] = 1.0 / number if prefix == "p" else number
         else:
             try:
                 values["smoothness"] = float(option)
             except ValueError:
                 sys.exit(
                     f"error: method {spec!r}: option {option!r} is not {', '.join(flags)}, "
-                    "sN, bandN or a λ"
+                    "sN, bandN, pN or a λ"
                 )
     return MethodSpec(name, **values)
 

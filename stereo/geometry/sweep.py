@@ -44,6 +44,15 @@ class Sweep:
         """Row-aligned shifts of a rectified pair (reference = left image)."""
         return cls(np.asarray(disparities, float), height, width, "disparity")
 
+    def resized(self, factor: float) -> Sweep:
+        """The same hypotheses for both images resized by ``factor`` (pixel centres at
+        integers, :meth:`Camera.scaled`): scaled cameras, or disparities times ``factor``."""
+        if self.kind == "disparity":
+            height, width = round(self.height * factor), round(self.width * factor)
+            return Sweep.disparities(height, width, self.labels * factor)
+        assert self.reference is not None and self.other is not None
+        return Sweep.planes(self.reference.scaled(factor), self.other.scaled(factor), self.labels)
+
     def __len__(self) -> int:
         return int(self.labels.size)
 
