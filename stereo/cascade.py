@@ -133,16 +133,13 @@ def cascade_volume(
     scored in the band around the proposal cost's MRF labels, and what the cascade did
     (proposal model, band, share of the volume scored, proposal seconds)."""
     start = time.time()
-    proposal_cfg = proposal_config(cfg)
-    proposer = cost_of(proposal_cfg)
+    proposer = cost_of(proposal_config(cfg))
     if isinstance(proposer, TwoChannelCost):
         raise StereoError(
             f"--cascade {cfg.cascade} is itself a 2-channel cost; propose with a cheap one "
             "(zncc, census or a descriptor model)"
         )
-    reference, other = images
-    proposed = normalise_volume(proposer.volume(reference, other, sweep))
-    labels = optimise(proposed, reference, np.arange(len(sweep), dtype=float), proposal_cfg)[0]
+    labels = proposed_labels(cfg, proposer, images, sweep)
     needed = tile_band_mask(labels, len(sweep), cfg.cascade_band)
     seconds, scored = time.time() - start, float(needed.mean())
     LOG.info(
@@ -152,7 +149,7 @@ def cascade_volume(
         cost.name,
         100 * scored,
     )
-    raw = cost.volume_at(reference, other, sweep, needed, progress=progress)
+    raw = cost.volume_at(*images, sweep, needed, progress=progress)
     info = {
         "proposal": proposer.name,
         "band_labels": cfg.cascade_band,

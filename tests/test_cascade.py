@@ -121,22 +121,25 @@ def test_a_band_over_every_label_is_the_full_sweep(small_scene):
     assert narrow.report["cascade"]["scored_fraction"] < 1.0
 
 
-@pytest.mark.parametrize("scale", [1.0, 0.5])
-def test_cascade_volume_scores_the_band_around_the_proposal(small_scene, scale):
+def test_cascade_volume_scores_the_band_around_the_proposal(small_scene):
     sc = small_scene
-    cfg = _config(cascade_band=2, cascade_scale=scale)
-    images, cameras = working_pair(sc.images[:2], sc.cameras[:2], cfg.working_size)
-    sweep = Sweep.planes(*cameras, np.geomspace(4.0, 10.0, 8))
-    raw, info = cascade_volume(cfg, make_cost("2ch", untrained=True), tuple(images), sweep)
-    small = resized_pair(tuple(images), scale)
-    small_sweep = Sweep.planes(*(c.scaled(scale) for c in cameras), sweep.labels)
-    zncc = make_cost("zncc").volume(*small, small_sweep)
-    proposal = optimise(normalise_volume(zncc), small[0], np.arange(8.0), proposal_config(cfg))
-    labels = upsampled_labels(proposal[0], *images[0].shape)
-    outside = np.isnan(raw)
-    np.testing.assert_array_equal(~np.isinf(raw), tile_band_mask(labels, 8, 2) | outside)
-    assert info["band_labels"] == 2 and info["proposal"] == "zncc9"
-    assert info["proposal_scale"] == scale
+    scored = {}
+    for scale in (1.0, 0.5):
+        cfg = replace(_config(cascade_band=1, cascade_scale=scale), working_size=200, n_labels=16)
+        images, cameras = working_pair(sc.images[:2], sc.cameras[:2], cfg.working_size)
+        sweep = Sweep.planes(*cameras, np.geomspace(4.0, 10.0, 16))
+        raw, info = cascade_volume(cfg, make_cost("2ch", untrained=True), tuple(images), sweep)
+        small = resized_pair(tuple(images), scale)
+        small_sweep = Sweep.planes(*(c.scaled(scale) for c in cameras), sweep.labels)
+        zncc = make_cost("zncc").volume(*small, small_sweep)
+        proposal = optimise(normalise_volume(zncc), small[0], np.arange(16.0), proposal_config(cfg))
+        labels = upsampled_labels(proposal[0], *images[0].shape)
+        outside = np.isnan(raw)
+        np.testing.assert_array_equal(~np.isinf(raw), tile_band_mask(labels, 16, 1) | outside)
+        assert info["band_labels"] == 1 and info["proposal"] == "zncc9"
+        assert info["proposal_scale"] == scale and info["scored_fraction"] < 0.75
+        scored[scale] = ~np.isinf(raw)
+    assert (scored[1.0] != scored[0.5]).mean() > 0.01  # the half-size proposal is its own
 
 
 def test_upsampled_labels_repeat_each_label_over_the_pixels_it_covers():
