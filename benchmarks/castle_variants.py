@@ -26,14 +26,13 @@ from stereo.bench.machine import hardware
 from stereo.bench.results import merge_scores, save_results, saved_results
 from stereo.bench.specs import parse_method, parse_pair
 from stereo.bench.strecha import load_pair
-from stereo.cascade import sweep_volume
-from stereo.cost.factory import make_cost
+from stereo.bench.sweeps import method_volume
+from stereo.config import StereoConfig
 from stereo.evaluation import depth_correctness
 from stereo.geometry.planesweep import inverse_depth_labels
 from stereo.geometry.sweep import Sweep
-from stereo.mrf.graphcut import normalise_volume, solve, winner_take_all
-from stereo.mrf.optimise import resolved_mrf
-from stereo.refine import refined_values, sublabel_offsets
+from stereo.mrf.graphcut import solve, winner_take_all
+from stereo.mrf.optimise import label_values, resolved_mrf
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ["castle-P19:2:1", "castle-P19:2:2", "castle-P19:2:3", "castle-P19:5:2"]
@@ -41,15 +40,12 @@ TAUS = ("0.05", "0.02", "0.01")
 CYCLES = (1, 2)
 
 
-def scored_labels(volume, labels, depths, pair) -> dict[str, list[float]]:
-    """correctness@τ (``TAUS``) of a label map, at the label depths and sub-label refined."""
-    chosen_invalid = ~np.isfinite(np.take_along_axis(volume, labels[None], 0)[0])
+def scored_labels(volume, labels, depths, pair, cfg: StereoConfig) -> dict[str, list[float]]:
+    """correctness@τ (``TAUS``) of a label map, at the label depths (key ``""``) and
+    sub-label refined (``"+sub"``), as the pipeline turns labels into depths."""
     out = {}
-    for key, depth in (
-        ("", depths[labels].astype(np.float32)),
-        ("+sub", refined_values(depths, labels, sublabel_offsets(volume, labels), True)),
-    ):
-        depth[chosen_invalid] = np.nan
+    for key, sublabel in (("", False), ("+sub", True)):
+        depth = label_values(volume, labels, depths, replace(cfg, sublabel=sublabel), True)
         scores = depth_correctness(depth, pair.truth, pair.in_view)
         out[key] = [round(scores[f"correct@{tau}_in_view"], 3) for tau in TAUS]
     return out
@@ -61,15 +57,11 @@ def run_method(pair, method: str, n_labels: int) -> dict:
     depths = inverse_depth_labels(*pair.depth_range, n_labels)
     sweep = Sweep.planes(pair.reference_camera, pair.other_camera, depths)
     spec = parse_method(method)
-    cost = make_cost(
-        spec.name, prewarp=spec.prewarp, precision=spec.precision, score_stride=spec.score_stride
-    )
     cfg = spec.config(n_labels=n_labels)
-    t0 = time.time()
-    raw, cascade = sweep_volume(cfg, cost, (pair.reference, pair.other), sweep)
-    volume = normalise_volume(raw)
-    row: dict = {"volume_s": round(time.time() - t0, 1), "cascade": cascade}
-    for key, scores in scored_labels(volume, winner_take_all(volume), depths, pair).items():
+    volume, _, cascade, seconds = method_volume(spec, pair, sweep)
+    row: dict = {"volume_s": round(seconds, 1), "cascade": cascade}
+    wta = scored_labels(volume, winner_take_all(volume), depths, pair, cfg)
+    for key, scores in wta.items():
         row["wta" + key] = scores
     mrf = resolved_mrf(cfg)
     row["lambda"] = mrf.smoothness
@@ -77,7 +69,7 @@ def run_method(pair, method: str, n_labels: int) -> dict:
         t1 = time.time()
         labels = solve(volume, pair.reference, replace(mrf, iterations=cycles)).labels
         row[f"mrf{cycles}_s"] = round(time.time() - t1, 1)
-        for key, scores in scored_labels(volume, labels, depths, pair).items():
+        for key, scores in scored_labels(volume, labels, depths, pair, cfg).items():
             row[f"mrf{cycles}" + key] = scores
     return row
 

@@ -116,8 +116,7 @@ def proposed_labels(
     """``(h, w)`` label indices of the proposal cost's MRF, run on the images resized by
     ``cfg.cascade_scale`` and upsampled to the reference's size."""
     small = resized_pair(images, cfg.cascade_scale)
-    small_sweep = sweep if cfg.cascade_scale == 1.0 else sweep.resized(cfg.cascade_scale)
-    proposed = normalise_volume(proposer.volume(*small, small_sweep))
+    proposed = normalise_volume(proposer.volume(*small, sweep.resized(cfg.cascade_scale)))
     labels = optimise(proposed, small[0], np.arange(len(sweep), dtype=float), proposal_config(cfg))
     return upsampled_labels(labels[0], *images[0].shape)
 

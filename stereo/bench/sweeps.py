@@ -6,16 +6,39 @@ from __future__ import annotations
 import sys
 import time
 
-from stereo.bench.specs import parse_method, parse_pair
-from stereo.bench.strecha import load_pair
+import numpy as np
+
+from stereo.bench.specs import MethodSpec, parse_method, parse_pair
+from stereo.bench.strecha import ProtocolPair, load_pair
 from stereo.cascade import sweep_volume
 from stereo.config import StereoConfig
+from stereo.cost.base import Cost
 from stereo.cost.factory import make_cost
 from stereo.evaluation import depth_correctness
 from stereo.geometry.planesweep import inverse_depth_labels
 from stereo.geometry.sweep import Sweep
 from stereo.mrf.graphcut import MRFConfig, normalise_volume
 from stereo.mrf.optimise import optimise
+
+
+def method_volume(
+    spec: MethodSpec, pair: ProtocolPair, sweep: Sweep
+) -> tuple[np.ndarray, Cost, dict | None, float]:
+    """The normalised ``(L, h, w)`` volume of a benchmark method on a pair under ``sweep``,
+    as a run computes it (through the cascade for 2-channel costs), with the cost, what the
+    cascade did (None without one) and the seconds it took."""
+    t0 = time.time()
+    cost = make_cost(
+        spec.name,
+        prewarp=spec.prewarp,
+        replicated_upsampling=spec.replicated_upsampling,
+        precision=spec.precision,
+        score_stride=spec.score_stride,
+    )
+    raw, cascade = sweep_volume(
+        spec.config(n_labels=len(sweep)), cost, (pair.reference, pair.other), sweep
+    )
+    return normalise_volume(raw), cost, cascade, time.time() - t0
 
 
 def smoothness_sweep(
@@ -31,22 +54,10 @@ def smoothness_sweep(
     }
     rows = {}
     for method in methods:
-        t0 = time.time()
-        spec = parse_method(method)
-        cost = make_cost(
-            spec.name,
-            prewarp=spec.prewarp,
-            replicated_upsampling=spec.replicated_upsampling,
-            precision=spec.precision,
-            score_stride=spec.score_stride,
-        )
         # a cascade's proposal is λ-free (its own cost's λ): one volume serves every λ
-        raw = sweep_volume(
-            spec.config(n_labels=n_labels), cost, (pair.reference, pair.other), sweep
-        )
-        volume = normalise_volume(raw[0])
+        volume, cost, _, seconds = method_volume(parse_method(method), pair, sweep)
         scores = {
-            "volume_s": round(time.time() - t0, 1),
+            "volume_s": round(seconds, 1),
             "prewarped": bool(getattr(cost, "info", {}).get("prewarp_depths_m")),
         }
         for key, cfg in optimisers.items():

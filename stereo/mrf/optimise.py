@@ -96,6 +96,16 @@ def optimise(
         labels, energy_wta, energy_final = mrf.labels, mrf.energy_wta, mrf.energy
     else:
         labels, energy_wta, energy_final = winner_take_all(volume), None, None
+    return labels, energy_wta, energy_final, label_values(volume, labels, values, cfg, inverse)
+
+
+def label_values(
+    volume: np.ndarray, labels: np.ndarray, values: np.ndarray, cfg: StereoConfig, inverse: bool
+) -> np.ndarray:
+    """``(h, w)`` float32 hypotheses of a label map ``(h, w)`` on a normalised volume
+    ``(L, h, w)``: ``values[label]`` — refined below the label step when ``cfg.sublabel`` —
+    and NaN where the chosen hypothesis is invalid (unless ``cfg.invalid == "fill"``); see
+    :func:`optimise` for ``values`` and ``inverse``."""
     if cfg.sublabel:
         offsets = sublabel_offsets(volume, labels)
         value_map = refined_values(values, labels, offsets, inverse)
@@ -104,4 +114,4 @@ def optimise(
     chosen_invalid = ~np.isfinite(np.take_along_axis(volume, labels[None], axis=0)[0])
     if cfg.invalid == "nan":
         value_map[chosen_invalid] = np.nan
-    return labels, energy_wta, energy_final, value_map
+    return value_map
