@@ -41,11 +41,14 @@ def cascades(cfg: StereoConfig, cost: Cost) -> bool:
 
 def proposal_config(cfg: StereoConfig) -> StereoConfig:
     """The run's configuration for the proposal cost: its own model and smoothness weight,
-    no sub-label refinement (the proposal is a label)."""
+    ``cfg.cascade_cycles`` expansion cycles (0: winner-take-all), no sub-label refinement
+    (the proposal is a label)."""
+    cycles = cfg.cascade_cycles
     return replace(
         cfg,
         model=cfg.cascade,
-        mrf=replace(cfg.mrf, smoothness=None),
+        optimizer="graphcut" if cycles else "wta",
+        mrf=replace(cfg.mrf, smoothness=None, iterations=cycles or cfg.mrf.iterations),
         sublabel=False,
         cascade=FULL_SWEEP,
     )
@@ -153,6 +156,7 @@ def cascade_volume(
         "proposal": proposer.name,
         "band_labels": cfg.cascade_band,
         "proposal_scale": cfg.cascade_scale,
+        "proposal_cycles": cfg.cascade_cycles,
         "scored_fraction": round(scored, 4),
         "proposal_seconds": round(seconds, 2),
     }

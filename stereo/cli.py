@@ -44,6 +44,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "cascade",
         "cascade_band",
         "cascade_scale",
+        "cascade_cycles",
     ),
     "Hypotheses": ("n_labels", "depth_range", "disparity_range", "working_size", "invalid"),
     "Optimisation and refinement": ("optimizer", "lr_check", "lr_tolerance", "sublabel"),

@@ -148,6 +148,13 @@ class StereoConfig:
         "this factor (0.5: a quarter of the pixels) and its labels are upsampled; 1 = full "
         "resolution.",
     )
+    cascade_cycles: int = setting(
+        2,
+        flag="--cascade-cycles",
+        kind=int,
+        help="2-channel cascade: alpha-expansion cycles of the proposal cost's MRF (0: its "
+        "winner-take-all labels, no MRF).",
+    )
     lr_check: bool = setting(
         False,
         flag="--lr-check",
@@ -195,6 +202,10 @@ class StereoConfig:
         if not 0.0 < self.descriptor_variance <= 1.0:
             raise StereoError(
                 f"--descriptor-variance must lie in (0, 1], not {self.descriptor_variance}"
+            )
+        if self.cascade_cycles < 0:
+            raise StereoError(
+                f"--cascade-cycles must be 0 (winner-take-all) or more, not {self.cascade_cycles}"
             )
         if self.prewarp_planes < 1:
             raise StereoError(f"--prewarp-planes must be at least 1, not {self.prewarp_planes}")

@@ -14,6 +14,7 @@ from stereo.cascade import (
     band_mask,
     cascade_volume,
     proposal_config,
+    proposed_labels,
     resized_pair,
     tile_band_mask,
     upsampled_labels,
@@ -26,8 +27,8 @@ from stereo.errors import StereoError
 from stereo.geometry.matches import working_pair
 from stereo.geometry.planesweep import plane_homography
 from stereo.geometry.sweep import Sweep, apply_homography
-from stereo.mrf.graphcut import normalise_volume
-from stereo.mrf.optimise import optimise
+from stereo.mrf.graphcut import normalise_volume, solve, winner_take_all
+from stereo.mrf.optimise import optimise, resolved_mrf
 from stereo.pipeline import match_calibrated
 
 
@@ -140,6 +141,27 @@ def test_cascade_volume_scores_the_band_around_the_proposal(small_scene):
         assert info["proposal_scale"] == scale and info["scored_fraction"] < 0.75
         scored[scale] = ~np.isinf(raw)
     assert (scored[1.0] != scored[0.5]).mean() > 0.01  # the half-size proposal is its own
+
+
+def test_the_proposal_takes_its_own_cycles_and_zero_is_winner_take_all(small_scene):
+    sc = small_scene
+    cfg = replace(_config(cascade_band=1), working_size=200, n_labels=16)
+    images, cameras = working_pair(sc.images[:2], sc.cameras[:2], cfg.working_size)
+    sweep = Sweep.planes(*cameras, np.geomspace(4.0, 10.0, 16))
+    zncc = make_cost("zncc")
+    volume = normalise_volume(zncc.volume(*images, sweep))
+    wta = proposed_labels(replace(cfg, cascade_cycles=0), zncc, tuple(images), sweep)
+    np.testing.assert_array_equal(wta, winner_take_all(volume))
+    one = proposed_labels(replace(cfg, cascade_cycles=1), zncc, tuple(images), sweep)
+    solved = solve(volume, images[0], replace(resolved_mrf(proposal_config(cfg)), iterations=1))
+    np.testing.assert_array_equal(one, solved.labels)
+    assert (one != wta).mean() > 0.01  # the MRF changed the winner-take-all labels
+    _, info = cascade_volume(
+        replace(cfg, cascade_cycles=0), make_cost("2ch", untrained=True), tuple(images), sweep
+    )
+    assert info["proposal_cycles"] == 0
+    with pytest.raises(StereoError, match="--cascade-cycles must be 0"):
+        _config(cascade_cycles=-1)
 
 
 def test_upsampled_labels_repeat_each_label_over_the_pixels_it_covers():

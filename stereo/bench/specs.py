@@ -21,7 +21,8 @@ class MethodSpec:
     ``nosub`` (depth at the labels only: no sub-label refinement, as before session 7);
     2-channel costs: ``sN`` (score every Nth pixel, ``--score-stride N``), ``full`` (the full
     sweep, ``--cascade none``), ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal
-    on images resized by 1/N, ``--cascade-scale``)."""
+    on images resized by 1/N, ``--cascade-scale``) and ``cN`` (N expansion cycles of the
+    proposal's MRF, 0 = its winner-take-all labels: ``--cascade-cycles``)."""
 
     name: str
     optimizer: str = "graphcut"
@@ -34,6 +35,7 @@ class MethodSpec:
     cascade: str = StereoConfig.cascade
     cascade_band: int = StereoConfig.cascade_band
     cascade_scale: float = StereoConfig.cascade_scale
+    cascade_cycles: int = StereoConfig.cascade_cycles
 
     def config(self, **settings) -> StereoConfig:
         """The run's :class:`StereoConfig`: this method's settings and ``settings`` (the
@@ -49,6 +51,7 @@ class MethodSpec:
             cascade=self.cascade,
             cascade_band=self.cascade_band,
             cascade_scale=self.cascade_scale,
+            cascade_cycles=self.cascade_cycles,
             **settings,
         )
 
@@ -66,7 +69,12 @@ def parse_method(spec: str) -> MethodSpec:
         "bilinear": {"replicated_upsampling": False},
         "full": {"cascade": "none"},
     }
-    numbered = {"s": "score_stride", "band": "cascade_band", "p": "cascade_scale"}
+    numbered = {
+        "s": "score_stride",
+        "band": "cascade_band",
+        "p": "cascade_scale",
+        "c": "cascade_cycles",
+    }
     values: dict = {}
     for option in options:
         prefix = option.rstrip("0123456789")
@@ -83,7 +91,7 @@ def parse_method(spec: str) -> MethodSpec:
             except ValueError:
                 sys.exit(
                     f"error: method {spec!r}: option {option!r} is not {', '.join(flags)}, "
-                    "sN, bandN, pN or a λ"
+                    "sN, bandN, pN, cN or a λ"
                 )
     return MethodSpec(name, **values)
 
