@@ -18,11 +18,11 @@ from stereo.mrf.graphcut import (
 from stereo.patchnet.devices import check_device
 from stereo.settings import setting
 
-#: the default cost: L2-Net fine-tuned on windows of 32 working pixels from 600 synthetic
-#: wide-baseline pairs (from l2net.castle-fixed-s1), chosen on castle-P19 (mean
-#: correctness@0.05 0.967 at λ 1.6 against 0.963 for l2net.castle-fixed-s1 and 0.965 for the
-#: second round, results/smoothness_synthetic.md); about 100 s a pair end to end at 768×512 ×
-#: 64 labels on 2 CPU cores without bfloat16. ``--model l2net`` means the same weights.
+#: the default cost: the 2ch-deep network fine-tuned on 64-px windows of 600 synthetic
+#: wide-baseline pairs (models/2ch-deep.synthetic-stereo-2ch.json), scored in a band of 2
+#: labels around the ZNCC proposal (stereo.cascade) every 3rd pixel; chosen on castle-P19
+#: (mean correctness@0.05 0.978 against 0.967 for l2net.synthetic-stereo,
+#: results/smoothness_2ch.md). ``--model 2ch-deep`` means the same weights.
 DEFAULT_MODEL = "2ch-deep"
 OPTIMIZERS = ("graphcut", "wta")
 INVALID_MODES = ("nan", "fill")  # pixels whose match leaves the second image: NaN or kept
