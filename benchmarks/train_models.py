@@ -103,6 +103,14 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "(the second image warped by each hypothesis' own plane), matches and near misses "
         "1-6 labels off",
     ),
+    "synthetic-stereo-2ch-fine": (
+        None,
+        f"synthetic-stereo-2ch-fine: {SYNTHETIC_PAIRS} random wide-baseline view pairs drawn "
+        "as synthetic-stereo-2ch's but from seed 3 (none shared with it), 64-px windows warped "
+        "by each hypothesis' own plane, near misses at every half label from 0.5 to 6 labels "
+        "off that move the window by 0.5 px or more (sub-label precision); fine-tuned from the "
+        "synthetic-stereo-2ch run",
+    ),
     "castle-stereo": (
         ROOT / "datasets" / "stereo" / "castle-P19.npz",
         "castle-stereo: castle-P19 (Strecha), upright windows at image scale 0.5, two near "
@@ -118,6 +126,7 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
 #: castle-P19 and Strecha, ``results/smoothness_2ch.md``, ``results/strecha_2ch.md``)
 TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     "synthetic-stereo-2ch": {"score_stride": 3},
+    "synthetic-stereo-2ch-fine": {"score_stride": 3},
     "castle-fixed-s1": {"input_scale": 2.0},
     "castle0-9-fixed-s1": {"input_scale": 2.0},
     "synthetic-stereo": {"input_scale": 2.0},
@@ -128,10 +137,14 @@ SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo": 0,
     "synthetic-stereo-r2": 1,
     "synthetic-stereo-2ch": 2,
+    "synthetic-stereo-2ch-fine": 3,
 }
 #: how each generated set cuts its windows (default: WindowSpec(), 32 px pre-warped)
 SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
     "synthetic-stereo-2ch": WindowSpec(window=64, warp="label"),
+    "synthetic-stereo-2ch-fine": WindowSpec(
+        window=64, warp="label", near_step=0.5, min_near_shift=0.5
+    ),
 }
 #: recipe overrides that come with a training set
 TRAIN_SET_OVERRIDES: dict[str, dict[str, str]] = {"castle-near": {"near_negatives": "0.5"}}
@@ -158,6 +171,13 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
         1200,
         "castle+oxford",
         {"lr": "0.0003", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
+    ),
+    # half-label near misses on fresh pairs, from the synthetic-stereo-2ch weights
+    "synthetic-stereo-2ch-fine": (
+        "stereo",
+        600,
+        "synthetic-stereo-2ch",
+        {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
     ),
     # a second round on fresh pairs, from the first round's weights, at a lower rate
     "synthetic-stereo-r2": (

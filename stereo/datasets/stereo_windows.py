@@ -11,7 +11,8 @@ second view's window at the true hypothesis, cut from the image the cost describ
 * ``warp="label"`` (2-channel costs) — the second view warped by the hypothesis' own plane,
   the window at the reference pixel.
 
-Near misses are the same cut at hypotheses 1–6 labels off the true one (a sweep of
+Near misses are the same cut at hypotheses 1–6 labels off the true one (or at every
+``near_step`` labels, e.g. 0.5, 1, …, 6: what sub-label precision needs) (a sweep of
 ``n_labels`` planes uniform in inverse depth over the pair's 2nd–98th depth percentiles
 widened by 15 %, as the matcher estimates it), moving the window by at least
 ``min_near_shift`` pixels. Windows are replicated to the network's 64×64 input
@@ -51,7 +52,8 @@ class WindowSpec:
     window: int = 32  # side of the compared window, working-image pixels
     warp: str = "prewarp"  # prewarp | label
     n_labels: int = 64  # labels of the sweep the near misses are counted in
-    near_labels: int = 6  # near misses lie 1..near_labels labels off the true hypothesis
+    near_labels: int = 6  # near misses lie near_step..near_labels labels off the truth
+    near_step: float = 1.0  # near misses lie at multiples of this many labels off the truth
     near_per_point: int = 2  # near-miss windows per point
     min_near_shift: float = 1.0  # a near miss moves the window by at least this, pixels
     points_per_pair: int = 96
@@ -59,6 +61,10 @@ class WindowSpec:
     def __post_init__(self) -> None:
         if self.warp not in WARPS:
             raise StereoError(f"unknown warp {self.warp!r}; valid: {', '.join(WARPS)}")
+        if not 0 < self.near_step <= self.near_labels:
+            raise StereoError(
+                f"near_step {self.near_step} must lie in (0, near_labels = {self.near_labels}]"
+            )
         if self.window < 4 or PATCH_SIZE % self.window:
             raise StereoError(f"window {self.window} must divide {PATCH_SIZE} (e.g. 16, 32, 64)")
 
@@ -158,11 +164,12 @@ def near_miss_depths(
     other: Camera,
     spec: WindowSpec,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(M,)`` indices into ``xy`` and ``(M,)`` hypotheses (depths) 1..``near_labels`` labels
-    off the truth in inverse depth, ``near_per_point`` per point where enough of them move
-    the window by ``min_near_shift`` pixels or more."""
+    """``(M,)`` indices into ``xy`` and ``(M,)`` hypotheses (depths) off the truth in inverse
+    depth by a multiple of ``near_step`` labels up to ``near_labels``, ``near_per_point`` per
+    point where enough of them move the window by ``min_near_shift`` pixels or more."""
     step = (1 / labels[0] - 1 / labels[-1]) / (len(labels) - 1)
-    ks = np.r_[-spec.near_labels : 0, 1 : spec.near_labels + 1]
+    offsets = spec.near_step * np.arange(1, int(spec.near_labels / spec.near_step + 1e-9) + 1)
+    ks = np.r_[-offsets[::-1], offsets]
     inverse = 1 / depths[:, None] + ks[None] * step  # (N, 2·near_labels)
     valid = inverse > 0.25 / labels[-1]
     hypo = np.where(valid, 1 / np.where(valid, inverse, 1.0), np.nan)

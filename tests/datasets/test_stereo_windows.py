@@ -16,7 +16,9 @@ from stereo.datasets.random_scenes import (
 )
 from stereo.datasets.stereo_windows import (
     WindowSpec,
+    near_miss_depths,
     pair_windows,
+    sweep_depths,
     synthetic_stereo_windows,
     visible_points,
     window_grids,
@@ -102,6 +104,21 @@ def test_near_misses_move_the_window_at_least_the_minimum():
     assert np.all(np.unique(windows["near_point"], return_counts=True)[1] == spec.near_per_point)
 
 
+@pytest.mark.parametrize("near_step", [1.0, 0.5])
+def test_near_misses_lie_at_multiples_of_the_near_step(near_step):
+    pair = wall_pair(baseline=1.0)
+    spec = WindowSpec(n_labels=16, near_step=near_step, near_per_point=4, min_near_shift=0.3)
+    xy, z = visible_points(pair, 17)
+    labels = sweep_depths(pair.depths[0], spec.n_labels)
+    point, depth = near_miss_depths(np.random.default_rng(0), xy, z, labels, *pair.cameras, spec)
+    step = (1 / labels[0] - 1 / labels[-1]) / (len(labels) - 1)
+    offsets = (1 / depth - 1 / z[point]) / step  # labels off the truth
+    np.testing.assert_allclose(offsets / near_step, np.round(offsets / near_step), atol=1e-6)
+    assert np.abs(offsets).min() >= near_step - 1e-6 and np.abs(offsets).max() <= 6 + 1e-6
+    halves = np.abs(offsets - np.round(offsets)) > 0.25
+    assert halves.any() == (near_step == 0.5)
+
+
 def test_occluded_points_are_not_drawn():
     texture = sample_photographs(("camera",))[0]
     wall = TexturedPlane(
@@ -182,6 +199,8 @@ def test_bad_specs_are_refused():
         SceneSpec(rigs=("sideways",))
     with pytest.raises(StereoError, match="must divide 64"):
         WindowSpec(window=24)
+    with pytest.raises(StereoError, match="near_step 0 must lie in"):
+        WindowSpec(near_step=0)
     with pytest.raises(StereoError, match="unknown warp"):
         WindowSpec(warp="affine")
 
