@@ -75,12 +75,21 @@ def sequence_regions(folder: Path, max_regions: int):
 
 
 @torch.no_grad()
-def score_matrix(method, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """``(N1, N2)`` scores of every patch of ``first`` against every patch of ``second``."""
-    patches = np.concatenate([first, second])
-    rows, cols = np.meshgrid(np.arange(len(first)), len(first) + np.arange(len(second)))
-    pairs = np.stack([rows.T.ravel(), cols.T.ravel()], axis=1)
-    return score_index_pairs(method, patches, pairs).reshape(len(first), len(second))
+def score_matrices(method, patches: list[np.ndarray]) -> list[np.ndarray]:
+    """``(N1, Nn)`` scores of every patch of ``patches[0]`` (img1) against every patch of
+    each later image, in one call (descriptor methods describe each patch once)."""
+    starts = np.cumsum([0] + [len(p) for p in patches])
+    first = np.arange(len(patches[0]))
+    pairs = [
+        np.stack(np.meshgrid(first, np.arange(starts[n], starts[n + 1]), indexing="ij"), -1)
+        for n in range(1, len(patches))
+    ]
+    scores = score_index_pairs(
+        method, np.concatenate(patches), np.concatenate([p.reshape(-1, 2) for p in pairs])
+    )
+    sizes = [p.shape[0] * p.shape[1] for p in pairs]
+    chunks = np.split(scores, np.cumsum(sizes)[:-1])
+    return [c.reshape(p.shape[:2]) for c, p in zip(chunks, pairs, strict=True)]
 
 
 def run_sequence(name: str, methods: dict, max_regions: int) -> dict[str, dict]:
@@ -95,10 +104,11 @@ def run_sequence(name: str, methods: dict, max_regions: int) -> dict[str, dict]:
     rows = {}
     for label, (method, trained_on_oxford) in methods.items():
         start = time.time()
-        scores = {}
-        for n, truth in truths.items():
-            matrix = score_matrix(method, patches[0], patches[n - 1])
-            scores[str(n)] = round(pair_mean_average_precision(matrix, truth)[0], 4)
+        matrices = score_matrices(method, patches)
+        scores = {
+            str(n): round(pair_mean_average_precision(matrices[n - 2], truth)[0], 4)
+            for n, truth in truths.items()
+        }
         rows[label] = {
             "map": scores,
             "queries": queries,
@@ -124,11 +134,11 @@ def write_table(summary: dict, path: Path) -> None:
         "# Oxford (Mikolajczyk) sequences: local descriptor matching, mAP (higher is better)",
         "",
         f"`python benchmarks/oxford_map.py`; {summary['date']}; {summary['hardware']}. MSER "
-        "regions (≤ {max_regions} an image), measurement region 3× the ellipse, normalised to "
-        "64×64 and to the dominant gradient orientation; every img1 region scored against "
-        "every imgN region; ground truth: overlap error < 0.5 under H1toN (ellipses scaled to "
-        "radius 30 px); mAP over the img1 regions with a correspondent. † = the model trained "
-        "on Oxford images (no fair test).".format(**summary),
+        f"regions (≤ {summary['max_regions']} an image), measurement region 3× the ellipse, "
+        "normalised to 64×64 and to the dominant gradient orientation; every img1 region "
+        "scored against every imgN region; ground truth: overlap error < 0.5 under H1toN "
+        "(ellipses scaled to radius 30 px); mAP over the img1 regions with a correspondent. "
+        "† = the model trained on Oxford images (no fair test).",
         "",
         "| method | " + " | ".join(f"{s} ({CHANGES[s]})" for s in sequences) + " | mean |",
         "|---|" + "---|" * (len(sequences) + 1),

@@ -11,8 +11,8 @@ second view's window at the true hypothesis, cut from the image the cost describ
 * ``warp="label"`` (2-channel costs) — the second view warped by the hypothesis' own plane,
   the window at the reference pixel.
 
-Near misses are the same cut at hypotheses 1–6 labels off the true one (or at every
-``near_step`` labels, e.g. 0.5, 1, …, 6: what sub-label precision needs) (a sweep of
+Near misses are the same cut at hypotheses 1–6 labels off the true one — or at every
+``near_step`` labels (0.5, 1, …, 6: what sub-label precision needs) — (a sweep of
 ``n_labels`` planes uniform in inverse depth over the pair's 2nd–98th depth percentiles
 widened by 15 %, as the matcher estimates it), moving the window by at least
 ``min_near_shift`` pixels. Windows are replicated to the network's 64×64 input
@@ -170,7 +170,7 @@ def near_miss_depths(
     step = (1 / labels[0] - 1 / labels[-1]) / (len(labels) - 1)
     offsets = spec.near_step * np.arange(1, int(spec.near_labels / spec.near_step + 1e-9) + 1)
     ks = np.r_[-offsets[::-1], offsets]
-    inverse = 1 / depths[:, None] + ks[None] * step  # (N, 2·near_labels)
+    inverse = 1 / depths[:, None] + ks[None] * step  # (N, len(ks))
     valid = inverse > 0.25 / labels[-1]
     hypo = np.where(valid, 1 / np.where(valid, inverse, 1.0), np.nan)
     true_xy, _ = other.project(backproject(reference, xy.astype(float), depths))
