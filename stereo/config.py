@@ -148,8 +148,10 @@ class StereoConfig:
         "this factor (0.5: a quarter of the pixels) and its labels are upsampled; 1 = full "
         "resolution.",
     )
+    # 0: castle-P19 mean correctness@0.05/0.02/0.01 equal to 2 cycles' (0.979/0.936/0.853)
+    # at 39 s a 768×512 pair against 69 s (benchmarks/results/castle_variants.md, speed_cascade.md)
     cascade_cycles: int = setting(
-        2,
+        0,
         flag="--cascade-cycles",
         kind=int,
         help="2-channel cascade: alpha-expansion cycles of the proposal cost's MRF (0: its "

@@ -21,7 +21,7 @@ def test_method_options_combine():
     cfg = two_channel.config(n_labels=16)
     assert (cfg.model, cfg.score_stride, cfg.cascade_band, cfg.n_labels) == ("2ch-deep.x", 3, 2, 16)
     assert parse_method("2ch-deep:p2").config().cascade_scale == 0.5
-    assert parse_method("2ch-deep:c0").config().cascade_cycles == 0
+    assert parse_method("2ch-deep:c2").config().cascade_cycles == 2
 
 
 def test_unknown_method_option_exits_with_one_line():
