@@ -7,7 +7,9 @@ of it are what the network must score, tile by tile: each tile of the image is s
 over the range of labels its pixels need (:func:`tile_band_mask`; a few outlying proposals
 do not widen it) by :meth:`~stereo.cost.two_channel.TwoChannelCost.volume_at`, which equals
 the full sweep there; every other entry takes the worst cost. The MRF then runs
-on that volume as on any other.
+on that volume as on any other. With ``--cascade-fuse W`` the volume the MRF sees is the
+blend ``(1 − W) · network + W · proposal`` of the two normalised volumes (the proposal's is
+computed anyway).
 """
 
 from __future__ import annotations
@@ -113,15 +115,30 @@ def upsampled_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
     return labels[rows[:, None], cols[None, :]]
 
 
-def proposed_labels(
+def proposal(
     cfg: StereoConfig, proposer: Cost, images: tuple[np.ndarray, np.ndarray], sweep: Sweep
-) -> np.ndarray:
-    """``(h, w)`` label indices of the proposal cost's MRF, run on the images resized by
-    ``cfg.cascade_scale`` and upsampled to the reference's size."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The proposal cost's ``(h, w)`` label indices — from its MRF (or winner-take-all) on
+    the images resized by ``cfg.cascade_scale``, upsampled to the reference's size — and its
+    normalised ``(L, h', w')`` volume at that scale."""
     small = resized_pair(images, cfg.cascade_scale)
     proposed = normalise_volume(proposer.volume(*small, sweep.resized(cfg.cascade_scale)))
     labels = optimise(proposed, small[0], np.arange(len(sweep), dtype=float), proposal_config(cfg))
-    return upsampled_labels(labels[0], *images[0].shape)
+    return upsampled_labels(labels[0], *images[0].shape), proposed
+
+
+def proposed_labels(
+    cfg: StereoConfig, proposer: Cost, images: tuple[np.ndarray, np.ndarray], sweep: Sweep
+) -> np.ndarray:
+    """``(h, w)`` label indices of the proposal cost (:func:`proposal`)."""
+    return proposal(cfg, proposer, images, sweep)[0]
+
+
+def fused_volume(learned: np.ndarray, proposed: np.ndarray, weight: float) -> np.ndarray:
+    """``(L, h, w)`` float32 ``(1 − weight) · normalised learned + weight · proposed``: the
+    network's raw volume (worst cost where unscored) blended with the proposal cost's
+    normalised volume of the same shape; NaN where either is."""
+    return ((1.0 - weight) * normalise_volume(learned) + weight * proposed).astype(np.float32)
 
 
 def cascade_volume(
@@ -141,7 +158,7 @@ def cascade_volume(
             f"--cascade {cfg.cascade} is itself a 2-channel cost; propose with a cheap one "
             "(zncc, census or a descriptor model)"
         )
-    labels = proposed_labels(cfg, proposer, images, sweep)
+    labels, proposed = proposal(cfg, proposer, images, sweep)
     needed = tile_band_mask(labels, len(sweep), cfg.cascade_band)
     seconds, scored = time.time() - start, float(needed.mean())
     LOG.info(
@@ -152,11 +169,14 @@ def cascade_volume(
         100 * scored,
     )
     raw = cost.volume_at(*images, sweep, needed, progress=progress)
+    if cfg.cascade_fuse:
+        raw = fused_volume(raw, proposed, cfg.cascade_fuse)
     info = {
         "proposal": proposer.name,
         "band_labels": cfg.cascade_band,
         "proposal_scale": cfg.cascade_scale,
         "proposal_cycles": cfg.cascade_cycles,
+        "proposal_weight": cfg.cascade_fuse,
         "scored_fraction": round(scored, 4),
         "proposal_seconds": round(seconds, 2),
     }

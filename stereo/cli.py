@@ -45,6 +45,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "cascade_band",
         "cascade_scale",
         "cascade_cycles",
+        "cascade_fuse",
     ),
     "Hypotheses": ("n_labels", "depth_range", "disparity_range", "working_size", "invalid"),
     "Optimisation and refinement": ("optimizer", "lr_check", "lr_tolerance", "sublabel"),

@@ -157,6 +157,13 @@ class StereoConfig:
         help="2-channel cascade: alpha-expansion cycles of the proposal cost's MRF (0: its "
         "winner-take-all labels, no MRF).",
     )
+    cascade_fuse: float = setting(
+        0.0,
+        flag="--cascade-fuse",
+        kind=float,
+        help="2-channel cascade: the MRF solves (1 − W)·network + W·proposal cost (both "
+        "normalised volumes) for this W in [0, 1); 0 = the network's volume alone.",
+    )
     lr_check: bool = setting(
         False,
         flag="--lr-check",
@@ -208,6 +215,13 @@ class StereoConfig:
         if self.cascade_cycles < 0:
             raise StereoError(
                 f"--cascade-cycles must be 0 (winner-take-all) or more, not {self.cascade_cycles}"
+            )
+        if not (np.isfinite(self.cascade_fuse) and 0.0 <= self.cascade_fuse < 1.0):
+            raise StereoError(f"--cascade-fuse must lie in [0, 1), not {self.cascade_fuse}")
+        if self.cascade_fuse and self.cascade_scale != 1.0:
+            raise StereoError(
+                "--cascade-fuse needs the proposal at full size: drop --cascade-scale "
+                f"{self.cascade_scale} or set --cascade-fuse 0"
             )
         if self.prewarp_planes < 1:
             raise StereoError(f"--prewarp-planes must be at least 1, not {self.prewarp_planes}")

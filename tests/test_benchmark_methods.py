@@ -22,10 +22,13 @@ def test_method_options_combine():
     assert (cfg.model, cfg.score_stride, cfg.cascade_band, cfg.n_labels) == ("2ch-deep.x", 3, 2, 16)
     assert parse_method("2ch-deep:p2").config().cascade_scale == 0.5
     assert parse_method("2ch-deep:c2").config().cascade_cycles == 2
+    assert parse_method("2ch-deep:f50").config().cascade_fuse == 0.5
 
 
 def test_unknown_method_option_exits_with_one_line():
-    expected = "not nosub, float32, bfloat16, wta, flat, bilinear, full, sN, bandN, pN, cN or a λ"
+    expected = (
+        "not nosub, float32, bfloat16, wta, flat, bilinear, full, sN, bandN, pN, cN, fN or a λ"
+    )
     with pytest.raises(SystemExit, match=expected):
         parse_method("zncc:fast")
     with pytest.raises(SystemExit, match="option 's' is not"):

@@ -223,3 +223,24 @@ def test_banded_scores_on_a_real_crop_equal_the_full_sweep(shared_data):
     scored = needed & np.isfinite(full)
     assert scored.mean() > 0.3
     np.testing.assert_allclose(part[scored], full[scored], rtol=1e-5, atol=1e-5)
+
+
+def test_a_fused_cascade_blends_the_network_with_the_proposal_cost(small_scene):
+    sc = small_scene
+    cfg = replace(_config(cascade_band=1), working_size=200, n_labels=16)
+    images, cameras = working_pair(sc.images[:2], sc.cameras[:2], cfg.working_size)
+    sweep = Sweep.planes(*cameras, np.geomspace(4.0, 10.0, 16))
+    network = make_cost("2ch", untrained=True)
+    alone, _ = cascade_volume(cfg, network, tuple(images), sweep)
+    fused, info = cascade_volume(replace(cfg, cascade_fuse=0.3), network, tuple(images), sweep)
+    zncc = normalise_volume(make_cost("zncc").volume(*images, sweep))
+    expected = 0.7 * normalise_volume(alone) + 0.3 * zncc
+    np.testing.assert_allclose(fused, expected, atol=1e-6)
+    assert info["proposal_weight"] == 0.3
+    finite = np.isfinite(expected)
+    assert np.isfinite(fused).sum() == finite.sum() > 0
+    for weight in (-0.1, 1.0, float("nan")):
+        with pytest.raises(StereoError, match=r"--cascade-fuse must lie in \[0, 1\)"):
+            _config(cascade_fuse=weight)
+    with pytest.raises(StereoError, match="--cascade-fuse needs the proposal at full size"):
+        _config(cascade_fuse=0.5, cascade_scale=0.5)

@@ -22,7 +22,8 @@ class MethodSpec:
     2-channel costs: ``sN`` (score every Nth pixel, ``--score-stride N``), ``full`` (the full
     sweep, ``--cascade none``), ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal
     on images resized by 1/N, ``--cascade-scale``) and ``cN`` (N expansion cycles of the
-    proposal's MRF, 0 = its winner-take-all labels: ``--cascade-cycles``)."""
+    proposal's MRF, 0 = its winner-take-all labels: ``--cascade-cycles``) and ``fN`` (the MRF
+    on the blend of N % proposal cost, ``--cascade-fuse N/100``)."""
 
     name: str
     optimizer: str = "graphcut"
@@ -36,6 +37,7 @@ class MethodSpec:
     cascade_band: int = StereoConfig.cascade_band
     cascade_scale: float = StereoConfig.cascade_scale
     cascade_cycles: int = StereoConfig.cascade_cycles
+    cascade_fuse: float = StereoConfig.cascade_fuse
 
     def config(self, **settings) -> StereoConfig:
         """The run's :class:`StereoConfig`: this method's settings and ``settings`` (the
@@ -52,6 +54,7 @@ class MethodSpec:
             cascade_band=self.cascade_band,
             cascade_scale=self.cascade_scale,
             cascade_cycles=self.cascade_cycles,
+            cascade_fuse=self.cascade_fuse,
             **settings,
         )
 
@@ -74,6 +77,7 @@ def parse_method(spec: str) -> MethodSpec:
         "band": "cascade_band",
         "p": "cascade_scale",
         "c": "cascade_cycles",
+        "f": "cascade_fuse",
     }
     values: dict = {}
     for option in options:
@@ -84,14 +88,15 @@ def parse_method(spec: str) -> MethodSpec:
             number = int(option[len(prefix) :])
             if prefix == "p" and number == 0:
                 sys.exit(f"error: method {spec!r}: p0 is no resize factor; p2 halves the images")
-            values[numbered[prefix]] = 1.0 / number if prefix == "p" else number
+            scaled = {"p": 1.0 / number if number else 0.0, "f": number / 100}
+            values[numbered[prefix]] = scaled.get(prefix, number)
         else:
             try:
                 values["smoothness"] = float(option)
             except ValueError:
                 sys.exit(
                     f"error: method {spec!r}: option {option!r} is not {', '.join(flags)}, "
-                    "sN, bandN, pN, cN or a λ"
+                    "sN, bandN, pN, cN, fN or a λ"
                 )
     return MethodSpec(name, **values)
 
