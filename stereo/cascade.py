@@ -107,12 +107,13 @@ def resized_pair(
 
 
 def upsampled_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``(height, width)`` nearest-neighbour upsampling of a label map ``(h, w)`` made on
-    the images resized to ``h × w`` (pixel centres matched as :meth:`Camera.scaled` does)."""
-    h, w = labels.shape
+    """``(..., height, width)`` nearest-neighbour upsampling of a label map (or volume)
+    ``(..., h, w)`` made on the images resized to ``h × w`` (pixel centres matched as
+    :meth:`Camera.scaled` does)."""
+    h, w = labels.shape[-2:]
     rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(int), h - 1)
     cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(int), w - 1)
-    return labels[rows[:, None], cols[None, :]]
+    return labels[..., rows[:, None], cols[None, :]]
 
 
 def proposal(
@@ -120,7 +121,7 @@ def proposal(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The proposal cost's ``(h, w)`` label indices — from its MRF (or winner-take-all) on
     the images resized by ``cfg.cascade_scale``, upsampled to the reference's size — and its
-    normalised ``(L, h', w')`` volume at that scale."""
+    normalised ``(L, h', w')`` volume at that scale (not upsampled)."""
     small = resized_pair(images, cfg.cascade_scale)
     proposed = normalise_volume(proposer.volume(*small, sweep.resized(cfg.cascade_scale)))
     labels = optimise(proposed, small[0], np.arange(len(sweep), dtype=float), proposal_config(cfg))
@@ -137,7 +138,7 @@ def proposed_labels(
 def fused_volume(learned: np.ndarray, proposed: np.ndarray, weight: float) -> np.ndarray:
     """``(L, h, w)`` float32 ``(1 − weight) · normalised learned + weight · proposed``: the
     network's raw volume (worst cost where unscored) blended with the proposal cost's
-    normalised volume of the same shape; NaN where either is."""
+    normalised volume upsampled to the same shape; NaN where either is."""
     return ((1.0 - weight) * normalise_volume(learned) + weight * proposed).astype(np.float32)
 
 
@@ -170,7 +171,8 @@ def cascade_volume(
     )
     raw = cost.volume_at(*images, sweep, needed, progress=progress)
     if cfg.cascade_fuse:
-        raw = fused_volume(raw, proposed, cfg.cascade_fuse)
+        full_size = upsampled_labels(proposed, *images[0].shape)
+        raw = fused_volume(raw, full_size, cfg.cascade_fuse)
     info = {
         "proposal": proposer.name,
         "band_labels": cfg.cascade_band,

@@ -101,7 +101,12 @@ def small_scene():
 
 def _config(**changes) -> StereoConfig:
     cfg = StereoConfig(
-        model="2ch", n_labels=8, working_size=96, untrained=True, depth_range=(4.0, 10.0)
+        model="2ch",
+        n_labels=8,
+        working_size=96,
+        untrained=True,
+        depth_range=(4.0, 10.0),
+        cascade_fuse=0.0,  # the network's volume alone, comparable with its full sweep
     )
     return replace(cfg, **changes)
 
@@ -242,5 +247,13 @@ def test_a_fused_cascade_blends_the_network_with_the_proposal_cost(small_scene):
     for weight in (-0.1, 1.0, float("nan")):
         with pytest.raises(StereoError, match=r"--cascade-fuse must lie in \[0, 1\)"):
             _config(cascade_fuse=weight)
-    with pytest.raises(StereoError, match="--cascade-fuse needs the proposal at full size"):
-        _config(cascade_fuse=0.5, cascade_scale=0.5)
+    half = replace(cfg, cascade_fuse=0.3, cascade_scale=0.5)
+    fused_half, _ = cascade_volume(half, network, tuple(images), sweep)
+    assert fused_half.shape == fused.shape  # the half-size proposal volume is upsampled
+
+
+def test_a_volume_upsamples_as_its_label_maps_do():
+    volume = np.arange(2 * 2 * 3).reshape(2, 2, 3)
+    up = upsampled_labels(volume, 5, 7)
+    for label in range(2):
+        np.testing.assert_array_equal(up[label], upsampled_labels(volume[label], 5, 7))

@@ -88,8 +88,12 @@ def parse_method(spec: str) -> MethodSpec:
             number = int(option[len(prefix) :])
             if prefix == "p" and number == 0:
                 sys.exit(f"error: method {spec!r}: p0 is no resize factor; p2 halves the images")
-            scaled = {"p": 1.0 / number if number else 0.0, "f": number / 100}
-            values[numbered[prefix]] = scaled.get(prefix, number)
+            if prefix == "p":
+                values["cascade_scale"] = 1.0 / number
+            elif prefix == "f":
+                values["cascade_fuse"] = number / 100  # a percentage
+            else:
+                values[numbered[prefix]] = number
         else:
             try:
                 values["smoothness"] = float(option)
