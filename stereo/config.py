@@ -132,7 +132,7 @@ class StereoConfig:
         flag="--cascade",
         kind=str,
         help="2-channel models: a cheap cost (zncc, census or a descriptor model) proposes "
-        "each pixel's label through its own MRF and the network scores only the "
+        "each pixel's label (see --cascade-cycles) and the network scores only the "
         "--cascade-band labels either side of it; none = the full sweep (one network pass "
         "per label).",
     )
