@@ -111,6 +111,8 @@ def upsampled_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
     ``(..., h, w)`` made on the images resized to ``h × w`` (pixel centres matched as
     :meth:`Camera.scaled` does)."""
     h, w = labels.shape[-2:]
+    if (h, w) == (height, width):
+        return labels
     rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(int), h - 1)
     cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(int), w - 1)
     return labels[..., rows[:, None], cols[None, :]]
@@ -139,7 +141,10 @@ def fused_volume(learned: np.ndarray, proposed: np.ndarray, weight: float) -> np
     """``(L, h, w)`` float32 ``(1 − weight) · normalised learned + weight · proposed``: the
     network's raw volume (worst cost where unscored) blended with the proposal cost's
     normalised volume upsampled to the same shape; NaN where either is."""
-    return ((1.0 - weight) * normalise_volume(learned) + weight * proposed).astype(np.float32)
+    blend = normalise_volume(learned)  # a new float32 array: blended in place
+    blend *= 1.0 - weight
+    blend += weight * proposed
+    return blend
 
 
 def cascade_volume(

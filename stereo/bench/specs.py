@@ -88,12 +88,12 @@ def parse_method(spec: str) -> MethodSpec:
             number = int(option[len(prefix) :])
             if prefix == "p" and number == 0:
                 sys.exit(f"error: method {spec!r}: p0 is no resize factor; p2 halves the images")
+            value: float = number
             if prefix == "p":
-                values["cascade_scale"] = 1.0 / number
+                value = 1.0 / number
             elif prefix == "f":
-                values["cascade_fuse"] = number / 100  # a percentage
-            else:
-                values[numbered[prefix]] = number
+                value = number / 100  # a percentage
+            values[numbered[prefix]] = value
         else:
             try:
                 values["smoothness"] = float(option)
