@@ -132,6 +132,19 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     "synthetic-stereo": {"input_scale": 2.0},
     "synthetic-stereo-r2": {"input_scale": 2.0},
 }
+#: the families whose dense 2-channel form scores on a coarser grid (``score_stride``)
+STRIDED_FAMILIES = ("2ch", "2ch-deep")
+
+
+def card_fields(train_set: str, family: str) -> dict[str, float]:
+    """The model-card fields :data:`TRAIN_SET_CARD` gives ``train_set``, less
+    ``score_stride`` for a family that scores every pixel (2ch-2stream)."""
+    fields = dict(TRAIN_SET_CARD.get(train_set, {}))
+    if family not in STRIDED_FAMILIES:
+        fields.pop("score_stride", None)
+    return fields
+
+
 #: seed of each generated training set (pair i of a set is drawn from (seed, i))
 SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo": 0,
@@ -301,7 +314,7 @@ def train_one(
     card["overrides"] = overrides
     card["train_points"] = data.n_points
     card["wall_time_s"] = round(time.time() - t0, 1)
-    card.update(TRAIN_SET_CARD.get(train_set, {}))
+    card.update(card_fields(train_set, name))
     model = load_weights_file(result.weights)
     shipped = ROOT / "models" / f"{stem}.pt"
     save_weights(
