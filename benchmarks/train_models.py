@@ -103,6 +103,14 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "(the second image warped by each hypothesis' own plane), matches and near misses "
         "1-6 labels off",
     ),
+    "synthetic-stereo-desc": (
+        None,
+        f"synthetic-stereo-desc: {SYNTHETIC_PAIRS} random wide-baseline view pairs drawn as "
+        "synthetic-stereo's but from seed 4 (none shared with the other sets), 32-px windows "
+        "pre-warped by the middle plane, matches and near misses 1-6 labels off; for the "
+        "descriptor families (siam, siam-2stream-l2, cnn3 ...), from their keypoint-patch "
+        "weights",
+    ),
     "synthetic-stereo-2ch-fine": (
         None,
         f"synthetic-stereo-2ch-fine: {SYNTHETIC_PAIRS} random wide-baseline view pairs drawn "
@@ -131,6 +139,7 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     "castle0-9-fixed-s1": {"input_scale": 2.0},
     "synthetic-stereo": {"input_scale": 2.0},
     "synthetic-stereo-r2": {"input_scale": 2.0},
+    "synthetic-stereo-desc": {"input_scale": 2.0},
 }
 #: the families whose dense 2-channel form scores on a coarser grid (``score_stride``)
 STRIDED_FAMILIES = ("2ch", "2ch-deep")
@@ -151,6 +160,7 @@ SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo-r2": 1,
     "synthetic-stereo-2ch": 2,
     "synthetic-stereo-2ch-fine": 3,
+    "synthetic-stereo-desc": 4,
 }
 #: how each generated set cuts its windows (default: WindowSpec(), 32 px pre-warped)
 SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
@@ -180,6 +190,13 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
     ),
     # 2-channel families: from their keypoint-patch weights, on per-hypothesis windows
     "synthetic-stereo-2ch": (
+        "stereo",
+        1200,
+        "castle+oxford",
+        {"lr": "0.0003", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
+    ),
+    # descriptor families without castle stereo weights: from their keypoint-patch weights
+    "synthetic-stereo-desc": (
         "stereo",
         1200,
         "castle+oxford",

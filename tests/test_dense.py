@@ -183,10 +183,13 @@ def test_fused_cost_is_the_mean_of_normalised_volumes():
     assert fused.name == "zncc9,census7"
 
 
-def test_input_scale_describes_the_upsampled_image_at_each_pixel():
+@pytest.mark.parametrize("replicated", [True, False])
+def test_input_scale_describes_the_upsampled_image_at_each_pixel(replicated):
     """A network trained on windows cut at twice the working scale (model card
     ``input_scale`` 2) describes pixel (y, x) by the mean of its descriptors at the four
-    pixels of the 2× image that cover it — each is the patch network on its 64×64 patch."""
+    pixels of the 2× image that cover it — each is the patch network on its 64×64 patch;
+    the 2× image is the pixel-replicated one (as the synthetic windows are replicated), or
+    the bilinear one without ``replicated_upsampling``."""
     import cv2
 
     from stereo.cost.descriptor import DescriptorCost
@@ -196,11 +199,14 @@ def test_input_scale_describes_the_upsampled_image_at_each_pixel():
     model.card = {"input_scale": 2.0}
     cost = DescriptorCost(model)
     cost.precision = "float32"  # compared with float32 references
+    cost.replicated_upsampling = replicated
     assert cost.input_scale == 2.0
     image = (np.random.default_rng(4).random((24, 30)) * 255).astype(np.uint8)
     got = cost.features(image)
     assert got.shape == (model.descriptor_size, 24, 30)
-    big = cv2.resize(image, (60, 48), interpolation=cv2.INTER_LINEAR)
+    big = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+    if not replicated:
+        big = cv2.resize(image, (60, 48), interpolation=cv2.INTER_LINEAR)
     x = normalise_image(torch.from_numpy(big.astype(np.float32))[None, None], model.normalisation)
     with torch.no_grad():
         for y, xx in [(0, 0), (5, 7), (23, 29), (11, 18)]:

@@ -61,7 +61,8 @@ class DescriptorCost(Cost):
     def features(self, image: np.ndarray) -> Tensor:
         """``(D, H, W)`` per-pixel descriptors of a grey uint8 ``(H, W)`` image.
 
-        With ``input_scale`` s ≠ 1 the network describes the image resized by s (bilinear)
+        With ``input_scale`` s ≠ 1 the network describes the image resized by s (bilinear;
+        by pixel replication at s = 2, :attr:`_upsampling`)
         and the descriptors are resampled back to the image's pixels (pixel centres kept:
         for s = 2, the mean of the 2×2 descriptors over each pixel), so each descriptor
         covers 64 / s image pixels. l2net at s = 2 (``replicated_upsampling``): the network
@@ -79,7 +80,7 @@ class DescriptorCost(Cost):
             return self._run(half, x)[0]
         h, w = image.shape[:2]
         size = (round(w * self.input_scale), round(h * self.input_scale))
-        resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        resized = cv2.resize(image, size, interpolation=self._upsampling)
         x = normalise_image(to_tensor(resized, self.device), self.model.normalisation)
         d = self._run(self.dense, x)
         return F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)[0]
@@ -92,6 +93,15 @@ class DescriptorCost(Cost):
     def _half_dense(self) -> DenseDescriptor:
         """The l2net half-resolution dense form (built once, on first use)."""
         return DenseDescriptor(self.model, replicated_half=True)
+
+    @property
+    def _upsampling(self) -> int:
+        """OpenCV interpolation of the resize to ``input_scale``: pixel replication at
+        ``input_scale`` 2 with :attr:`replicated_upsampling` (as the synthetic stereo windows
+        are replicated to the network's input), else bilinear."""
+        if self.input_scale == 2.0 and self.replicated_upsampling:
+            return cv2.INTER_NEAREST
+        return cv2.INTER_LINEAR
 
     @property
     def _replicated_half(self) -> bool:

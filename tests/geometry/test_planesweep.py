@@ -52,3 +52,20 @@ def test_inverse_depth_labels():
         inverse_depth_labels(5.0, 5.0, 10)
     with pytest.raises(StereoError, match="positive"):
         inverse_depth_labels(-1.0, 5.0, 10)
+
+
+def test_grid_projection_equals_pointwise_projection_behind_the_camera_too():
+    """The sweep's grid form of a homography gives what projecting each pixel's
+    homogeneous vector gives (float64 reference), −10⁶ where the points fall behind."""
+    from stereo.geometry.sweep import project_grid, project_points
+
+    H = np.array([[1.02, 0.03, -4.0], [-0.01, 0.97, 2.5], [-2e-3, 1e-3, 0.5]])
+    ys, xs = np.arange(300, dtype=float), np.arange(400, dtype=float)
+    gx, gy = np.meshgrid(xs, ys)
+    expected = project_points(H, np.stack([gx, gy], axis=-1))
+    got = project_grid(H, ys, xs)
+    w = H[2, 0] * gx + H[2, 1] * gy + H[2, 2]
+    behind, horizon = w < -1e-12, np.abs(w) <= 1e-12  # on the horizon: either way off-image
+    assert behind.any() and (w > 0).any() and horizon.any()
+    assert (got[behind] == -1e6).all()
+    np.testing.assert_allclose(got[~horizon], expected[~horizon], rtol=1e-6, atol=1e-4)
