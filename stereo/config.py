@@ -122,8 +122,9 @@ class StereoConfig:
         0,
         flag="--score-stride",
         kind=int,
-        help="2-channel models (2ch, 2ch-deep): score every Nth pixel of each hypothesis "
-        "(2, 3 or 6: about 1/N² of the network's work) and interpolate the scores between; "
+        help="2-channel models: score every Nth pixel of each hypothesis (2ch, 2ch-deep: 2, "
+        "3 or 6; 2ch-2stream: 2 or 4; about 1/N² of the network's work) and interpolate the "
+        "scores between; "
         "1 = every pixel; 0 = the weights' own choice (their model card's score_stride, "
         "else 1).",
     )

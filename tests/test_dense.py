@@ -405,8 +405,11 @@ def test_baselines_on_cuda_equal_the_cpu(name):
     np.testing.assert_allclose(on_gpu, on_cpu, atol=2e-3, equal_nan=True)
 
 
-@pytest.mark.parametrize("name", ["2ch", "2ch-deep"])
-@pytest.mark.parametrize("stride", [2, 3, 6])
+@pytest.mark.parametrize(
+    ("name", "stride"),
+    [(name, stride) for name in ("2ch", "2ch-deep") for stride in (2, 3, 6)]
+    + [("2ch-2stream", 2), ("2ch-2stream", 4)],
+)
 def test_strided_two_channel_scores_are_the_dense_ones_every_nth_pixel(name, stride):
     from stereo.cost.base import dense_in_strips
 
@@ -440,7 +443,7 @@ def test_impossible_score_strides_are_refused():
     pair = torch.zeros(1, 2, 70, 70)
     with pytest.raises(StereoError, match="not a product of the network's first strides"):
         dense_in_strips(DenseTwoChannel(build_model("2ch-deep").eval(), 4), pair)
-    with pytest.raises(StereoError, match="only 2ch and 2ch-deep"):
+    with pytest.raises(StereoError, match="every 1, 2 or 4 pixels, not 3"):
         DenseTwoChannel(build_model("2ch-2stream").eval(), 3)
     with pytest.raises(StereoError, match="--score-stride must be 0"):
         StereoConfig(score_stride=-1)

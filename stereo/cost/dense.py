@@ -230,6 +230,10 @@ def _dense_l2net_tower(tower: L2NetTower, x: Tensor, dilation: int) -> Tensor:
     return F.normalize(x, dim=1, eps=1e-8)
 
 
+#: 2ch-2stream: offset (pixels) of the central 32×32 crop inside the 64×64 window
+CENTRAL_OFFSET = 16
+
+
 class DenseTwoChannel(nn.Module):
     """Per-pixel scores of a 2-channel network on a stacked pair: ``(B, 2, H, W)``
     normalised (:func:`normalise_image` per channel) → ``(B, H, W)``."""
@@ -243,9 +247,10 @@ class DenseTwoChannel(nn.Module):
         super().__init__()
         if not isinstance(model, (TwoChannel, TwoChannel2Stream)) or model.input_size is None:
             raise StereoError(f"no dense 2-channel form for model {model.name!r}")
-        if output_stride != 1 and not isinstance(model, TwoChannel):
+        if not isinstance(model, TwoChannel) and CENTRAL_OFFSET % output_stride:
             raise StereoError(
-                f"{model.name}: only 2ch and 2ch-deep score on a coarser grid; use stride 1"
+                f"{model.name} scores on a grid of every 1, 2 or 4 pixels, not {output_stride} "
+                "(its central window's offset, 16 px, must fall on the grid)"
             )
         self.model = model.eval()
         #: scores every ``output_stride`` pixels (:func:`run_dense`); 1 = every pixel
@@ -265,14 +270,16 @@ class DenseTwoChannel(nn.Module):
             y, d = run_dense(m.trunk, x, 1, self.output_stride)
             y = linear_as_conv(m.head[0], self.shape, y, d) + m.head[0].bias[:, None, None]
             return y[:, 0]
-        central, dc = run_dense(m.central, x, 1)
-        surround, ds = run_dense(m.surround, F.avg_pool2d(x, 2, stride=1), 2)
+        stride = self.output_stride
+        central, dc = run_dense(m.central, x, 1, stride)
+        surround, ds = run_dense(m.surround, F.avg_pool2d(x, 2, stride=1), 2, stride)
         n = self.shape[0] * self.shape[1] * self.shape[2]
         first = m.head[0]
         zs = linear_as_conv(first, self.shape, surround, ds, slice(n, 2 * n))
         zc = linear_as_conv(first, self.shape, central, dc, slice(0, n))
         h, w = zs.shape[-2:]
-        z = F.relu(zc[..., 16 : 16 + h, 16 : 16 + w] + zs + first.bias[:, None, None])
+        top = CENTRAL_OFFSET // stride  # the central crop's corner, in grid points
+        z = F.relu(zc[..., top : top + h, top : top + w] + zs + first.bias[:, None, None])
         last = m.head[2]
         return torch.einsum("bchw,c->bhw", z, last.weight[0]) + last.bias[0]
 

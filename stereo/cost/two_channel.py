@@ -27,10 +27,10 @@ BLOCK_GAP = 64
 class TwoChannelCost(Cost):
     """Minus the score of a 2-channel network on the reference and the warped second image.
 
-    ``output_stride`` s > 1 (2ch, 2ch-deep): the network scores every s-th pixel of each
-    hypothesis (its first strides kept, about 1/s² of the work) and the scores are
-    interpolated bilinearly to every pixel; 0: the weights' model card's ``score_stride``
-    (chosen for them by measurement), else 1."""
+    ``output_stride`` s > 1 (2ch, 2ch-deep: 2, 3, 6; 2ch-2stream: 2, 4): the network
+    scores every s-th pixel of each hypothesis (its first strides kept, about 1/s² of the
+    work) and the scores are interpolated bilinearly to every pixel; 0: the weights' model
+    card's ``score_stride`` (chosen for them by measurement), else 1."""
 
     #: the network's arithmetic, as :attr:`DescriptorCost.precision`
     precision: str = "auto"
