@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from stereo.errors import StereoError
 from stereo.mrf.graphcut import MRFConfig, build_problem, energy, normalise_volume, solve
 
 
@@ -159,3 +160,20 @@ def test_shipped_smoothness_table_names_real_costs():
         for part in cost.split(","):
             assert part in BASELINE_COSTS or (models_dir() / f"{part}.pt").is_file(), part
         assert default_smoothness(cost) == weight
+
+
+def test_start_labels_are_what_gco_starts_from_and_bad_ones_are_refused():
+    import gco
+
+    from stereo.mrf.graphcut import start_labels
+
+    labels = np.random.default_rng(3).integers(0, 7, 500)
+    graph = gco.GCO()
+    graph.create_general_graph(500, 7, False)
+    try:
+        start_labels(graph, labels)
+        np.testing.assert_array_equal(graph.get_labels(), labels)
+        with pytest.raises(StereoError, match=r"outside \[0, 7\)"):
+            start_labels(graph, np.full(500, 7))
+    finally:
+        graph.destroy_graph()
