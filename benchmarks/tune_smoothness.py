@@ -211,6 +211,7 @@ def install(
         note = f" (tuned as {method})" if name != method else ""
         sources[name] = f"{table_path.relative_to(ROOT)}{note}"
     table = {
+        **table,  # other tables (the expansion cycles: "cycles", "cycles_chosen_in") kept
         "about": "graph-cut smoothness weight (lambda) per matching cost, chosen on castle-P19 by "
         "`python benchmarks/tune_smoothness.py --install` (the table each came from: chosen_in)",
         "smoothness": dict(sorted(weights.items())),

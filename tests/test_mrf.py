@@ -141,6 +141,25 @@ def test_smoothness_defaults_per_cost(tmp_path, monkeypatch):
         default_smoothness("zncc")
 
 
+def test_expansion_cycles_come_from_the_costs_table_unless_given(tmp_path, monkeypatch):
+    import json
+
+    from stereo.config import StereoConfig
+    from stereo.mrf.graphcut import DEFAULT_CYCLES, MRFConfig
+    from stereo.mrf.optimise import default_cycles, resolved_mrf
+
+    monkeypatch.setenv("STEREO_MODELS_DIR", str(tmp_path))
+    assert default_cycles("zncc") == DEFAULT_CYCLES  # no table
+    (tmp_path / "stereo_defaults.json").write_text(json.dumps({"l2net": "l2net.x.pt"}))
+    table = {"smoothness": {"zncc": 0.4}, "cycles": {"l2net.x": 1}}
+    (tmp_path / "smoothness.json").write_text(json.dumps(table))
+    assert default_cycles("zncc") == DEFAULT_CYCLES  # not in the cycles table
+    assert default_cycles("l2net") == 1  # registry name → its shipped stereo file
+    assert resolved_mrf(StereoConfig(model="l2net")).iterations == 1
+    given = StereoConfig(model="l2net", mrf=MRFConfig(iterations=3))
+    assert resolved_mrf(given).iterations == 3  # an explicit number wins
+
+
 def test_shipped_smoothness_table_names_real_costs():
     """Every cost in models/smoothness.json exists (a baseline or a shipped weights file, or
     a comma-joined fusion of them) and has a positive weight."""

@@ -30,6 +30,11 @@ FALLBACK_SMOOTHNESS = 0.1
 MAX_SMOOTHNESS = 1e5
 
 
+#: alpha-expansion cycles of a cost without its own number: on the Strecha pairs (768×512,
+#: 64 labels) two give an energy within 0.03-0.2 % of convergence
+DEFAULT_CYCLES = 2
+
+
 @dataclass(frozen=True)
 class MRFConfig:
     """Smoothness model (defaults suit normalised costs in [0, 1])."""
@@ -51,13 +56,13 @@ class MRFConfig:
     min_edge_weight: float = setting(0.15, help="w_min: smoothing never vanishes completely")
     invalid_cost: float = setting(1.0, help="unary of a hypothesis that leaves the second image")
     scale: float = setting(1000.0, help="integer scale of all terms")
-    # Two cycles: on the Strecha pairs (768×512, 64 labels) energy within 0.03-0.2 % of
-    # convergence
-    iterations: int = setting(
-        2,
+    iterations: int | None = setting(
+        None,
         flag="--mrf-iterations",
         kind=int,
-        help="Alpha-expansion cycles over all labels (-1: until the energy stops falling).",
+        help="Alpha-expansion cycles over all labels (-1: until the energy stops falling); "
+        "default: the number chosen for the cost on castle-P19 (models/smoothness.json), "
+        f"else {DEFAULT_CYCLES}.",
     )
     # the same energy after two cycles in about half the time (results/mrf_speed.md)
     warm_start: bool = setting(
@@ -78,7 +83,7 @@ class MRFConfig:
             )
         if self.truncation < 1:
             raise StereoError(f"--truncation must be at least 1 label, not {self.truncation}")
-        if self.iterations < 1 and self.iterations != -1:
+        if self.iterations is not None and self.iterations < 1 and self.iterations != -1:
             raise StereoError(
                 f"--mrf-iterations must be at least 1 (or -1: until convergence), not "
                 f"{self.iterations}"
@@ -209,10 +214,11 @@ def solve(
         graph.set_smooth_cost(problem.pairwise)
         if cfg.warm_start:
             start_labels(graph, wta.ravel())
+        cycles = DEFAULT_CYCLES if cfg.iterations is None else cfg.iterations
         if algorithm == "expansion":
-            graph.expansion(cfg.iterations)
+            graph.expansion(cycles)
         else:
-            graph.swap(cfg.iterations)
+            graph.swap(cycles)
         labels = np.asarray(graph.get_labels(), dtype=np.int64).reshape(h, w)
     finally:
         graph.destroy_graph()

@@ -11,6 +11,7 @@ import numpy as np
 from stereo.config import StereoConfig
 from stereo.errors import StereoError
 from stereo.mrf.graphcut import (
+    DEFAULT_CYCLES,
     FALLBACK_SMOOTHNESS,
     MRFConfig,
     solve,
@@ -45,31 +46,50 @@ def default_smoothness(model: str) -> float:
     """The smoothness weight λ of a matching cost: the value chosen for it on castle-P19 by
     ``benchmarks/tune_smoothness.py --install`` (``models/smoothness.json``; registry names
     resolve to their shipped stereo weights file), else :data:`FALLBACK_SMOOTHNESS`."""
+    value = cost_setting("smoothness", model)
+    return FALLBACK_SMOOTHNESS if value is None else float(value)
+
+
+def default_cycles(model: str) -> int:
+    """The alpha-expansion cycles of a matching cost: the number chosen for it on castle-P19
+    (``models/smoothness.json``'s ``cycles``), else :data:`DEFAULT_CYCLES`."""
+    value = cost_setting("cycles", model)
+    return DEFAULT_CYCLES if value is None else int(value)
+
+
+def cost_setting(key: str, model: str) -> float | None:
+    """The value of ``model`` in the ``key`` table of ``models/smoothness.json`` (registry
+    names resolve to their shipped stereo weights file), or None: no table, no entry."""
     from stereo.patchnet.weights import models_dir, shipped_weights
 
     path = models_dir() / "smoothness.json"
     if not path.is_file():
-        return FALLBACK_SMOOTHNESS
+        return None
     try:
-        table = json.loads(path.read_text())["smoothness"]
-    except (ValueError, KeyError, TypeError):
+        tables = json.loads(path.read_text())
+        table = dict(tables["smoothness"] if key == "smoothness" else tables.get(key, {}))
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise StereoError(
             f"{path} is not a smoothness table (needs {{'smoothness': {{cost: λ}}}}); "
             "rewrite it with benchmarks/tune_smoothness.py --install or delete it"
         ) from None
     if model in table:
-        return float(table[model])
+        return table[model]
     shipped = shipped_weights(model, "stereo")
     if shipped is not None and shipped.stem in table:
-        return float(table[shipped.stem])
-    return FALLBACK_SMOOTHNESS
+        return table[shipped.stem]
+    return None
 
 
 def resolved_mrf(cfg: StereoConfig) -> MRFConfig:
-    """``cfg.mrf`` with the smoothness weight filled in (the cost's default when unset)."""
-    if cfg.mrf.smoothness is not None:
-        return cfg.mrf
-    return replace(cfg.mrf, smoothness=default_smoothness(cfg.model))
+    """``cfg.mrf`` with the smoothness weight and the expansion cycles filled in (the
+    cost's defaults where unset)."""
+    smoothness, cycles = cfg.mrf.smoothness, cfg.mrf.iterations
+    return replace(
+        cfg.mrf,
+        smoothness=default_smoothness(cfg.model) if smoothness is None else smoothness,
+        iterations=default_cycles(cfg.model) if cycles is None else cycles,
+    )
 
 
 def optimise(
