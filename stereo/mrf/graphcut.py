@@ -99,9 +99,11 @@ def normalise_volume(cost: np.ndarray, low: float = 1.0, high: float = 99.0) -> 
             "the cost volume has no valid entry: no hypothesis lands inside the "
             "second image; check the cameras and the depth range"
         )
-    lo, hi = np.percentile(valid, [low, high])
-    out = (cost - lo) / max(hi - lo, 1e-12)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    lo, hi = (float(p) for p in np.percentile(valid, [low, high]))
+    out = cost.astype(np.float32)  # a new array, mapped in place in float32 arithmetic
+    out -= lo
+    out *= 1.0 / max(hi - lo, 1e-12)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def edge_weights(image: np.ndarray, cfg: MRFConfig) -> tuple[np.ndarray, np.ndarray]:
