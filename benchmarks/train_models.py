@@ -141,16 +141,18 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     "synthetic-stereo-r2": {"input_scale": 2.0},
     "synthetic-stereo-desc": {"input_scale": 2.0},
 }
-#: the families whose dense 2-channel form scores on a coarser grid (``score_stride``)
-STRIDED_FAMILIES = ("2ch", "2ch-deep")
+#: a 2-channel family's ``score_stride`` where it differs from its training set's: 2ch-2stream
+#: scores on grids of 2 or 4 pixels only, and at 4 matched every pixel on castle 2:1
+#: (``results/castle_variants.md``)
+FAMILY_SCORE_STRIDE: dict[str, int] = {"2ch-2stream": 4}
 
 
 def card_fields(train_set: str, family: str) -> dict[str, float]:
-    """The model-card fields :data:`TRAIN_SET_CARD` gives ``train_set``, less
-    ``score_stride`` for a family that scores every pixel (2ch-2stream)."""
+    """The model-card fields :data:`TRAIN_SET_CARD` gives ``train_set``, with the family's
+    own ``score_stride`` (:data:`FAMILY_SCORE_STRIDE`)."""
     fields = dict(TRAIN_SET_CARD.get(train_set, {}))
-    if family not in STRIDED_FAMILIES:
-        fields.pop("score_stride", None)
+    if "score_stride" in fields and family in FAMILY_SCORE_STRIDE:
+        fields["score_stride"] = FAMILY_SCORE_STRIDE[family]
     return fields
 
 
