@@ -122,6 +122,7 @@ def time_one(scene, cost: str, size: int, labels: int, device: str = "cpu") -> d
         "descriptor_dims_kept": result.report.get("descriptor_dims_kept"),
         "precision": result.report.get("precision"),
         "scored_fraction": result.report.get("cascade", {}).get("scored_fraction"),
+        "cycles": result.report.get("mrf", {}).get("iterations"),
         "device": device,
     }
     print(row, file=sys.stderr, flush=True)
@@ -198,15 +199,16 @@ def write_results(rows: list[dict], args: argparse.Namespace) -> None:
         f"`python benchmarks/speed.py{' --gpu' if args.gpu else ''}`, {summary['date']}, "
         f"{summary['hardware']}, device {args.device}. "
         "Calibrated pair of the embedded rendered scene, depth range "
-        "given, graph cuts (2 expansion cycles from the winner-take-all labels); wall "
+        "given, graph cuts from the winner-take-all labels (cycles: each cost's expansion "
+        "cycles, `models/smoothness.json`, else 2); wall "
         "seconds. Descriptor dims: network output → kept by the principal-component "
         "projection of the volume; precision: the network's arithmetic (`--precision auto`); "
         "scored: the share of the volume a 2-channel cascade scored (`:full` = the full "
         "sweep, `:sN` = every Nth pixel).",
         "",
-        "| cost | size | labels | cost volume | per label | MRF | total | × ZNCC | dims | "
-        "precision | scored |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cost | size | labels | cost volume | per label | MRF | cycles | total | × ZNCC | "
+        "dims | precision | scored |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         dims = (
@@ -217,7 +219,8 @@ def write_results(rows: list[dict], args: argparse.Namespace) -> None:
         ratio = r["ratio_to_zncc"] if r["ratio_to_zncc"] is not None else ""
         lines.append(
             f"| {r['cost']} | {r['size']} | {r['labels']} | {r['cost_volume']} | "
-            f"{r['cost_volume_s_per_label']} | {r['mrf']} | {r['total_s']} | {ratio} | {dims} | "
+            f"{r['cost_volume_s_per_label']} | {r['mrf']} | {r.get('cycles') or ''} | "
+            f"{r['total_s']} | {ratio} | {dims} | "
             f"{r.get('precision') or ''} | {r.get('scored_fraction') or ''} |"
         )
     lines += growth_lines(rows)
