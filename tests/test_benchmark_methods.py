@@ -23,6 +23,7 @@ def test_method_options_combine():
     assert parse_method("2ch-deep:p2").config().cascade_scale == 0.5
     assert parse_method("2ch-deep:c2").config().cascade_cycles == 2
     assert parse_method("2ch-deep:f50").config().cascade_fuse == 0.5
+    assert parse_method("2ch-deep:census:f50").config().cascade == "census"
 
 
 def test_unknown_method_option_exits_with_one_line():

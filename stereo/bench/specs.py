@@ -20,7 +20,8 @@ class MethodSpec:
     ``float32`` / ``bfloat16`` (the descriptor network's arithmetic, instead of ``auto``) and
     ``nosub`` (depth at the labels only: no sub-label refinement, as before session 7);
     2-channel costs: ``sN`` (score every Nth pixel, ``--score-stride N``), ``full`` (the full
-    sweep, ``--cascade none``), ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal
+    sweep, ``--cascade none``), ``census`` (census proposes and is blended, ``--cascade
+    census``), ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal
     on images resized by 1/N, ``--cascade-scale``) and ``cN`` (N expansion cycles of the
     proposal's MRF, 0 = its winner-take-all labels: ``--cascade-cycles``) and ``fN`` (the MRF
     on the blend of N % proposal cost, ``--cascade-fuse N/100``)."""
@@ -71,6 +72,7 @@ def parse_method(spec: str) -> MethodSpec:
         "flat": {"prewarp": False},
         "bilinear": {"replicated_upsampling": False},
         "full": {"cascade": "none"},
+        "census": {"cascade": "census"},
     }
     numbered = {
         "s": "score_stride",
