@@ -28,7 +28,8 @@ def test_method_options_combine():
 
 def test_unknown_method_option_exits_with_one_line():
     expected = (
-        "not nosub, float32, bfloat16, wta, flat, bilinear, full, sN, bandN, pN, cN, fN or a λ"
+        "not nosub, float32, bfloat16, wta, flat, bilinear, full, census, sN, bandN, pN, cN, fN "
+        "or a λ"
     )
     with pytest.raises(SystemExit, match=expected):
         parse_method("zncc:fast")
