@@ -64,15 +64,19 @@ def band_mask(proposal: np.ndarray, n_labels: int, band: int) -> np.ndarray:
 
 
 #: a label is proposed for a tile when at least this share of its pixels propose it
-#: (isolated wrong proposals add no labels)
-TILE_SHARE = 0.02
+#: (isolated wrong proposals add no labels): ``--cascade-share``'s default
+TILE_SHARE = StereoConfig.cascade_share
 
 
 def tile_band_mask(
-    proposal: np.ndarray, n_labels: int, band: int, tile: int = BLOCK_ROWS
+    proposal: np.ndarray,
+    n_labels: int,
+    band: int,
+    tile: int = BLOCK_ROWS,
+    share: float = TILE_SHARE,
 ) -> np.ndarray:
     """``(L, h, w)`` bool: for every ``tile × tile`` tile of the image, the labels within
-    ``band`` of those that at least :data:`TILE_SHARE` of its pixels propose (``proposal``:
+    ``band`` of those that at least ``share`` of its pixels propose (``proposal``:
     ``(h, w)`` label indices). The network runs on whole blocks anyway, so every pixel of
     a tile is scored over the tile's labels; a tile across a depth edge gets the bands of
     both surfaces, not the labels between them."""
@@ -83,7 +87,7 @@ def tile_band_mask(
         for c0 in range(0, w, tile):
             cell = proposal[r0 : r0 + tile, c0 : c0 + tile]
             counts = np.bincount(cell.ravel(), minlength=n_labels)
-            proposed = counts >= max(1.0, TILE_SHARE * cell.size)
+            proposed = counts >= max(1.0, share * cell.size)
             labels = (np.abs(every - np.flatnonzero(proposed)) <= band).any(axis=1)
             mask[labels, r0 : r0 + tile, c0 : c0 + tile] = True
     return mask
@@ -165,7 +169,7 @@ def cascade_volume(
             "(zncc, census or a descriptor model)"
         )
     labels, proposed = proposal(cfg, proposer, images, sweep)
-    needed = tile_band_mask(labels, len(sweep), cfg.cascade_band)
+    needed = tile_band_mask(labels, len(sweep), cfg.cascade_band, share=cfg.cascade_share)
     seconds, scored = time.time() - start, float(needed.mean())
     LOG.info(
         "cascade: %s proposed the labels in %.1f s; %s scores %.0f %% of the volume",
@@ -184,6 +188,7 @@ def cascade_volume(
         "proposal_scale": cfg.cascade_scale,
         "proposal_cycles": cfg.cascade_cycles,
         "proposal_weight": cfg.cascade_fuse,
+        "tile_share": cfg.cascade_share,
         "scored_fraction": round(scored, 4),
         "proposal_seconds": round(seconds, 2),
     }

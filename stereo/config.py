@@ -169,6 +169,14 @@ class StereoConfig:
         help="2-channel cascade: the MRF solves (1 − W)·network + W·proposal cost (both "
         "normalised volumes) for this W in [0, 1); 0 = the network's volume alone.",
     )
+    cascade_share: float = setting(
+        0.02,
+        flag="--cascade-share",
+        kind=float,
+        help="2-channel cascade: a label is scored in a tile of the image when at least this "
+        "share of the tile's pixels propose it (isolated wrong proposals add no labels; "
+        "higher: fewer network passes).",
+    )
     lr_check: bool = setting(
         False,
         flag="--lr-check",
@@ -223,6 +231,8 @@ class StereoConfig:
             )
         if not (np.isfinite(self.cascade_fuse) and 0.0 <= self.cascade_fuse < 1.0):
             raise StereoError(f"--cascade-fuse must lie in [0, 1), not {self.cascade_fuse}")
+        if not (np.isfinite(self.cascade_share) and 0.0 <= self.cascade_share < 1.0):
+            raise StereoError(f"--cascade-share must lie in [0, 1), not {self.cascade_share}")
         if self.prewarp_planes < 1:
             raise StereoError(f"--prewarp-planes must be at least 1, not {self.prewarp_planes}")
         if self.score_stride < 0:

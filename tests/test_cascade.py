@@ -21,7 +21,7 @@ from stereo.cascade import (
 )
 from stereo.config import StereoConfig
 from stereo.cost.factory import make_cost
-from stereo.cost.two_channel import BLOCK_ROWS, needed_blocks
+from stereo.cost.two_channel import BLOCK_ROWS, block_work, merged_blocks, needed_blocks
 from stereo.datasets.synthetic import make_scene
 from stereo.errors import StereoError
 from stereo.geometry.matches import working_pair
@@ -57,6 +57,10 @@ def test_a_tile_is_scored_over_the_bands_of_the_labels_its_pixels_propose():
     assert first.all(axis=(1, 2)).tolist() == [label in (1, 2, 3, 8, 9, 10) for label in range(12)]
     assert not (first.any(axis=(1, 2)) & ~first.all(axis=(1, 2))).any()  # whole tiles
     assert second.all(axis=(1, 2)).tolist() == [label in (8, 9, 10) for label in range(12)]
+    # the edge's surface covers 16/64 of the first tile: kept at a share of 0.2, not at 0.3
+    assert np.array_equal(tile_band_mask(proposal, 12, 1, tile=8, share=0.2), mask)
+    edge_only = tile_band_mask(proposal, 12, 1, tile=8, share=0.3)[:, :, :8]
+    assert edge_only.all(axis=(1, 2)).tolist() == [label in (1, 2, 3) for label in range(12)]
 
 
 @pytest.mark.parametrize("stride", [1, 3])
@@ -75,6 +79,15 @@ def test_blocks_cover_every_needed_pixel_and_the_grid_points_it_reads(stride):
             for px in (min(gx + step, needed.shape[1] - 1) for step in steps):
                 assert covered[py, px], (y, x, py, px)
     assert covered.mean() < 0.5  # scattered pixels: blocks, not the whole image
+
+
+def test_blocks_merge_only_where_their_box_is_less_work():
+    upper, lower = ((0, 96), (30, 330)), ((96, 192), (30, 330))
+    assert merged_blocks([upper, lower]) == [((0, 192), (30, 330))]  # one margin saved
+    far = ((300, 310), (700, 710))  # a small block far away: its box would be huge
+    blocks = merged_blocks([upper, far, lower])
+    assert sorted(blocks) == [((0, 192), (30, 330)), far]
+    assert sum(map(block_work, blocks)) < block_work(upper) + block_work(lower) + block_work(far)
 
 
 @pytest.mark.parametrize(("name", "stride"), [("2ch", 1), ("2ch-deep", 1), ("2ch-deep", 3)])
@@ -247,6 +260,8 @@ def test_a_fused_cascade_blends_the_network_with_the_proposal_cost(small_scene):
     for weight in (-0.1, 1.0, float("nan")):
         with pytest.raises(StereoError, match=r"--cascade-fuse must lie in \[0, 1\)"):
             _config(cascade_fuse=weight)
+        with pytest.raises(StereoError, match=r"--cascade-share must lie in \[0, 1\)"):
+            _config(cascade_share=weight)
     half = replace(cfg, cascade_fuse=0.3, cascade_scale=0.5)
     fused_half, _ = cascade_volume(half, network, tuple(images), sweep)
     assert fused_half.shape == fused.shape  # the half-size proposal volume is upsampled

@@ -24,7 +24,8 @@ class MethodSpec:
     census``), ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal
     on images resized by 1/N, ``--cascade-scale``) and ``cN`` (N expansion cycles of the
     proposal's MRF, 0 = its winner-take-all labels: ``--cascade-cycles``) and ``fN`` (the MRF
-    on the blend of N % proposal cost, ``--cascade-fuse N/100``)."""
+    on the blend of N % proposal cost, ``--cascade-fuse N/100``) and ``tN`` (a label is scored
+    in a tile where N % of its pixels propose it, ``--cascade-share N/100``)."""
 
     name: str
     optimizer: str = "graphcut"
@@ -39,6 +40,7 @@ class MethodSpec:
     cascade_scale: float = StereoConfig.cascade_scale
     cascade_cycles: int = StereoConfig.cascade_cycles
     cascade_fuse: float = StereoConfig.cascade_fuse
+    cascade_share: float = StereoConfig.cascade_share
 
     def config(self, **settings) -> StereoConfig:
         """The run's :class:`StereoConfig`: this method's settings and ``settings`` (the
@@ -56,6 +58,7 @@ class MethodSpec:
             cascade_scale=self.cascade_scale,
             cascade_cycles=self.cascade_cycles,
             cascade_fuse=self.cascade_fuse,
+            cascade_share=self.cascade_share,
             **settings,
         )
 
@@ -80,6 +83,7 @@ def parse_method(spec: str) -> MethodSpec:
         "p": "cascade_scale",
         "c": "cascade_cycles",
         "f": "cascade_fuse",
+        "t": "cascade_share",
     }
     values: dict = {}
     for option in options:
@@ -93,7 +97,7 @@ def parse_method(spec: str) -> MethodSpec:
             value: float = number
             if prefix == "p":
                 value = 1.0 / number
-            elif prefix == "f":
+            elif prefix in ("f", "t"):
                 value = number / 100  # a percentage
             values[numbered[prefix]] = value
         else:
@@ -102,7 +106,7 @@ def parse_method(spec: str) -> MethodSpec:
             except ValueError:
                 sys.exit(
                     f"error: method {spec!r}: option {option!r} is not {', '.join(flags)}, "
-                    "sN, bandN, pN, cN, fN or a λ"
+                    "sN, bandN, pN, cN, fN, tN or a λ"
                 )
     return MethodSpec(name, **values)
 

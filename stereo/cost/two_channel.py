@@ -14,7 +14,14 @@ from stereo.cost.base import (
     in_precision,
     resolve_precision,
 )
-from stereo.cost.dense import DenseTwoChannel, normalise_image, pad_image, upsample_grid
+from stereo.cost.dense import (
+    PATCH,
+    SPARE,
+    DenseTwoChannel,
+    normalise_image,
+    pad_image,
+    upsample_grid,
+)
 from stereo.cost.sampling import sample, to_tensor
 from stereo.patchnet.models import PatchNet
 
@@ -109,15 +116,18 @@ class TwoChannelCost(Cost):
         return upsample_grid(grid, s, h, w)[0]
 
 
-def needed_blocks(
-    needed: np.ndarray, stride: int = 1
-) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+Block = tuple[tuple[int, int], tuple[int, int]]
+
+
+def needed_blocks(needed: np.ndarray, stride: int = 1) -> list[Block]:
     """Blocks ``((row0, row1), (col0, col1))`` of pixels that cover every ``needed``
     (``(H, W)`` bool) pixel together with the grid points (every ``stride``-th pixel) its
     bilinear interpolation reads: :data:`BLOCK_ROWS` rows each, split along the row where
-    needed columns are more than :data:`BLOCK_GAP` apart; starts on the grid."""
+    needed columns are more than :data:`BLOCK_GAP` apart; starts on the grid. Blocks whose
+    bounding box costs the network less than the two apart are then merged
+    (:func:`merged_blocks`)."""
     h, w = needed.shape
-    blocks = []
+    blocks: list[Block] = []
     for r0 in range(0, h, BLOCK_ROWS):
         r1 = min(r0 + BLOCK_ROWS, h)
         cols = np.flatnonzero(needed[r0:r1].any(axis=0))
@@ -132,7 +142,37 @@ def needed_blocks(
         ):
             col_hi = min(w, _next_grid_point(int(last), stride) + 1)
             blocks.append(((int(row_lo), int(row_hi)), (int(first) // stride * stride, col_hi)))
-    return blocks
+    return merged_blocks(blocks)
+
+
+def block_work(block: Block) -> int:
+    """Input pixels the network reads for a block: its window's margin on every side."""
+    (r0, r1), (c0, c1) = block
+    margin = PATCH - 1 + SPARE
+    return (r1 - r0 + margin) * (c1 - c0 + margin)
+
+
+def merged_blocks(blocks: list[Block]) -> list[Block]:
+    """``blocks`` with, repeatedly, the pair whose bounding box saves the most
+    :func:`block_work` replaced by that box (a box of blocks that start on the grid starts
+    on it too): every pixel stays covered, the work never grows."""
+    blocks = list(blocks)
+    while True:
+        best_gain, best = 0, None
+        for i, a in enumerate(blocks):
+            for j in range(i + 1, len(blocks)):
+                b = blocks[j]
+                box = (
+                    (min(a[0][0], b[0][0]), max(a[0][1], b[0][1])),
+                    (min(a[1][0], b[1][0]), max(a[1][1], b[1][1])),
+                )
+                gain = block_work(a) + block_work(b) - block_work(box)
+                if gain > best_gain:
+                    best_gain, best = gain, (i, j, box)
+        if best is None:
+            return blocks
+        i, j, box = best
+        blocks = [block for k, block in enumerate(blocks) if k not in (i, j)] + [box]
 
 
 def _next_grid_point(pixel: int, stride: int) -> int:
