@@ -21,7 +21,8 @@ class MethodSpec:
     ``nosub`` (depth at the labels only: no sub-label refinement, as before session 7);
     2-channel costs: ``sN`` (score every Nth pixel, ``--score-stride N``), ``full`` (the full
     sweep, ``--cascade none``), ``census`` (census proposes and is blended, ``--cascade
-    census``), ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal
+    census``), ``zc`` (the mean of ZNCC and census does, ``--cascade zncc,census``),
+    ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal
     on images resized by 1/N, ``--cascade-scale``) and ``cN`` (N expansion cycles of the
     proposal's MRF, 0 = its winner-take-all labels: ``--cascade-cycles``) and ``fN`` (the MRF
     on the blend of N % proposal cost, ``--cascade-fuse N/100``) and ``tN`` (a label is scored
@@ -76,6 +77,7 @@ def parse_method(spec: str) -> MethodSpec:
         "bilinear": {"replicated_upsampling": False},
         "full": {"cascade": "none"},
         "census": {"cascade": "census"},
+        "zc": {"cascade": "zncc,census"},
     }
     numbered = {
         "s": "score_stride",
