@@ -16,6 +16,8 @@ gco works on integers: unary and pairwise terms are scaled by ``scale`` and roun
 
 from __future__ import annotations
 
+import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import gco
@@ -29,6 +31,9 @@ FALLBACK_SMOOTHNESS = 0.1
 #: larger λ would overflow gco's 32-bit energy terms (λ · scale · truncation < 2³¹)
 MAX_SMOOTHNESS = 1e5
 
+
+#: rows each band of a banded solve (``MRFConfig.threads`` > 1) reaches past its share
+BAND_OVERLAP = 32
 
 #: alpha-expansion cycles of a cost without its own number: on the Strecha pairs (768×512,
 #: 64 labels) two give an energy within 0.03-0.2 % of convergence
@@ -73,6 +78,15 @@ class MRFConfig:
         "for the same energy) or from label 0 everywhere.",
     )
 
+    threads: int = setting(
+        1,
+        flag="--mrf-threads",
+        kind=int,
+        help="Solve N horizontal bands of the image at once, one thread each, each reaching "
+        f"{BAND_OVERLAP} rows into its neighbours (about N times faster on N cores; a slightly "
+        "different local minimum near the joins); 1 = the whole image as one MRF.",
+    )
+
     def __post_init__(self) -> None:
         """Refuse settings gco cannot take, before any work is done."""
         lam = self.smoothness
@@ -83,6 +97,8 @@ class MRFConfig:
             )
         if self.truncation < 1:
             raise StereoError(f"--truncation must be at least 1 label, not {self.truncation}")
+        if self.threads < 1:
+            raise StereoError(f"--mrf-threads must be at least 1, not {self.threads}")
         if self.iterations is not None and self.iterations < 1 and self.iterations != -1:
             raise StereoError(
                 f"--mrf-iterations must be at least 1 (or -1: until convergence), not "
@@ -129,6 +145,15 @@ class IntegerProblem:
     pairwise: np.ndarray  # (L, L) int32
     cost_v: np.ndarray  # (H−1, W) int32
     cost_h: np.ndarray  # (H, W−1) int32
+
+    def rows(self, start: int, stop: int) -> IntegerProblem:
+        """The problem of the image rows ``start:stop`` alone (views, no copies)."""
+        return IntegerProblem(
+            self.unary[start:stop],
+            self.pairwise,
+            self.cost_v[start : stop - 1],
+            self.cost_h[start:stop],
+        )
 
 
 def build_problem(unary: np.ndarray, image: np.ndarray, cfg: MRFConfig) -> IntegerProblem:
@@ -202,6 +227,44 @@ def solve(
         raise StereoError(f"unknown MRF algorithm {algorithm!r}; valid: expansion, swap")
     problem = build_problem(unary, image, cfg)
     wta = winner_take_all(unary)
+    bands = row_bands(wta.shape[0], cfg.threads)
+    with ThreadPoolExecutor(len(bands)) as pool:  # gco's C calls release the GIL (ctypes)
+        parts = list(pool.map(lambda band: _solve_band(problem, wta, band, cfg, algorithm), bands))
+    labels = np.concatenate(parts)
+    return MRFResult(labels, energy(wta, problem), energy(labels, problem))
+
+
+Band = tuple[int, int, tuple[int, int]]
+
+
+def row_bands(height: int, n_bands: int) -> list[Band]:
+    """``(start, stop, (keep_start, keep_stop))`` of ``n_bands`` horizontal bands of an image
+    of ``height`` rows: each band is solved on rows ``start:stop`` — its share of the rows and
+    :data:`BAND_OVERLAP` more on each inner side — and gives the rows ``keep_start:keep_stop``
+    (its share; the shares tile the image). Fewer bands where shares would be shorter than
+    the overlap."""
+    n_bands = max(1, min(n_bands, height // (2 * BAND_OVERLAP)))
+    edges = np.linspace(0, height, n_bands + 1).round().astype(int)
+    return [
+        (max(0, int(lo) - BAND_OVERLAP), min(height, int(hi) + BAND_OVERLAP), (int(lo), int(hi)))
+        for lo, hi in itertools.pairwise(edges)
+    ]
+
+
+def _solve_band(
+    problem: IntegerProblem, wta: np.ndarray, band: Band, cfg: MRFConfig, algorithm: str
+) -> np.ndarray:
+    """The kept rows of ``band`` (:func:`row_bands`) of the labels of ``problem`` solved on
+    the band's rows alone."""
+    start, stop, (keep_start, keep_stop) = band
+    labels = _solve_problem(problem.rows(start, stop), wta[start:stop], cfg, algorithm)
+    return labels[keep_start - start : keep_stop - start]
+
+
+def _solve_problem(
+    problem: IntegerProblem, wta: np.ndarray, cfg: MRFConfig, algorithm: str
+) -> np.ndarray:
+    """``(H, W)`` labels of gco's moves on ``problem``, from ``wta`` when warm-started."""
     h, w, n_labels = problem.unary.shape
     graph = gco.GCO()
     graph.create_general_graph(h * w, n_labels, False)
@@ -221,7 +284,6 @@ def solve(
             graph.expansion(cycles)
         else:
             graph.swap(cycles)
-        labels = np.asarray(graph.get_labels(), dtype=np.int64).reshape(h, w)
+        return np.asarray(graph.get_labels(), dtype=np.int64).reshape(h, w)
     finally:
         graph.destroy_graph()
-    return MRFResult(labels, energy(wta, problem), energy(labels, problem))
