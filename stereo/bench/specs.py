@@ -26,7 +26,8 @@ class MethodSpec:
     on images resized by 1/N, ``--cascade-scale``) and ``cN`` (N expansion cycles of the
     proposal's MRF, 0 = its winner-take-all labels: ``--cascade-cycles``) and ``fN`` (the MRF
     on the blend of N % proposal cost, ``--cascade-fuse N/100``) and ``tN`` (a label is scored
-    in a tile where N % of its pixels propose it, ``--cascade-share N/100``)."""
+    in a tile where N % of its pixels propose it, ``--cascade-share N/100``); every cost:
+    ``mtN`` (the MRF solved in N bands at once, ``--mrf-threads N``)."""
 
     name: str
     optimizer: str = "graphcut"
@@ -42,6 +43,7 @@ class MethodSpec:
     cascade_cycles: int = StereoConfig.cascade_cycles
     cascade_fuse: float = StereoConfig.cascade_fuse
     cascade_share: float = StereoConfig.cascade_share
+    mrf_threads: int = MRFConfig.threads
 
     def config(self, **settings) -> StereoConfig:
         """The run's :class:`StereoConfig`: this method's settings and ``settings`` (the
@@ -49,7 +51,7 @@ class MethodSpec:
         return StereoConfig(
             model=self.name,
             optimizer=self.optimizer,
-            mrf=MRFConfig(smoothness=self.smoothness),
+            mrf=MRFConfig(smoothness=self.smoothness, threads=self.mrf_threads),
             prewarp=self.prewarp,
             precision=self.precision,
             sublabel=self.sublabel,
@@ -86,6 +88,7 @@ def parse_method(spec: str) -> MethodSpec:
         "c": "cascade_cycles",
         "f": "cascade_fuse",
         "t": "cascade_share",
+        "mt": "mrf_threads",
     }
     values: dict = {}
     for option in options:
@@ -108,7 +111,7 @@ def parse_method(spec: str) -> MethodSpec:
             except ValueError:
                 sys.exit(
                     f"error: method {spec!r}: option {option!r} is not {', '.join(flags)}, "
-                    "sN, bandN, pN, cN, fN, tN or a λ"
+                    "sN, bandN, pN, cN, fN, tN, mtN or a λ"
                 )
     return MethodSpec(name, **values)
 
