@@ -349,8 +349,8 @@ def test_auto_precision_is_bfloat16_only_where_the_device_supports_it():
     cpu = torch.device("cpu")
     assert resolve_precision("float32", cpu) == "float32"
     assert resolve_precision("bfloat16", cpu) == "bfloat16"
-    supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    assert resolve_precision("auto", cpu) == ("bfloat16" if supported else "float32")
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert resolve_precision("auto", cpu) == ("bfloat16" if native else "float32")
     assert resolve_precision("auto", torch.device("meta")) == "float32"
     with pytest.raises(StereoError, match="valid: auto, float32, bfloat16"):
         resolve_precision("half", cpu)
