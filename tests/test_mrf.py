@@ -221,11 +221,12 @@ def test_banded_solve_reaches_the_whole_images_energy_and_labels():
     cost = np.abs(np.arange(n)[:, None, None] - truth[None]) / n + rng.normal(0, 0.3, (n, 160, 90))
     unary = normalise_volume(cost)
     image = truth * 30.0
-    whole = solve(unary, image, MRFConfig(smoothness=0.4))
+    whole = solve(unary, image, MRFConfig(smoothness=0.4, threads=1))
     banded = solve(unary, image, MRFConfig(smoothness=0.4, threads=2))
     assert banded.labels.shape == whole.labels.shape
     assert np.mean(banded.labels == whole.labels) > 0.99
     assert abs(banded.energy - whole.energy) < 0.005 * whole.energy
     assert banded.energy < 0.5 * banded.energy_wta
+    assert MRFConfig().threads == 2  # the default: castle-P19 kept its figures to the digit
     with pytest.raises(StereoError, match="--mrf-threads must be at least 1"):
         MRFConfig(threads=0)
