@@ -413,7 +413,14 @@ def test_huge_inputs_are_refused_in_bounded_memory(valid, tmp_path):
         "    command = getattr(stereo.cli, target)\n"
         "    r = CliRunner().invoke(command, args)\n"
         "    out.append([r.exit_code, r.output, repr(r.exception)])\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        # VmHWM: this program's own peak; ru_maxrss also keeps the parent's at the fork (Linux
+        # carries it across exec), so a large pytest process would count as the child's
+        "from pathlib import Path\n"
+        "status = Path('/proc/self/status')\n"
+        "lines = status.read_text().splitlines() if status.exists() else []\n"
+        "hwm = [l for l in lines if l.startswith('VmHWM')]\n"
+        "peak = int(hwm[0].split()[1]) * 1024 if hwm else "
+        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
         "print(json.dumps({'runs': out, 'peak': peak}))\n"
     )
     child = subprocess.run(
