@@ -38,6 +38,8 @@ SHARED = ROOT.parent / "shared" / "data"
 #: benchmark scene: castle-P19 is the training scene, Oxford the patch benchmark's homography
 #: sequences)
 SYNTHETIC_PAIRS = 600
+#: view pairs of the GPU-scale set (synthetic-stereo-2ch-xl): ~2 CPU-minutes on 16 cores
+SYNTHETIC_PAIRS_XL = 2400
 TEXTURE_FOLDERS = [
     SHARED / "strecha" / "castle-P19" / "images",
     *(SHARED / "oxford" / name for name in ("bark", "bikes", "boat", "graf", "trees", "ubc")),
@@ -119,6 +121,14 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "off that move the window by 0.5 px or more (sub-label precision); fine-tuned from the "
         "synthetic-stereo-2ch run",
     ),
+    "synthetic-stereo-2ch-xl": (
+        None,
+        f"synthetic-stereo-2ch-xl: {SYNTHETIC_PAIRS_XL} random wide-baseline view pairs drawn as "
+        "synthetic-stereo-2ch-fine's but from seed 5 (none shared with the other sets), 64-px "
+        "windows warped by each hypothesis' own plane, near misses at every half label from "
+        "0.5 to 6 labels off; a GPU run (benchmarks/gpu_session.sh), fine-tuned from the "
+        "synthetic-stereo-2ch-fine run",
+    ),
     "castle-stereo": (
         ROOT / "datasets" / "stereo" / "castle-P19.npz",
         "castle-stereo: castle-P19 (Strecha), upright windows at image scale 0.5, two near "
@@ -137,6 +147,7 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     # every 6th: castle-P19 four pairs 0.978/0.954/0.894 against 0.978/0.955/0.895 at 3, two
     # thirds of the volume's time (results/castle_share.md)
     "synthetic-stereo-2ch-fine": {"score_stride": 6},
+    "synthetic-stereo-2ch-xl": {"score_stride": 6},
     "castle-fixed-s1": {"input_scale": 2.0},
     "castle0-9-fixed-s1": {"input_scale": 2.0},
     "synthetic-stereo": {"input_scale": 2.0},
@@ -165,6 +176,7 @@ SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo-2ch": 2,
     "synthetic-stereo-2ch-fine": 3,
     "synthetic-stereo-desc": 4,
+    "synthetic-stereo-2ch-xl": 5,
 }
 #: how each generated set cuts its windows (default: WindowSpec(), 32 px pre-warped)
 SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
@@ -172,7 +184,12 @@ SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
     "synthetic-stereo-2ch-fine": WindowSpec(
         window=64, warp="label", near_step=0.5, min_near_shift=0.5
     ),
+    "synthetic-stereo-2ch-xl": WindowSpec(
+        window=64, warp="label", near_step=0.5, min_near_shift=0.5
+    ),
 }
+#: number of generated view pairs of a set (default SYNTHETIC_PAIRS)
+SYNTHETIC_SET_PAIRS: dict[str, int] = {"synthetic-stereo-2ch-xl": SYNTHETIC_PAIRS_XL}
 #: recipe overrides that come with a training set
 TRAIN_SET_OVERRIDES: dict[str, dict[str, str]] = {"castle-near": {"near_negatives": "0.5"}}
 #: training sets trained with another recipe, from the weights of another set's run
@@ -213,6 +230,19 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
         "synthetic-stereo-2ch",
         {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
     ),
+    # the GPU run: four times the pairs, batches of 256, as many steps as --time-limit allows
+    "synthetic-stereo-2ch-xl": (
+        "stereo",
+        20000,
+        "synthetic-stereo-2ch-fine",
+        {
+            "lr": "0.0002",
+            "margin": "1.0",
+            "batch_size": "256",
+            "val_every": "2000",
+            "checkpoint_every": "250",
+        },
+    ),
     # a second round on fresh pairs, from the first round's weights, at a lower rate
     "synthetic-stereo-r2": (
         "stereo",
@@ -245,7 +275,7 @@ def load_train_set(train_set: str) -> PatchSet:
     if missing:
         sys.exit(f"error: texture folder(s) {', '.join(missing)} missing (../shared/data)")
     return synthetic_stereo_windows(
-        SYNTHETIC_PAIRS,
+        SYNTHETIC_SET_PAIRS.get(train_set, SYNTHETIC_PAIRS),
         TEXTURE_FOLDERS,
         seed=SYNTHETIC_SEEDS[train_set],
         windows=SYNTHETIC_WINDOWS.get(train_set),
@@ -264,6 +294,7 @@ def train_one(
     lr_step: int = 0,
     tag: str = "",
     resume: bool = False,
+    time_limit_s: float | None = None,
 ) -> Path:
     """Train ``name`` as :data:`PLAN` says on ``train_set``; returns the shipped fp16 weights
     path (``models/NAME.TRAIN_SET.pt``, or ``models/NAME.TRAIN_SET.TAG.pt`` with a ``tag``).
@@ -318,8 +349,10 @@ def train_one(
         data_description=description,
         init_weights=init,
         resume=resume,
+        time_limit_s=time_limit_s,
     )
     card = dict(result.card)
+    steps = card["steps"]
     card["command"] = (
         f"python benchmarks/train_models.py --model {name} --seed {seed} --train-set {train_set}"
         + (
@@ -327,6 +360,7 @@ def train_one(
             if steps != TRAIN_SET_RECIPES.get(train_set, ("", PLAN[name][1]))[1]
             else ""
         )
+        + (f" --device {device}" if device != "cpu" else "")
         + (f" --lr-step {lr_step}" if lr_step else "")
         + (f" --tag {tag}" if tag else "")
         + ("" if make_default else " --no-default")
@@ -381,6 +415,12 @@ def main() -> None:
         action="store_true",
         help="continue from the run folder's checkpoint (runs/shipped/NAME.SET/checkpoint.pt)",
     )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds of training (after the data are ready); then stop with the steps done",
+    )
     args = parser.parse_args()
     train_path = TRAIN_SETS[args.train_set][0]
     if train_path is not None and not train_path.is_file():
@@ -397,6 +437,7 @@ def main() -> None:
             lr_step=args.lr_step,
             tag=args.tag,
             resume=args.resume,
+            time_limit_s=args.time_limit,
         )
         print(f"{name}: {path}", flush=True)
 

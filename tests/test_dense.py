@@ -405,6 +405,23 @@ def test_baselines_on_cuda_equal_the_cpu(name):
     np.testing.assert_allclose(on_gpu, on_cpu, atol=2e-3, equal_nan=True)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["l2net", "cnn3", "siam", "2ch-deep", "2ch"])
+def test_networks_on_cuda_equal_the_cpu(name):
+    """Every network family's volume with its shipped stereo weights: the same on CUDA as on
+    the CPU (float32 on both; CUDA convolutions may run in TF32, hence 1 % of the spread)."""
+    from stereo.cost.factory import make_cost
+    from stereo.geometry.sweep import Sweep
+
+    image = _image(3, (64, 96))[0, 0].numpy().astype(np.uint8)
+    left, right = image, np.roll(image, -3, axis=1)
+    sweep = Sweep.disparities(64, 96, np.arange(0.0, 6.0))
+    on_cpu = make_cost(name, device="cpu", precision="float32").volume(left, right, sweep)
+    on_gpu = make_cost(name, device="cuda", precision="float32").volume(left, right, sweep)
+    spread = float(np.nanstd(on_cpu))
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=0.01 * spread, equal_nan=True)
+
+
 @pytest.mark.parametrize(
     ("name", "stride"),
     [(name, stride) for name in ("2ch", "2ch-deep") for stride in (2, 3, 6)]

@@ -309,6 +309,7 @@ def train(
     half: bool = False,
     data_description: str = "",
     progress: bool = True,
+    time_limit_s: float | None = None,
 ) -> TrainResult:
     """Train ``model_name`` with ``recipe`` on ``data``.
 
@@ -327,6 +328,9 @@ def train(
         half: store the final weights in fp16.
         data_description: what the data is, for the model card.
         progress: show a progress bar.
+        time_limit_s: stop after the step that ends this many seconds after the first step
+            (validation, checkpoint and weights as at the last step; the card's ``steps`` is
+            the number done and ``stopped_by_time_limit`` says so). None: run every step.
 
     Returns:
         A :class:`TrainResult`.
@@ -346,15 +350,17 @@ def train(
     elif log_path.exists():
         log_path.unlink()
     t0 = time.time()
-    interval_means, metrics = _run_steps(
-        trainer, val_pairs, start, checkpoint, log_path, f"train {model_name}", progress
+    deadline = None if time_limit_s is None else t0 + time_limit_s
+    interval_means, metrics, done = _run_steps(
+        trainer, val_pairs, start, (checkpoint, log_path), f"train {model_name}", progress, deadline
     )
     card = {
         "recipe": recipe.as_dict(),
         "data": data_description or data.meta.get("source", "unspecified"),
         "train_patches": len(data),
         "train_points": data.n_points,
-        "steps": recipe.steps,
+        "steps": done,
+        **({"stopped_by_time_limit": True} if done < recipe.steps else {}),
         "seed": seed,
         "wall_time_s": round(time.time() - t0, 1),
         "hardware": _hardware(dev),
@@ -400,15 +406,18 @@ def _run_steps(
     trainer: Trainer,
     val_pairs: PairSet,
     start: int,
-    checkpoint: Path,
-    log_path: Path,
+    files: tuple[Path, Path],
     description: str,
     progress: bool,
-) -> tuple[list[float], dict[str, Any]]:
-    """Steps ``start`` … ``recipe.steps`` of ``trainer``: JSON log lines, validations and
-    checkpoints as the recipe says. Returns the mean loss of each logged interval and the
-    last validation's metrics."""
+    deadline: float | None = None,
+) -> tuple[list[float], dict[str, Any], int]:
+    """Steps ``start`` … ``recipe.steps`` of ``trainer`` (fewer if ``time.time()`` passes
+    ``deadline``): JSON log lines to ``files[1]``, validations and checkpoints (``files[0]``)
+    as the recipe says. Returns the mean loss of each logged interval, the last validation's
+    metrics and the number of steps done."""
     recipe = trainer.recipe
+    checkpoint, log_path = files
+    done = start
     interval: list[float] = []
     interval_means: list[float] = []
     metrics: dict[str, Any] = {}
@@ -439,7 +448,8 @@ def _run_steps(
                     f"{checkpoint if checkpoint.exists() else 'none yet'})"
                 ) from None
             done = step + 1
-            if done % recipe.log_every == 0 or done == recipe.steps:
+            is_last = done == recipe.steps or (deadline is not None and time.time() >= deadline)
+            if done % recipe.log_every == 0 or is_last:
                 rate = (done - start) * pairs_per_step / max(time.time() - t0, 1e-9)
                 mean = float(np.mean(interval))
                 interval_means.append(mean)
@@ -448,7 +458,6 @@ def _run_steps(
                 log.write(
                     json.dumps({"step": done, "loss": mean, "lr": lr, "pairs_per_s": rate}) + "\n"
                 )
-            is_last = done == recipe.steps
             if (recipe.val_every and done % recipe.val_every == 0) or is_last:
                 metrics = pair_metrics(score_pairs(trainer.model, val_pairs), val_pairs.label)
                 log.write(json.dumps({"step": done, "validation": metrics}) + "\n")
@@ -460,7 +469,9 @@ def _run_steps(
                 state = {**trainer.state(), "step": done, "recipe": recipe.as_dict()}
                 _atomic_save(state, checkpoint)
             log.flush()
-    return interval_means, metrics
+            if is_last:
+                break
+    return interval_means, metrics, done
 
 
 def _hardware(device: torch.device) -> str:

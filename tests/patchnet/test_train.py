@@ -73,6 +73,20 @@ def test_resume_equals_uninterrupted_run(tmp_path, warped_small, model, recipe):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
+def test_time_limit_stops_with_the_steps_done_and_a_resumable_checkpoint(tmp_path, warped_small):
+    """A run given no time stops after its first step with weights, a validated card that
+    says so, and a checkpoint from which --resume finishes the planned steps."""
+    recipe = get_recipe("deepcompare-adam").with_overrides({**SHORT, "steps": "5"})
+    stopped = train(
+        "siam-l2", recipe, warped_small, tmp_path / "run", progress=False, time_limit_s=0.0
+    )
+    assert stopped.card["steps"] == 1 and stopped.card["stopped_by_time_limit"] is True
+    assert stopped.weights.is_file() and "fpr95" in stopped.card["validation"]
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 1
+    finished = train("siam-l2", recipe, warped_small, tmp_path / "run", resume=True, progress=False)
+    assert finished.card["steps"] == 5 and "stopped_by_time_limit" not in finished.card
+
+
 class _Payload:
     """Unpickling this object would create ``marker`` (what a crafted checkpoint does)."""
 
