@@ -44,9 +44,16 @@ class ZNCCCost(Cost):
         return out
 
 
+#: grey levels by which a census neighbour must be darker than the centre to set its bit:
+#: bilinear sampling rounds differently on CUDA and the CPU (values 1e-5 apart where the
+#: sample falls on a pixel), and an exact ``<`` flipped bits between equal grey levels
+CENSUS_TOLERANCE = 1e-3
+
+
 class CensusCost(Cost):
     """Hamming distance of ``window × window`` census transforms, averaged over a 5×5
-    neighbourhood (costs in [0, 1]: share of differing bits)."""
+    neighbourhood (costs in [0, 1]: share of differing bits). A bit says the neighbour is
+    darker than the centre by more than :data:`CENSUS_TOLERANCE` grey levels."""
 
     def __init__(self, window: int = 7, device: str | torch.device = "cpu") -> None:
         self.window = window
@@ -58,7 +65,7 @@ class CensusCost(Cost):
         padded = F.pad(image, (r, r, r, r), mode="replicate")
         patches = F.unfold(padded, k)  # (1, k², H·W)
         centre = image.reshape(1, 1, -1)
-        return (patches < centre).reshape(k * k, *image.shape[-2:])
+        return (patches < centre - CENSUS_TOLERANCE).reshape(k * k, *image.shape[-2:])
 
     def volume(self, reference, other, sweep, progress=False):
         ref = self._census(to_tensor(reference, self.device))
