@@ -29,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from stereo.datasets.random_scenes import SceneSpec, ViewPair, random_view_pair, texture_pool
@@ -220,7 +221,11 @@ _WORKER_POOL: list[np.ndarray] = []
 
 
 def _init_worker(folders: Sequence[str]) -> None:
-    """Process-pool initializer: read the texture pool once per worker."""
+    """Process-pool initializer: one thread per worker (the pool already fills the cores:
+    16 workers of 16 OpenCV and BLAS threads each ran 8× slower than one core per pair on a
+    16-core machine), then read the texture pool once."""
+    cv2.setNumThreads(1)
+    threadpool_limits(1)
     _WORKER_POOL[:] = texture_pool(folders)
 
 
@@ -265,7 +270,7 @@ def synthetic_stereo_windows(
                 )
             )
     else:
-        _init_worker(folders)
+        _WORKER_POOL[:] = texture_pool(folders)
         results = [_pair_task(t) for t in tqdm(tasks, desc="synthetic pairs", disable=not progress)]
     patches, point_ids, near_of, view_ids = [], [], [], []
     next_id = 0
