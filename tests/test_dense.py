@@ -389,6 +389,22 @@ def test_baselines_hold_the_device_asked(name):
     assert make_cost(name, device=torch.device("cpu", 0)).device == torch.device("cpu", 0)
 
 
+def test_sweep_grid_computed_by_torch_equals_the_numpy_coordinates():
+    """Off the CPU the sampling grid is projected with PyTorch on the device: the same
+    coordinates as the NumPy projection, for planes near and far and rectified shifts."""
+    from stereo.cost.sampling import projected_grid
+    from stereo.datasets.synthetic import make_scene
+    from stereo.geometry.sweep import Sweep
+
+    scene = make_scene(2, width=120, height=80, baseline=0.6)
+    planes = Sweep.planes(scene.cameras[0], scene.cameras[1], np.array([0.05, 2.0, 9.0]))
+    shifts = Sweep.disparities(80, 120, np.array([0.0, 2.5, 31.0]))
+    for sweep in (planes, shifts):
+        for label in range(len(sweep)):
+            grid = projected_grid(sweep, label, torch.device("cpu")).numpy()
+            np.testing.assert_allclose(grid, sweep.coordinates(label), rtol=1e-6, atol=1e-4)
+
+
 def test_census_ignores_sampling_round_off(monkeypatch):
     """CUDA's bilinear sampling lands 1e-5 grey levels off the CPU's where a sample falls on
     a pixel (seen on an H200: 4 % of census costs differed by up to 0.02): census bits of

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from stereo.cost.base import Cost
 from stereo.cost.descriptor import DescriptorCost
-from stereo.cost.sampling import sample, to_tensor
+from stereo.cost.sampling import sample, sweep_grid, to_tensor
 from stereo.errors import StereoError
 
 
@@ -30,18 +30,17 @@ class ZNCCCost(Cost):
         box = lambda t: F.avg_pool2d(F.pad(t, (k // 2,) * 4, mode="replicate"), k, 1)  # noqa: E731
         mu_r = box(ref)
         var_r = (box(ref * ref) - mu_r**2).clamp(min=0)
-        out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
+        out = torch.empty((len(sweep), sweep.height, sweep.width), device=self.device)
         for label in range(len(sweep)):
-            warped, inside = sample(src, sweep.coordinates(label))
+            warped, inside = sample(src, sweep_grid(sweep, label, self.device))
             w = warped[None]
             mu_w = box(w)
             var_w = (box(w * w) - mu_w**2).clamp(min=0)
             cov = box(ref * w) - mu_r * mu_w
             ncc = cov / torch.sqrt(var_r * var_w + 1e-6)
-            cost = (1 - ncc)[0, 0]
-            cost[~inside] = float("nan")
-            out[label] = cost.cpu().numpy()
-        return out
+            out[label] = (1 - ncc)[0, 0]
+            out[label][~inside] = float("nan")
+        return out.cpu().numpy()
 
 
 #: grey levels by which a census neighbour must be darker than the centre to set its bit:
@@ -70,15 +69,14 @@ class CensusCost(Cost):
     def volume(self, reference, other, sweep, progress=False):
         ref = self._census(to_tensor(reference, self.device))
         src = to_tensor(other, self.device)[0]
-        out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
+        out = torch.empty((len(sweep), sweep.height, sweep.width), device=self.device)
         for label in range(len(sweep)):
-            warped, inside = sample(src, sweep.coordinates(label))
+            warped, inside = sample(src, sweep_grid(sweep, label, self.device))
             bits = self._census(warped[None])
             ham = (bits != ref).float().mean(dim=0)[None, None]
-            cost = F.avg_pool2d(F.pad(ham, (2, 2, 2, 2), mode="replicate"), 5, 1)[0, 0]
-            cost[~inside] = float("nan")
-            out[label] = cost.cpu().numpy()
-        return out
+            out[label] = F.avg_pool2d(F.pad(ham, (2, 2, 2, 2), mode="replicate"), 5, 1)[0, 0]
+            out[label][~inside] = float("nan")
+        return out.cpu().numpy()
 
 
 class HandMadeDescriptorCost(DescriptorCost):

@@ -22,7 +22,7 @@ from stereo.cost.dense import (
     pad_image,
     upsample_grid,
 )
-from stereo.cost.sampling import sample, to_tensor
+from stereo.cost.sampling import sample, sweep_grid, to_tensor
 from stereo.patchnet.models import PatchNet
 
 #: rows of the blocks :meth:`TwoChannelCost.volume_at` scores (a multiple of every stride)
@@ -55,14 +55,14 @@ class TwoChannelCost(Cost):
 
     @torch.no_grad()
     def volume(self, reference, other, sweep, progress=False):
-        out = np.empty((len(sweep), sweep.height, sweep.width), np.float32)
+        out = torch.empty((len(sweep), sweep.height, sweep.width), device=self.device)
         labels = tqdm(
             range(len(sweep)), desc=f"cost {self.name}", disable=not progress, leave=False
         )
-        warps = (sweep.coordinates(label) for label in labels)
+        warps = (sweep_grid(sweep, label, self.device) for label in labels)
         for label, (pair, inside) in enumerate(self._warped_pairs(reference, other, warps)):
             out[label] = -self._scores(pair, inside)
-        return out
+        return out.cpu().numpy()
 
     @torch.no_grad()
     def volume_at(self, reference, other, sweep, needed: np.ndarray, progress=False):
@@ -70,18 +70,18 @@ class TwoChannelCost(Cost):
         runs on blocks of :data:`BLOCK_ROWS` rows spanning each row's needed pixels
         (:func:`~stereo.cost.base.dense_block`, equal to the full sweep there); other
         entries are +inf (worst after normalisation), NaN outside the second image."""
-        out = np.full((len(sweep), sweep.height, sweep.width), np.inf, np.float32)
+        out = torch.full((len(sweep), sweep.height, sweep.width), np.inf, device=self.device)
         labels = np.flatnonzero(needed.reshape(len(sweep), -1).any(axis=1))
         shown = tqdm(labels, desc=f"cost {self.name} (band)", disable=not progress, leave=False)
-        warps = (sweep.coordinates(label) for label in shown)
+        warps = (sweep_grid(sweep, label, self.device) for label in shown)
         for label, (pair, inside) in zip(
             labels, self._warped_pairs(reference, other, warps), strict=True
         ):
-            chosen = needed[label]
-            score = self._scores_at(pad_image(pair), chosen).cpu().numpy()
+            score = self._scores_at(pad_image(pair), needed[label])
+            chosen = torch.from_numpy(needed[label]).to(self.device)
             out[label][chosen] = -score[chosen]
-            out[label][~inside.cpu().numpy()] = np.nan
-        return out
+            out[label][~inside] = float("nan")
+        return out.cpu().numpy()
 
     def _warped_pairs(self, reference, other, warps):
         """``(pair, inside)`` for each of ``warps`` (``(H, W, 2)`` second-image coordinates
@@ -95,12 +95,13 @@ class TwoChannelCost(Cost):
             warped, inside = sample(src, coordinates)
             yield torch.cat([ref, normalise_image(warped[None], mode)], dim=1), inside
 
-    def _scores(self, pair: torch.Tensor, inside: torch.Tensor) -> np.ndarray:
-        """``(H, W)`` scores of a whole pair (:meth:`_warped_pairs`), NaN outside."""
+    def _scores(self, pair: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+        """``(H, W)`` float32 scores of a whole pair (:meth:`_warped_pairs`), NaN outside, on
+        the cost's device."""
         score = dense_in_precision(self.dense, pair, self.precision, self.device)
-        score = upsample_grid(score, self.dense.output_stride, *inside.shape)[0]
+        score = upsample_grid(score, self.dense.output_stride, *inside.shape)[0].float()
         score[~inside] = float("nan")
-        return score.cpu().numpy()
+        return score
 
     def _scores_at(self, padded: torch.Tensor, needed: np.ndarray) -> torch.Tensor:
         """``(H, W)`` scores of a padded pair, right at the ``needed`` pixels (NaN or
