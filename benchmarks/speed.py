@@ -148,7 +148,9 @@ def main() -> None:
     parser.add_argument("--slow-costs", nargs="*", default=["2ch-deep:full"])
     parser.add_argument("--slow-labels", nargs="+", type=int, default=[4, 8])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed"))
+    parser.add_argument(
+        "--out", default=None, help="results stem (default results/speed, with --gpu results/gpu)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--gpu", action="store_true", help="the prepared CUDA measurement")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds; then stop")
@@ -156,8 +158,9 @@ def main() -> None:
     if args.gpu:
         args.device, args.costs, args.slow_costs = "cuda", GPU_COSTS, []
         args.sizes, args.labels = [768], [64]
-        args.out = str(ROOT / "benchmarks" / "results" / "gpu")
         args.time_limit = args.time_limit or 600.0
+    default_stem = "gpu" if args.gpu else "speed"
+    args.out = args.out or str(ROOT / "benchmarks" / "results" / default_stem)
     torch.set_num_threads(args.threads)
     rows = measure(args)
     write_results(rows, args)
