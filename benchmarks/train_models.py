@@ -27,6 +27,8 @@ import torch
 from stereo.datasets.stereo_windows import WindowSpec, synthetic_stereo_windows
 from stereo.patchnet.data.patchset import PatchSet
 from stereo.patchnet.manifest import write_manifest
+from stereo.patchnet.models import PatchNet, build_model
+from stereo.patchnet.models.l2net import L2NetTower
 from stereo.patchnet.recipes import get_recipe
 from stereo.patchnet.train import train
 from stereo.patchnet.weights import load_weights_file, save_weights
@@ -263,7 +265,37 @@ PLAN: dict[str, tuple[str, int, dict[str, str]]] = {
     "cnn3": ("deepdesc", 650, {"batch_size": "64"}),
     "l2net": ("l2net", 700, {}),
 }
+#: families without keypoint-patch weights of their own, trained for stereo from another
+#: family's stereo weights: family → the weights whose L2-Net tower starts every tower (CS
+#: L2-Net's whole-patch tower then sees the window at the working image's own scale, its
+#: central tower exactly what L2-Net sees)
+TOWER_INIT: dict[str, str] = {"cs-l2net": "l2net.synthetic-stereo.pt"}
 ADAM = {"optimizer": "adam", "lr": "0.001", "momentum": "0", "weight_decay": "0"}
+
+
+def init_weights_path(name: str, init_set: str) -> Path:
+    """The weights a stereo set's run of ``name`` starts from: the ``init_set`` run's fp32
+    weights, else its shipped fp16 ones; exits saying which run to make first."""
+    path = ROOT / "runs" / "shipped" / f"{name}.{init_set}" / f"{name}.{init_set}.fp32.pt"
+    if not path.is_file():
+        path = ROOT / "models" / f"{name}.{init_set}.pt"
+    if not path.is_file():
+        sys.exit(
+            f"error: {path} is missing; first run "
+            f"`python benchmarks/train_models.py --model {name} --train-set {init_set}`"
+        )
+    return path
+
+
+def tower_initialised(name: str, source: Path) -> PatchNet:
+    """A fresh ``name`` network (CS L2-Net) whose L2-Net towers all start from the tower of
+    the L2-Net weights ``source``."""
+    model = build_model(name)
+    tower = load_weights_file(source).tower.state_dict()
+    for module in model.modules():
+        if isinstance(module, L2NetTower):
+            module.load_state_dict(tower)
+    return model
 
 
 def load_train_set(train_set: str) -> PatchSet:
@@ -308,16 +340,15 @@ def train_one(
         recipe_name, default_steps, init_set, set_overrides = TRAIN_SET_RECIPES[train_set]
         steps = steps or default_steps
         overrides = {**set_overrides, **(extra_overrides or {}), "steps": str(steps)}
-        init_path = ROOT / "runs" / "shipped" / f"{name}.{init_set}" / f"{name}.{init_set}.fp32.pt"
-        if not init_path.is_file():  # the shipped fp16 weights of that run
-            init_path = ROOT / "models" / f"{name}.{init_set}.pt"
-        if not init_path.is_file():
-            sys.exit(
-                f"error: {init_path} is missing; first run "
-                f"`python benchmarks/train_models.py --model {name} --train-set {init_set}`"
-            )
-        init = load_weights_file(init_path)
-        description += f"; initialised from the {init_set} run ({init_path.name})"
+        if name in TOWER_INIT:
+            init = tower_initialised(name, ROOT / "models" / TOWER_INIT[name])
+            description += f"; every tower initialised from {TOWER_INIT[name]}'s L2-Net tower"
+        else:
+            init_path = init_weights_path(name, init_set)
+            init = load_weights_file(init_path)
+            description += f"; initialised from the {init_set} run ({init_path.name})"
+    elif name not in PLAN:
+        sys.exit(f"error: {name} trains only on the stereo sets ({', '.join(TRAIN_SET_RECIPES)})")
     else:
         if steps is None:
             steps = PLAN[name][1]
@@ -353,13 +384,10 @@ def train_one(
     )
     card = dict(result.card)
     steps = card["steps"]
+    planned = TRAIN_SET_RECIPES[train_set][1] if train_set in TRAIN_SET_RECIPES else PLAN[name][1]
     card["command"] = (
         f"python benchmarks/train_models.py --model {name} --seed {seed} --train-set {train_set}"
-        + (
-            f" --steps {steps}"
-            if steps != TRAIN_SET_RECIPES.get(train_set, ("", PLAN[name][1]))[1]
-            else ""
-        )
+        + (f" --steps {steps}" if steps != planned else "")
         + (f" --device {device}" if device != "cpu" else "")
         + (f" --lr-step {lr_step}" if lr_step else "")
         + (f" --tag {tag}" if tag else "")
@@ -388,7 +416,7 @@ def train_one(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--model", choices=list(PLAN))
+    group.add_argument("--model", choices=[*PLAN, *TOWER_INIT])
     group.add_argument("--all", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
