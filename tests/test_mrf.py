@@ -230,3 +230,26 @@ def test_banded_solve_reaches_the_whole_images_energy_and_labels():
     assert MRFConfig().threads == 2  # the default: castle-P19 kept its figures to the digit
     with pytest.raises(StereoError, match="--mrf-threads must be at least 1"):
         MRFConfig(threads=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_confidence_is_the_margin_of_the_two_smallest_costs(dtype):
+    """The slice-by-slice two smallest costs equal a partition along the labels: ties (margin
+    0), NaN hypotheses (worst), pixels with one valid or no valid hypothesis (margin 0)."""
+    from stereo.mrf.optimise import confidence_map
+
+    rng = np.random.default_rng(1)
+    volume = rng.random((9, 12, 15)).astype(dtype)
+    volume[4, :3] = volume[2, :3] = -1.0  # a tie for the best
+    volume[:, 5, :4] = np.nan  # no valid hypothesis
+    volume[1:, 6, :4] = np.nan  # one valid hypothesis
+    volume[::2, 7] = np.nan
+    v = np.where(np.isfinite(volume), volume, np.inf)
+    best, second = np.partition(v, 1, axis=0)[:2]
+    both = np.isfinite(second)
+    expected = np.zeros(best.shape, np.float32)
+    expected[both] = np.clip(second[both] - best[both], 0, 1)
+    got = confidence_map(volume)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    assert (got[:3] == 0).all() and (got[5:7, :4] == 0).all() and (got[8] > 0).all()
