@@ -18,6 +18,12 @@ the Strecha ``gt_sparse`` files), made as the data README makes those files.
 (:mod:`stereo.datasets.random_scenes`, the scenes the stereo training windows come from) as
 calibrated scenes in the Strecha layout with exact depth: ``DIR/pair-NNNN/{images,cameras,
 depth}``, to look at or to match (``stereo-match`` with ``--cameras``).
+
+``stereo-dataset dense-truth SCENE --out DIR`` matches every view of a calibrated scene with
+its neighbour and keeps each depth map where at least ``--min-views`` views agree
+(:mod:`stereo.datasets.fusion`): ``DIR/STEM.npz`` per view (``depth`` fused, ``raw_depth``,
+``image``, the working camera ``K``, ``R``, ``C``) and ``DIR/summary.json`` (kept pixels and,
+with ``--truth``, the agreement with the scene's sparse truth).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import numpy as np
 from stereo.datasets.calibrated import SceneBuildConfig, build_scene_patches, sparse_truth
 from stereo.datasets.homography import HomographyBuildConfig, build_sequence_patches
 from stereo.errors import StereoError, error_reporting_group
+from stereo.geometry.camera import Camera
 from stereo.geometry.scene import load_scene
 from stereo.io.files import atomic_path
 from stereo.patchnet.data.brown import write_brown
@@ -239,6 +246,75 @@ def truth_command(scene_dir: str, out_dir: str) -> None:
             np.savez_compressed(f, **arrays)
         summary[stem] = len(arrays["depth"])
     click.echo(json.dumps({"scene": str(scene_dir), "points_per_view": summary}, indent=2))
+
+
+@cli.command("dense-truth")
+@click.argument("scene_dir", type=click.Path())
+@click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder for STEM.npz.")
+@click.option("--model", default="zncc", show_default=True, help="Matching cost of each pair.")
+@click.option("--size", type=int, default=768, show_default=True, help="Working size, pixels.")
+@click.option("--min-views", type=int, default=3, show_default=True)
+@click.option("--tolerance", type=float, default=0.01, show_default=True, help="Relative depth.")
+@click.option(
+    "--truth", "truth_dir", type=click.Path(), default=None, help="Sparse truth (NNNN.npz)."
+)
+def dense_truth_command(
+    scene_dir: str,
+    out_dir: str,
+    model: str,
+    size: int,
+    min_views: int,
+    tolerance: float,
+    truth_dir: str | None,
+) -> None:
+    """Dense depth of every view of a calibrated scene, kept where several views agree."""
+    from stereo.config import StereoConfig
+    from stereo.datasets.fusion import fused_depths, scene_depth_maps
+
+    scene = load_scene(scene_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = StereoConfig(model=model, working_size=size)
+    maps = scene_depth_maps(scene, config, lambda line: click.echo(line, err=True))
+    depths, cameras = [m[0] for m in maps], [m[1] for m in maps]
+    fused = fused_depths(depths, cameras, min_views, tolerance)
+    summary = {"scene": str(scene_dir), "model": model, "size": size, "min_views": min_views}
+    summary |= {"tolerance": tolerance, "views": {}}
+    for view, (depth, camera, image) in enumerate(maps):
+        stem = Path(scene.names[view]).stem
+        with atomic_path(out / f"{stem}.npz") as tmp, tmp.open("wb") as f:
+            arrays = {"depth": fused[view], "raw_depth": depth, "image": image}
+            np.savez_compressed(f, **arrays, K=camera.K, R=camera.R, C=camera.C)
+        summary["views"][stem] = _view_summary(
+            fused[view], depth, camera, scene.cameras[view], truth_dir, stem
+        )
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    click.echo(json.dumps(summary, indent=2))
+
+
+def _view_summary(
+    fused: np.ndarray,
+    raw: np.ndarray,
+    camera: Camera,
+    full_camera: Camera,
+    truth_dir: str | None,
+    stem: str,
+) -> dict:
+    """Kept pixels of one view and, with a truth folder, its agreement with the sparse truth."""
+    from stereo.datasets.fusion import truth_agreement
+
+    row = {
+        "pixels_with_depth": int(np.isfinite(raw).sum()),
+        "kept": int(np.isfinite(fused).sum()),
+        "kept_share": round(float(np.isfinite(fused).mean()), 4),
+    }
+    truth_file = Path(truth_dir) / f"{stem}.npz" if truth_dir else None
+    if truth_file is not None and truth_file.is_file():
+        with np.load(truth_file) as truth:
+            factor = camera.width / full_camera.width
+            row["truth"] = truth_agreement(fused, factor, truth["xy"], truth["depth"])
+            row["truth_raw"] = truth_agreement(raw, factor, truth["xy"], truth["depth"])
+    return row
 
 
 @cli.command("synthetic")
