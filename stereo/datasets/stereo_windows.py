@@ -272,6 +272,19 @@ def synthetic_stereo_windows(
     else:
         _WORKER_POOL[:] = texture_pool(folders)
         results = [_pair_task(t) for t in tqdm(tasks, desc="synthetic pairs", disable=not progress)]
+    meta = {
+        "source": f"synthetic stereo windows: {n_pairs} random view pairs, seed {seed}",
+        "texture_folders": [Path(f).name for f in folders],
+        "scene": asdict(scene),
+        "windows": asdict(windows),
+    }
+    return windows_patchset(results, meta)
+
+
+def windows_patchset(results: Sequence[dict[str, np.ndarray]], meta: dict) -> PatchSet:
+    """The :func:`pair_windows` of view pairs ``i = 0, 1 …`` as one patch set: a point per
+    reference window (its match shares the id), a point of its own per near miss with
+    ``near_of`` = the point it misses; views ``2i`` (reference) and ``2i + 1``."""
     patches, point_ids, near_of, view_ids = [], [], [], []
     next_id = 0
     for i, cut_windows in enumerate(results):
@@ -282,12 +295,6 @@ def synthetic_stereo_windows(
         near_of += [np.full(2 * n, -1), ids[cut_windows["near_point"]]]
         view_ids += [np.full(n, 2 * i), np.full(n + m, 2 * i + 1)]
         next_id += n + m
-    meta = {
-        "source": f"synthetic stereo windows: {n_pairs} random view pairs, seed {seed}",
-        "texture_folders": [Path(f).name for f in folders],
-        "scene": asdict(scene),
-        "windows": asdict(windows),
-    }
     return PatchSet(
         np.concatenate(patches),
         np.concatenate(point_ids),
@@ -295,3 +302,33 @@ def synthetic_stereo_windows(
         near_of=np.concatenate(near_of),
         view_ids=np.concatenate(view_ids),
     )
+
+
+def real_stereo_windows(
+    folder: str | Path,
+    offsets: Sequence[int] = (1, 2, 3),
+    seed: int = 0,
+    windows: WindowSpec | None = None,
+) -> PatchSet:
+    """Stereo training windows of a scene fused by ``stereo-dataset dense-truth``
+    (``folder/STEM.npz``): every view paired with the views ``offsets`` after it, windows
+    cut at its fused depths exactly as :func:`synthetic_stereo_windows` cuts them (pair ``i``
+    with the generator ``(seed, i)``)."""
+    from stereo.datasets.fusion import real_view_pair
+
+    stems = sorted(p.stem for p in Path(folder).glob("*.npz"))
+    if len(stems) < 2:
+        raise StereoError(f"{folder} holds {len(stems)} fused view(s); run dense-truth first")
+    windows = windows or WindowSpec()
+    pairs = [(a, b) for i, a in enumerate(stems) for b in stems[i + 1 :][: max(offsets)]]
+    pairs = [(a, b) for a, b in pairs if stems.index(b) - stems.index(a) in offsets]
+    results = [
+        pair_windows(real_view_pair(folder, a, b), np.random.default_rng((seed, i, 1)), windows)
+        for i, (a, b) in enumerate(pairs)
+    ]
+    meta = {
+        "source": f"real stereo windows: {len(pairs)} fused view pairs of {Path(folder).name}",
+        "offsets": list(offsets),
+        "windows": asdict(windows),
+    }
+    return windows_patchset(results, meta)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from stereo.datasets.cli import cli
 from stereo.datasets.fusion import agreeing_views, fused_depths, real_view_pair, truth_agreement
-from stereo.datasets.stereo_windows import WindowSpec, pair_windows
+from stereo.datasets.stereo_windows import WindowSpec, pair_windows, real_stereo_windows
 from stereo.datasets.synthetic import make_scene
 from stereo.errors import StereoError
 
@@ -77,3 +77,7 @@ def test_dense_truth_command_writes_fused_views_the_window_cutter_reads(tmp_path
     pair = real_view_pair(out, stems[0], stems[1])
     windows = pair_windows(pair, np.random.default_rng(0), WindowSpec(points_per_pair=16))
     assert len(windows["reference"]) == 16 and windows["match"].shape == (16, 64, 64)
+    patchset = real_stereo_windows(out, offsets=(1, 2), windows=WindowSpec(points_per_pair=16))
+    assert sorted(np.unique(patchset.view_ids)) == list(range(6))  # three pairs: 0-1, 0-2, 1-2
+    true = patchset.near_of < 0
+    assert true.sum() == 2 * 3 * 16 and (~true).sum() == 2 * 3 * 16  # two near misses a point
