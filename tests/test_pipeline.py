@@ -241,25 +241,31 @@ def test_cli_bad_input_gives_one_line_errors(tmp_path, small_scene):
             ), expected
 
 
-def test_family_names_mean_stereo_weights():
+def test_family_names_mean_stereo_weights(tmp_path, monkeypatch):
     """``--model FAMILY`` loads the family's stereo weights; a family without them is refused
-    with the name of its keypoint-patch weights (never silently the wrong kind)."""
+    with the name of its keypoint-patch weights (never silently the wrong kind). The refusal
+    is checked on a copy of the weights folder whose stereo table lacks l2net."""
+    import shutil
     from pathlib import Path
 
     from stereo.cost.factory import make_cost, stereo_weights_name
     from stereo.errors import StereoError
-    from stereo.patchnet.weights import default_weights_table
+    from stereo.patchnet.weights import TASK_TABLES, default_weights_table, models_dir
 
     stereo = default_weights_table("stereo")
     assert stereo_weights_name("l2net") == Path(stereo["l2net"]).stem
     assert stereo_weights_name("zncc") == "zncc"  # not a family: unchanged
     assert stereo_weights_name("l2net.castle+oxford") == "l2net.castle+oxford"
-    missing = next(n for n in sorted(default_weights_table("patch")) if n not in stereo)
-    with pytest.raises(
-        StereoError, match=rf"no stereo weights ship for '{missing}'.*{missing}\.castle\+oxford"
-    ):
-        make_cost(missing)
-    assert make_cost(missing, untrained=True).name == missing  # random weights: timing only
+    patch_file = default_weights_table("patch")["l2net"]
+    for name in (patch_file, TASK_TABLES["patch"], "manifest.json"):
+        shutil.copy(models_dir() / name, tmp_path / name)
+    without = {k: v for k, v in stereo.items() if k != "l2net"}
+    (tmp_path / TASK_TABLES["stereo"]).write_text(json.dumps(without))
+    monkeypatch.setenv("STEREO_MODELS_DIR", str(tmp_path))
+    refusal = r"no stereo weights ship for 'l2net'.*l2net\.castle\+oxford"
+    with pytest.raises(StereoError, match=refusal):
+        make_cost("l2net")
+    assert make_cost("l2net", untrained=True).name == "l2net"  # random weights: timing only
 
 
 def test_every_setting_is_an_option_and_report_config_round_trips(tmp_path):
