@@ -117,6 +117,8 @@ class Trainer:
         else:
             raise StereoError(f"unknown optimizer {recipe.optimizer!r}; valid: sgd, adam")
         self.amp = device.type == "cuda"
+        #: seconds of training steps the runs before a resume spent (from the checkpoint)
+        self.seconds_before = 0.0
 
     # ----- batches ---------------------------------------------------------------------
     def _pair_tensors(self, pairs: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -235,6 +237,7 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"])
             if self.progressive is not None and "progressive" in state:
                 self.progressive.restore(state["progressive"])
+            self.seconds_before = float(state.get("train_seconds", 0.0))
             return int(state["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -331,6 +334,8 @@ def train(
         time_limit_s: stop after the step that ends this many seconds after the first step
             (validation, checkpoint and weights as at the last step; the card's ``steps`` is
             the number done and ``stopped_by_time_limit`` says so). None: run every step.
+            The card's ``wall_time_s`` is this call's; ``train_seconds`` adds the runs a
+            resumed checkpoint came from.
 
     Returns:
         A :class:`TrainResult`.
@@ -363,6 +368,7 @@ def train(
         **({"stopped_by_time_limit": True} if done < recipe.steps else {}),
         "seed": seed,
         "wall_time_s": round(time.time() - t0, 1),
+        "train_seconds": round(trainer.seconds_before + time.time() - t0, 1),
         "hardware": _hardware(dev),
         "validation": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()},
     }
@@ -467,6 +473,7 @@ def _run_steps(
                 )
             if done % recipe.checkpoint_every == 0 or is_last:
                 state = {**trainer.state(), "step": done, "recipe": recipe.as_dict()}
+                state["train_seconds"] = trainer.seconds_before + time.time() - t0
                 _atomic_save(state, checkpoint)
             log.flush()
             if is_last:

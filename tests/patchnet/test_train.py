@@ -82,9 +82,11 @@ def test_time_limit_stops_with_the_steps_done_and_a_resumable_checkpoint(tmp_pat
     )
     assert stopped.card["steps"] == 1 and stopped.card["stopped_by_time_limit"] is True
     assert stopped.weights.is_file() and "fpr95" in stopped.card["validation"]
-    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 1
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["step"] == 1 and checkpoint["train_seconds"] > 0
     finished = train("siam-l2", recipe, warped_small, tmp_path / "run", resume=True, progress=False)
     assert finished.card["steps"] == 5 and "stopped_by_time_limit" not in finished.card
+    assert finished.card["train_seconds"] >= round(checkpoint["train_seconds"], 1)  # both runs
 
 
 class _Payload:
