@@ -29,7 +29,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from stereo.datasets.random_scenes import SceneSpec, ViewPair, random_view_pair, texture_pool
@@ -221,11 +220,8 @@ _WORKER_POOL: list[np.ndarray] = []
 
 
 def _init_worker(folders: Sequence[str]) -> None:
-    """Process-pool initializer: one thread per worker (the pool already fills the cores:
-    16 workers of 16 OpenCV and BLAS threads each ran 8× slower than one core per pair on a
-    16-core machine), then read the texture pool once."""
-    cv2.setNumThreads(1)
-    threadpool_limits(1)
+    """Process-pool initializer: read the texture pool once per worker. (Limiting each
+    worker's OpenCV/BLAS threads after the fork hung a CI run: not done.)"""
     _WORKER_POOL[:] = texture_pool(folders)
 
 
