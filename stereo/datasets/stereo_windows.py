@@ -220,8 +220,7 @@ _WORKER_POOL: list[np.ndarray] = []
 
 
 def _init_worker(folders: Sequence[str]) -> None:
-    """Process-pool initializer: read the texture pool once per worker. (Limiting each
-    worker's OpenCV/BLAS threads after the fork hung a CI run: not done.)"""
+    """Process-pool initializer: read the texture pool once per worker."""
     _WORKER_POOL[:] = texture_pool(folders)
 
 
@@ -266,7 +265,7 @@ def synthetic_stereo_windows(
                 )
             )
     else:
-        _WORKER_POOL[:] = texture_pool(folders)
+        _init_worker(folders)
         results = [_pair_task(t) for t in tqdm(tasks, desc="synthetic pairs", disable=not progress)]
     meta = {
         "source": f"synthetic stereo windows: {n_pairs} random view pairs, seed {seed}",
@@ -316,8 +315,12 @@ def real_stereo_windows(
     if len(stems) < 2:
         raise StereoError(f"{folder} holds {len(stems)} fused view(s); run dense-truth first")
     windows = windows or WindowSpec()
-    pairs = [(a, b) for i, a in enumerate(stems) for b in stems[i + 1 :][: max(offsets)]]
-    pairs = [(a, b) for a, b in pairs if stems.index(b) - stems.index(a) in offsets]
+    pairs = [
+        (stems[i], stems[i + k])
+        for i in range(len(stems))
+        for k in sorted(set(offsets))
+        if 0 < k and i + k < len(stems)
+    ]
     results = [
         pair_windows(real_view_pair(folder, a, b), np.random.default_rng((seed, i, 1)), windows)
         for i, (a, b) in enumerate(pairs)
