@@ -24,7 +24,11 @@ from pathlib import Path
 
 import torch
 
-from stereo.datasets.stereo_windows import WindowSpec, synthetic_stereo_windows
+from stereo.datasets.stereo_windows import (
+    WindowSpec,
+    real_stereo_windows,
+    synthetic_stereo_windows,
+)
 from stereo.patchnet.data.patchset import PatchSet
 from stereo.patchnet.manifest import write_manifest
 from stereo.patchnet.models import PatchNet, build_model
@@ -131,6 +135,14 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "0.5 to 6 labels off; a GPU run (benchmarks/gpu_session.sh), fine-tuned from the "
         "synthetic-stereo-2ch-fine run",
     ),
+    "castle-dense-2ch": (
+        None,
+        "castle-dense-2ch: real stereo windows of castle-P19 views 0-9 only (views 10-18 held "
+        "out to choose the smoothness weight), cut at the depths `stereo-dataset dense-truth` "
+        "kept where three views agree within 1 %, each view paired with the three before and "
+        "after it, 64-px windows warped by each hypothesis' own plane, near misses at every "
+        "half label from 0.5 to 6 labels off",
+    ),
     "castle-stereo": (
         ROOT / "datasets" / "stereo" / "castle-P19.npz",
         "castle-stereo: castle-P19 (Strecha), upright windows at image scale 0.5, two near "
@@ -150,6 +162,7 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     # thirds of the volume's time (results/castle_share.md)
     "synthetic-stereo-2ch-fine": {"score_stride": 6},
     "synthetic-stereo-2ch-xl": {"score_stride": 6},
+    "castle-dense-2ch": {"score_stride": 6},
     "castle-fixed-s1": {"input_scale": 2.0},
     "castle0-9-fixed-s1": {"input_scale": 2.0},
     "synthetic-stereo": {"input_scale": 2.0},
@@ -188,6 +201,16 @@ SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
     ),
     "synthetic-stereo-2ch-xl": WindowSpec(
         window=64, warp="label", near_step=0.5, min_near_shift=0.5
+    ),
+}
+#: sets cut from a scene fused by `stereo-dataset dense-truth`: name → (folder, views it may
+#: use, view offsets of its pairs, how its windows are cut)
+REAL_SETS: dict[str, tuple[Path, tuple[int, ...], tuple[int, ...], WindowSpec]] = {
+    "castle-dense-2ch": (
+        ROOT / "datasets" / "dense" / "castle-P19",
+        tuple(range(10)),
+        (-3, -2, -1, 1, 2, 3),
+        WindowSpec(window=64, warp="label", near_step=0.5, min_near_shift=0.5, points_per_pair=800),
     ),
 }
 #: number of generated view pairs of a set (default SYNTHETIC_PAIRS)
@@ -244,6 +267,13 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
             "val_every": "2000",
             "checkpoint_every": "250",
         },
+    ),
+    # real castle windows (views 0-9), from the synthetic-stereo-2ch-fine weights
+    "castle-dense-2ch": (
+        "stereo",
+        600,
+        "synthetic-stereo-2ch-fine",
+        {"lr": "0.0001", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
     ),
     # a second round on fresh pairs, from the first round's weights, at a lower rate
     "synthetic-stereo-r2": (
@@ -303,6 +333,14 @@ def load_train_set(train_set: str) -> PatchSet:
     path, _ = TRAIN_SETS[train_set]
     if path is not None:
         return PatchSet.load(path)
+    if train_set in REAL_SETS:
+        folder, views, offsets, windows = REAL_SETS[train_set]
+        if not folder.is_dir():
+            sys.exit(
+                f"error: {folder} is missing; make it with `stereo-dataset dense-truth "
+                f"../shared/data/strecha/{folder.name} --out {folder.relative_to(ROOT)}`"
+            )
+        return real_stereo_windows(folder, offsets, windows=windows, views=views)
     missing = [str(f) for f in TEXTURE_FOLDERS if not f.is_dir()]
     if missing:
         sys.exit(f"error: texture folder(s) {', '.join(missing)} missing (../shared/data)")

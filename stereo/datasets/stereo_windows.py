@@ -40,6 +40,8 @@ from stereo.patchnet.data.patchset import PATCH_SIZE, PatchSet
 
 #: how the second view's window is resampled (see the module docstring)
 WARPS = ("prewarp", "label")
+#: OpenCV's remap takes maps of fewer than 2**15 rows: windows are cut in calls this tall
+REMAP_MAX_ROWS = 32_000
 #: a point is visible in the second view when the depth rendered there is within this share
 #: of the point's own depth
 VISIBLE_TOLERANCE = 0.01
@@ -148,9 +150,21 @@ def cut(image: np.ndarray, grids: np.ndarray, scale: int) -> np.ndarray:
     """Windows ``(N, window·scale, window·scale)`` uint8 sampled bilinearly (border
     replicated) at ``grids (N, window, window, 2)``, replicated ``scale``× per axis."""
     n, s = grids.shape[:2]
+    if n == 0:
+        return np.zeros((0, s * scale, s * scale), image.dtype)
     flat = grids.reshape(n * s, s, 2).astype(np.float32)
-    windows = cv2.remap(
-        image, flat[..., 0], flat[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    rows = (REMAP_MAX_ROWS // s) * s  # whole windows per remap call
+    windows = np.concatenate(
+        [
+            cv2.remap(
+                image,
+                flat[start : start + rows, :, 0],
+                flat[start : start + rows, :, 1],
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+            for start in range(0, n * s, rows)
+        ]
     ).reshape(n, s, s)
     return windows.repeat(scale, axis=1).repeat(scale, axis=2)
 
@@ -304,14 +318,22 @@ def real_stereo_windows(
     offsets: Sequence[int] = (1, 2, 3),
     seed: int = 0,
     windows: WindowSpec | None = None,
+    views: Sequence[int] | None = None,
 ) -> PatchSet:
     """Stereo training windows of a scene fused by ``stereo-dataset dense-truth``
-    (``folder/STEM.npz``): every view paired with the views ``offsets`` after it, windows
-    cut at its fused depths exactly as :func:`synthetic_stereo_windows` cuts them (pair ``i``
-    with the generator ``(seed, i)``)."""
+    (``folder/STEM.npz``): every view paired with the views ``offsets`` after it (a negative
+    offset: before it), windows cut at its fused depths exactly as
+    :func:`synthetic_stereo_windows` cuts them (pair ``i`` with the generator ``(seed, i)``).
+    ``views``: indices into the sorted stems that may take part (default all), so that the
+    other views stay unseen (e.g. to choose the smoothness weight on them)."""
     from stereo.datasets.fusion import real_view_pair
 
     stems = sorted(p.stem for p in Path(folder).glob("*.npz"))
+    if views is not None:
+        outside = [v for v in views if not 0 <= v < len(stems)]
+        if outside:
+            raise StereoError(f"{folder} holds views 0-{len(stems) - 1}, not {outside}")
+        stems = [stems[v] for v in sorted(set(views))]
     if len(stems) < 2:
         raise StereoError(f"{folder} holds {len(stems)} fused view(s); run dense-truth first")
     windows = windows or WindowSpec()
@@ -319,7 +341,7 @@ def real_stereo_windows(
         (stems[i], stems[i + k])
         for i in range(len(stems))
         for k in sorted(set(offsets))
-        if 0 < k and i + k < len(stems)
+        if k != 0 and 0 <= i + k < len(stems)
     ]
     results = [
         pair_windows(real_view_pair(folder, a, b), np.random.default_rng((seed, i, 1)), windows)

@@ -81,3 +81,10 @@ def test_dense_truth_command_writes_fused_views_the_window_cutter_reads(tmp_path
     assert sorted(np.unique(patchset.view_ids)) == list(range(6))  # three pairs: 0-1, 0-2, 1-2
     true = patchset.near_of < 0
     assert true.sum() == 2 * 3 * 16 and (~true).sum() == 2 * 3 * 16  # two near misses a point
+    both_ways = real_stereo_windows(
+        out, offsets=(-1, 1), windows=WindowSpec(points_per_pair=16), views=[0, 1]
+    )
+    assert sorted(np.unique(both_ways.view_ids)) == list(range(4))  # 0-1 and 1-0, not view 2
+    assert np.array_equal(both_ways.patches[:16], patchset.patches[:16])  # pair 0 is 0-1 again
+    with pytest.raises(StereoError, match="not \\[3\\]"):
+        real_stereo_windows(out, views=[0, 3])
