@@ -233,12 +233,8 @@ def pair_windows(
 _WORKER_POOL: list[np.ndarray] = []
 
 
-def _init_worker(folders: Sequence[str], one_thread: bool = False) -> None:
-    """Read the texture pool once per process; ``one_thread``: OpenCV runs on one thread (a
-    pool worker: the pool already fills the cores). Only OpenCV's pthreads pool is limited:
-    limiting OpenMP/BLAS after the fork (threadpoolctl) hung a CI run."""
-    if one_thread:
-        cv2.setNumThreads(1)
+def _init_worker(folders: Sequence[str]) -> None:
+    """Process-pool initializer: read the texture pool once per worker."""
     _WORKER_POOL[:] = texture_pool(folders)
 
 
@@ -272,7 +268,7 @@ def synthetic_stereo_windows(
     folders = [str(f) for f in texture_folders]
     tasks = [(seed, i, scene, windows) for i in range(n_pairs)]
     if workers > 1:
-        executor = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(folders, True))
+        executor = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(folders,))
         with executor:
             results = list(
                 tqdm(
