@@ -22,6 +22,7 @@ view ids make every near miss a negative of the match in its own view.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -233,8 +234,11 @@ def pair_windows(
 _WORKER_POOL: list[np.ndarray] = []
 
 
-def _init_worker(folders: Sequence[str]) -> None:
-    """Process-pool initializer: read the texture pool once per worker."""
+def _init_worker(folders: Sequence[str], one_thread: bool = False) -> None:
+    """Read the texture pool once per process; ``one_thread``: OpenCV runs on one thread (a
+    pool worker: the pool already fills the cores)."""
+    if one_thread:
+        cv2.setNumThreads(1)
     _WORKER_POOL[:] = texture_pool(folders)
 
 
@@ -260,7 +264,9 @@ def synthetic_stereo_windows(
     number of ``workers`` (processes).
 
     Every point has its reference window (view ``2i``) and its match (view ``2i + 1``);
-    near misses carry ``near_of`` = the point's id and the match's view.
+    near misses carry ``near_of`` = the point's id and the match's view. With ``workers`` > 1
+    the workers are spawned, not forked: a script calling this must guard its entry point
+    with ``if __name__ == "__main__":``.
     """
     if n_pairs < 1:
         raise StereoError(f"need at least one view pair, not {n_pairs}")
@@ -268,7 +274,14 @@ def synthetic_stereo_windows(
     folders = [str(f) for f in texture_folders]
     tasks = [(seed, i, scene, windows) for i in range(n_pairs)]
     if workers > 1:
-        executor = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(folders,))
+        # fresh ("spawn") workers: a fork of a process whose OpenCV and torch thread pools
+        # have run can deadlock (a forked CI run hung here twice, in sessions 18 and 19)
+        executor = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(folders, True),
+        )
         with executor:
             results = list(
                 tqdm(
