@@ -20,6 +20,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -194,14 +195,12 @@ SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo-2ch-xl": 5,
 }
 #: how each generated set cuts its windows (default: WindowSpec(), 32 px pre-warped)
+#: 64-px windows warped by each hypothesis' own plane, near misses at every half label
+HALF_LABEL_WINDOWS = WindowSpec(window=64, warp="label", near_step=0.5, min_near_shift=0.5)
 SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
     "synthetic-stereo-2ch": WindowSpec(window=64, warp="label"),
-    "synthetic-stereo-2ch-fine": WindowSpec(
-        window=64, warp="label", near_step=0.5, min_near_shift=0.5
-    ),
-    "synthetic-stereo-2ch-xl": WindowSpec(
-        window=64, warp="label", near_step=0.5, min_near_shift=0.5
-    ),
+    "synthetic-stereo-2ch-fine": HALF_LABEL_WINDOWS,
+    "synthetic-stereo-2ch-xl": HALF_LABEL_WINDOWS,
 }
 #: sets cut from a scene fused by `stereo-dataset dense-truth`: name → (folder, views it may
 #: use, view offsets of its pairs, how its windows are cut)
@@ -210,7 +209,7 @@ REAL_SETS: dict[str, tuple[Path, tuple[int, ...], tuple[int, ...], WindowSpec]] 
         ROOT / "datasets" / "dense" / "castle-P19",
         tuple(range(10)),
         (-3, -2, -1, 1, 2, 3),
-        WindowSpec(window=64, warp="label", near_step=0.5, min_near_shift=0.5, points_per_pair=800),
+        replace(HALF_LABEL_WINDOWS, points_per_pair=800),
     ),
 }
 #: number of generated view pairs of a set (default SYNTHETIC_PAIRS)
