@@ -5,10 +5,10 @@ without touching the benchmark pairs.
 
     python benchmarks/castle_variants.py --methods 2ch-deep 2ch-deep:p2 zncc census
 
-One cost volume per pair and method (768×512, 64 labels over the truth's depth range + 5 %,
-the cost's own λ), solved each way; correctness in view against ``stereo-dataset truth``
-(``datasets/truth/castle-P19``). Writes ``results/castle_variants.md`` / ``.json``; rows of
-earlier runs are kept.
+One cost volume per pair and method (768×512 unless ``--size``, 64 labels over the truth's
+depth range + 5 %, the cost's own λ), solved each way; correctness in view against
+``stereo-dataset truth`` (``datasets/truth/castle-P19``). Writes
+``results/castle_variants.md`` / ``.json``; rows of earlier runs are kept.
 """
 
 from __future__ import annotations
@@ -81,10 +81,11 @@ def write_table(summary: dict, path: Path) -> None:
         "# Pipeline variants on castle-P19",
         "",
         f"`python benchmarks/castle_variants.py`; {summary['date']}; {summary['hardware']}. "
-        "768 px, 64 labels; correctness@0.05 / 0.02 / 0.01 over in-view truth points of "
-        "castle-P19 (`stereo-dataset truth`); graph cuts at the cost's λ after 1 or 2 "
-        "expansion cycles (`mrf1`, `mrf2`; the default is 2), `+sub`: sub-label refined (the "
-        "default). Method options as in `strecha.py` (`pN`: cascade proposal at 1/N size). "
+        f"{summary.get('size', 768)} px, 64 labels; correctness@0.05 / 0.02 / 0.01 over "
+        "in-view truth points of castle-P19 (`stereo-dataset truth`); graph cuts at the "
+        "cost's λ after 1 or 2 expansion cycles (`mrf1`, `mrf2`; the default is 2), `+sub`: "
+        "sub-label refined (the default). Method options as in `strecha.py` (`pN`: cascade "
+        "proposal at 1/N size). "
         "Seconds are wall time on that CPU.",
         "",
         "| method | pairs | WTA+sub | mrf1+sub | mrf2 | mrf2+sub | volume s | mrf1 s | mrf2 s "
@@ -130,6 +131,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["2ch-deep", "zncc", "census"])
     parser.add_argument("--pairs", nargs="+", default=PAIRS, help="castle-P19:r:k")
     parser.add_argument("--labels", type=int, default=64)
+    parser.add_argument("--size", type=int, default=768, help="working size (px, long side)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "castle_variants"))
     parser.add_argument("--table-only", action="store_true", help="rewrite the Markdown only")
     args = parser.parse_args()
@@ -141,7 +143,7 @@ def main() -> None:
     torch.set_num_threads(2)
     results = summary.get("results", {})
     for pair_name in args.pairs:
-        pair = load_pair(*parse_pair(pair_name), 768)
+        pair = load_pair(*parse_pair(pair_name), args.size)
         for method in args.methods:
             row = run_method(pair, method, args.labels)
             print(pair_name, method, row, file=sys.stderr, flush=True)
@@ -149,6 +151,7 @@ def main() -> None:
             summary = {
                 "hardware": hardware(),
                 "date": time.strftime("%Y-%m-%d"),
+                "size": args.size,
                 "results": results,
             }
             save_results(out, summary, write_table)

@@ -41,6 +41,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "prewarp_planes",
         "precision",
         "score_stride",
+        "window_scale",
         "cascade",
         "cascade_band",
         "cascade_scale",

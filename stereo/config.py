@@ -128,6 +128,15 @@ class StereoConfig:
         "1 = every pixel; 0 = the weights' own choice (their model card's score_stride, "
         "else 1).",
     )
+    window_scale: int = setting(
+        0,
+        flag="--window-scale",
+        kind=int,
+        help="2-channel models: the network reads both images enlarged N times, so its "
+        "64-pixel window spans 64/N image pixels (about N² times the network's work at the "
+        "same --score-stride); 0 = the weights' own choice (their model card's "
+        "window_scale, else 1).",
+    )
     cascade: str = setting(
         "zncc",
         flag="--cascade",
@@ -239,6 +248,10 @@ class StereoConfig:
             raise StereoError(
                 f"--score-stride must be 0 (the weights' own) or at least 1, not "
                 f"{self.score_stride}"
+            )
+        if not 0 <= self.window_scale <= 4:
+            raise StereoError(
+                f"--window-scale must be 0 (the weights' own) or 1 to 4, not {self.window_scale}"
             )
         if self.cascade_band < 0:
             raise StereoError(f"--cascade-band must be at least 0 labels, not {self.cascade_band}")

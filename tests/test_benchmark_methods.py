@@ -27,12 +27,13 @@ def test_method_options_combine():
     assert parse_method("2ch-deep:census:f50").config().cascade == "census"
     assert parse_method("2ch-deep:zc").config().cascade == "zncc,census"
     assert parse_method("zncc:mt2").config().mrf.threads == 2
+    assert parse_method("2ch-deep:ws2").config().window_scale == 2
 
 
 def test_unknown_method_option_exits_with_one_line():
     expected = (
-        "not nosub, float32, bfloat16, wta, flat, bilinear, full, census, zc, sN, bandN, pN, cN, "
-        "fN, tN, mtN or a λ"
+        "not nosub, float32, bfloat16, wta, flat, bilinear, full, census, zc, sN, wsN, bandN, pN, "
+        "cN, fN, tN, mtN or a λ"
     )
     with pytest.raises(SystemExit, match=expected):
         parse_method("zncc:fast")

@@ -90,12 +90,17 @@ def test_blocks_merge_only_where_their_box_is_less_work():
     assert sum(map(block_work, blocks)) < block_work(upper) + block_work(lower) + block_work(far)
 
 
-@pytest.mark.parametrize(("name", "stride"), [("2ch", 1), ("2ch-deep", 1), ("2ch-deep", 3)])
-def test_banded_scores_equal_the_full_sweep_where_scored(name, stride):
+@pytest.mark.parametrize(
+    ("name", "stride", "scale"),
+    [("2ch", 1, 1), ("2ch-deep", 1, 1), ("2ch-deep", 3, 1), ("2ch-deep", 6, 2)],
+)
+def test_banded_scores_equal_the_full_sweep_where_scored(name, stride, scale):
     left, right = _pair(0, (70, 100))
     sweep = Sweep.disparities(70, 100, np.arange(0.0, 6.0))
     # float32: bfloat16 (auto on AVX-512 CPUs) rounds blocks and whole images differently
-    cost = make_cost(name, untrained=True, score_stride=stride, precision="float32")
+    cost = make_cost(
+        name, untrained=True, score_stride=stride, precision="float32", window_scale=scale
+    )
     full = cost.volume(left, right, sweep)
     rng = np.random.default_rng(2)
     needed = rng.random(full.shape) < 0.05

@@ -518,3 +518,54 @@ def test_score_stride_zero_takes_the_model_cards_choice():
     model.card = {"score_stride": 3}
     assert TwoChannelCost(model).dense.output_stride == 3
     assert TwoChannelCost(model, output_stride=1).dense.output_stride == 1
+
+
+def test_window_scale_zero_takes_the_model_cards_choice_and_bad_scales_are_refused():
+    from stereo.config import StereoConfig
+    from stereo.cost.two_channel import TwoChannelCost
+
+    model = build_model("2ch-deep").eval()
+    assert TwoChannelCost(model).window_scale == 1  # no card: the working images as they are
+    model.card = {"window_scale": 2}
+    assert TwoChannelCost(model).window_scale == 2
+    assert TwoChannelCost(model, window_scale=1).window_scale == 1
+    with pytest.raises(StereoError, match="--window-scale must be 0"):
+        StereoConfig(window_scale=5)
+
+
+def test_an_enlarged_grid_moves_enlarged_pixels_as_the_shift_moves_working_ones():
+    from stereo.cost.two_channel import enlarged_grid
+
+    h, w, shift, f = 6, 9, 2.5, 2
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    working = torch.from_numpy(np.stack([xs - shift, ys], axis=-1))
+    big = enlarged_grid(working, f).numpy()
+    # enlarged pixel j lies at working (j + 0.5) / f − 0.5: it lands at j − f · shift
+    jy, jx = np.mgrid[0 : f * h, 0 : f * w].astype(np.float32)
+    np.testing.assert_allclose(big[..., 0], jx - f * shift, atol=1e-5)
+    np.testing.assert_allclose(big[..., 1], jy, atol=1e-5)
+
+
+def test_a_window_scale_scores_the_enlarged_images_and_averages_back():
+    """The cost at window scale 2 equals the same network's cost on both images enlarged
+    twice (disparities doubled), each working pixel the mean of its 2 × 2 enlarged ones."""
+    from stereo.cost.two_channel import TwoChannelCost, enlarge
+    from stereo.geometry.sweep import Sweep
+
+    rng = np.random.default_rng(3)
+    left = (rng.random((40, 60)) * 255).astype(np.uint8)
+    right = np.roll(left, -2, axis=1)
+    torch.manual_seed(0)
+    model = build_model("2ch-deep").eval()
+    scaled = TwoChannelCost(model, output_stride=1, window_scale=2)
+    scaled.precision = "float32"
+    plain = TwoChannelCost(model, output_stride=1, window_scale=1)
+    plain.precision = "float32"
+    disparities = np.array([1.0, 2.0, 3.0])
+    volume = scaled.volume(left, right, Sweep.disparities(40, 60, disparities))
+    big = [enlarge(torch.from_numpy(x).float()[None, None], 2)[0, 0].numpy() for x in (left, right)]
+    reference = plain.volume(big[0], big[1], Sweep.disparities(80, 120, 2 * disparities))
+    pooled = reference.reshape(3, 40, 2, 60, 2).mean(axis=(2, 4))
+    both = np.isfinite(volume) & np.isfinite(pooled)
+    assert both.mean() > 0.9
+    np.testing.assert_allclose(volume[both], pooled[both], rtol=1e-4, atol=1e-4)

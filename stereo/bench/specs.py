@@ -19,7 +19,8 @@ class MethodSpec:
     replication: ``DescriptorCost.replicated_upsampling``; ``cost_sweep.py`` only) and
     ``float32`` / ``bfloat16`` (the descriptor network's arithmetic, instead of ``auto``) and
     ``nosub`` (depth at the labels only: no sub-label refinement, as before session 7);
-    2-channel costs: ``sN`` (score every Nth pixel, ``--score-stride N``), ``full`` (the full
+    2-channel costs: ``sN`` (score every Nth pixel, ``--score-stride N``), ``wsN`` (the
+    network reads the images enlarged N times, ``--window-scale N``), ``full`` (the full
     sweep, ``--cascade none``), ``census`` (census proposes and is blended, ``--cascade
     census``), ``zc`` (the mean of ZNCC and census does, ``--cascade zncc,census``),
     ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal
@@ -37,6 +38,7 @@ class MethodSpec:
     precision: str = "auto"
     sublabel: bool = True
     score_stride: int = StereoConfig.score_stride
+    window_scale: int = StereoConfig.window_scale
     cascade: str = StereoConfig.cascade
     cascade_band: int = StereoConfig.cascade_band
     cascade_scale: float = StereoConfig.cascade_scale
@@ -56,6 +58,7 @@ class MethodSpec:
             precision=self.precision,
             sublabel=self.sublabel,
             score_stride=self.score_stride,
+            window_scale=self.window_scale,
             cascade=self.cascade,
             cascade_band=self.cascade_band,
             cascade_scale=self.cascade_scale,
@@ -83,6 +86,7 @@ def parse_method(spec: str) -> MethodSpec:
     }
     numbered = {
         "s": "score_stride",
+        "ws": "window_scale",
         "band": "cascade_band",
         "p": "cascade_scale",
         "c": "cascade_cycles",
@@ -111,7 +115,7 @@ def parse_method(spec: str) -> MethodSpec:
             except ValueError:
                 sys.exit(
                     f"error: method {spec!r}: option {option!r} is not {', '.join(flags)}, "
-                    "sN, bandN, pN, cN, fN, tN, mtN or a λ"
+                    "sN, wsN, bandN, pN, cN, fN, tN, mtN or a λ"
                 )
     return MethodSpec(name, **values)
 

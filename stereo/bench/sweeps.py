@@ -34,6 +34,7 @@ def method_volume(
         replicated_upsampling=spec.replicated_upsampling,
         precision=spec.precision,
         score_stride=spec.score_stride,
+        window_scale=spec.window_scale,
     )
     raw, cascade = sweep_volume(
         spec.config(n_labels=len(sweep)), cost, (pair.reference, pair.other), sweep

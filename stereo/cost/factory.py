@@ -31,19 +31,20 @@ def make_cost(
     replicated_upsampling: bool = DescriptorCost.replicated_upsampling,
     precision: str = DescriptorCost.precision,
     score_stride: int = 0,
+    window_scale: int = 0,
 ) -> Cost:
     """The matching cost of a registry model, a weights file, a baseline name, or several of
     these joined by commas (their mean normalised volume, :class:`~stereo.cost.fused.FusedCost`)
     (``descriptor_variance``, ``prewarp``, ``prewarp_planes``, ``replicated_upsampling``,
-    ``precision``: see :class:`~stereo.cost.descriptor.DescriptorCost`; ``score_stride``: see
-    :class:`~stereo.cost.two_channel.TwoChannelCost`)."""
+    ``precision``: see :class:`~stereo.cost.descriptor.DescriptorCost`; ``score_stride``,
+    ``window_scale``: see :class:`~stereo.cost.two_channel.TwoChannelCost`)."""
     if not 0.0 < descriptor_variance <= 1.0:
         raise StereoError(f"descriptor variance kept must lie in (0, 1], not {descriptor_variance}")
     if prewarp_planes < 1:
         raise StereoError(f"pre-warp planes must be at least 1, not {prewarp_planes}")
     if precision not in PRECISIONS:
         raise StereoError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    cost = _make_cost(name, device, untrained, score_stride)
+    cost = _make_cost(name, device, untrained, score_stride, window_scale)
     for part in cost.components if isinstance(cost, FusedCost) else [cost]:
         if isinstance(part, DescriptorCost):
             part.variance_kept = descriptor_variance
@@ -66,13 +67,18 @@ def cost_of(cfg: StereoConfig) -> Cost:
         cfg.prewarp_planes,
         precision=cfg.precision,
         score_stride=cfg.score_stride,
+        window_scale=cfg.window_scale,
     )
 
 
-def _make_cost(name: str, device: str, untrained: bool, score_stride: int = 0) -> Cost:
+def _make_cost(
+    name: str, device: str, untrained: bool, score_stride: int = 0, window_scale: int = 0
+) -> Cost:
     if "," in name:  # a fused cost: "zncc,l2net.castle-fixed"
         parts = [part.strip() for part in name.split(",")]
-        return FusedCost([_make_cost(part, device, untrained, score_stride) for part in parts])
+        return FusedCost(
+            [_make_cost(part, device, untrained, score_stride, window_scale) for part in parts]
+        )
     if name in BASELINE_COSTS:
         return BASELINE_COSTS[name](device)
     from stereo.patchnet.weights import load_model
@@ -87,7 +93,7 @@ def _make_cost(name: str, device: str, untrained: bool, score_stride: int = 0) -
         raise
     if isinstance(model, DescriptorNet):
         return DescriptorCost(model, device)
-    return TwoChannelCost(model, device, score_stride)
+    return TwoChannelCost(model, device, score_stride, window_scale)
 
 
 def stereo_weights_name(name: str) -> str:

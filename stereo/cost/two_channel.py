@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from stereo.cost.base import (
@@ -23,6 +24,8 @@ from stereo.cost.dense import (
     upsample_grid,
 )
 from stereo.cost.sampling import sample, sweep_grid, to_tensor
+from stereo.errors import StereoError
+from stereo.geometry.sweep import inside_image
 from stereo.patchnet.models import PatchNet
 
 #: rows of the blocks :meth:`TwoChannelCost.volume_at` scores (a multiple of every stride)
@@ -37,16 +40,30 @@ class TwoChannelCost(Cost):
     ``output_stride`` s > 1 (2ch, 2ch-deep: 2, 3, 6; 2ch-2stream: 2, 4): the network
     scores every s-th pixel of each hypothesis (its first strides kept, about 1/s² of the
     work) and the scores are interpolated bilinearly to every pixel; 0: the weights' model
-    card's ``score_stride`` (chosen for them by measurement), else 1."""
+    card's ``score_stride`` (chosen for them by measurement), else 1.
+
+    ``window_scale`` f > 1: the network reads both working images enlarged f times
+    (bicubic; the second one warped at the enlarged pixels), so its 64-pixel window spans
+    64 / f working pixels, and each working pixel takes the mean of its f × f enlarged
+    scores; the output stride counts enlarged pixels. 0: the card's ``window_scale``, else 1.
+    """
 
     #: the network's arithmetic, as :attr:`DescriptorCost.precision`
     precision: str = "auto"
 
     def __init__(
-        self, model: PatchNet, device: str | torch.device = "cpu", output_stride: int = 0
+        self,
+        model: PatchNet,
+        device: str | torch.device = "cpu",
+        output_stride: int = 0,
+        window_scale: int = 0,
     ) -> None:
+        card = getattr(model, "card", {})
         if output_stride == 0:
-            output_stride = int(getattr(model, "card", {}).get("score_stride", 1))
+            output_stride = int(card.get("score_stride", 1))
+        self.window_scale = window_scale or int(card.get("window_scale", 1))
+        if self.window_scale < 1:
+            raise StereoError(f"window scale must be 1 or more, not {self.window_scale}")
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.name = model.name
@@ -77,7 +94,8 @@ class TwoChannelCost(Cost):
         for label, (pair, inside) in zip(
             labels, self._warped_pairs(reference, other, warps), strict=True
         ):
-            score = self._scores_at(pad_image(pair), needed[label])
+            f = self.window_scale
+            score = shrink(self._scores_at(pad_image(pair), enlarge_mask(needed[label], f)), f)
             chosen = torch.from_numpy(needed[label]).to(self.device)
             out[label][chosen] = -score[chosen]
             out[label][~inside] = float("nan")
@@ -86,20 +104,25 @@ class TwoChannelCost(Cost):
     def _warped_pairs(self, reference, other, warps):
         """``(pair, inside)`` for each of ``warps`` (``(H, W, 2)`` second-image coordinates
         of every reference pixel): the normalised reference stacked with the second image
-        sampled there (``(1, 2, H, W)``), and ``(H, W)`` bool: inside the second image."""
-        mode = self.model.normalisation
+        sampled there (``(1, 2, fH, fW)``, both enlarged by the window scale f), and
+        ``(H, W)`` bool: inside the second image."""
+        mode, f = self.model.normalisation, self.window_scale
         self.info = {"precision": resolve_precision(self.precision, self.device)}
-        ref = normalise_image(to_tensor(reference, self.device), mode)
-        src = to_tensor(other, self.device)[0]
+        ref = normalise_image(enlarge(to_tensor(reference, self.device), f), mode)
+        src = to_tensor(other, self.device)
+        height, width = src.shape[-2:]
+        src = enlarge(src, f)[0]
         for coordinates in warps:
-            warped, inside = sample(src, coordinates)
-            yield torch.cat([ref, normalise_image(warped[None], mode)], dim=1), inside
+            warped, _ = sample(src, enlarged_grid(coordinates, f))
+            pair = torch.cat([ref, normalise_image(warped[None], mode)], dim=1)
+            yield pair, inside_image(coordinates.to(self.device), height, width)
 
     def _scores(self, pair: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
         """``(H, W)`` float32 scores of a whole pair (:meth:`_warped_pairs`), NaN outside, on
         the cost's device."""
         score = dense_in_precision(self.dense, pair, self.precision, self.device)
-        score = upsample_grid(score, self.dense.output_stride, *inside.shape)[0].float()
+        score = upsample_grid(score, self.dense.output_stride, *pair.shape[-2:])[0].float()
+        score = shrink(score, self.window_scale)
         score[~inside] = float("nan")
         return score
 
@@ -115,6 +138,46 @@ class TwoChannelCost(Cost):
                 top, left = rows[0] // s, cols[0] // s
                 grid[:, top : top + block.shape[-2], left : left + block.shape[-1]] = block
         return upsample_grid(grid, s, h, w)[0]
+
+
+def enlarge(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """``(B, C, H, W)`` grey levels enlarged ``factor`` times (bicubic, kept in [0, 255]):
+    ``(B, C, factor·H, factor·W)``; ``factor`` 1 returns ``image``."""
+    if factor == 1:
+        return image
+    big = F.interpolate(image.float(), scale_factor=factor, mode="bicubic", align_corners=False)
+    return big.clamp(0, 255)
+
+
+def enlarged_grid(coordinates: torch.Tensor, factor: int) -> torch.Tensor:
+    """``(H, W, 2)`` second-image coordinates of the working pixels → ``(fH, fW, 2)`` those
+    of the enlarged pixels in the second image enlarged by :func:`enlarge` (pixel centres:
+    enlarged ``j`` ↔ working ``(j + 0.5) / f − 0.5``; the coordinates interpolated
+    bilinearly — extrapolated linearly by one pixel past the border — so exact for a
+    disparity shift)."""
+    if factor == 1:
+        return coordinates
+    grid = coordinates.permute(2, 0, 1)[None].float()
+    for dim in (-2, -1):
+        first, second = grid.narrow(dim, 0, 1), grid.narrow(dim, 1, 1)
+        last, before = grid.narrow(dim, -1, 1), grid.narrow(dim, -2, 1)
+        grid = torch.cat([2 * first - second, grid, 2 * last - before], dim=dim)
+    grid = F.interpolate(grid, scale_factor=factor, mode="bilinear", align_corners=False)
+    grid = grid[..., factor:-factor, factor:-factor]
+    return (grid[0].permute(1, 2, 0) + 0.5) * factor - 0.5
+
+
+def enlarge_mask(mask: np.ndarray, factor: int) -> np.ndarray:
+    """``(H, W)`` bool → ``(fH, fW)``: each working pixel's f × f enlarged pixels."""
+    return mask.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def shrink(scores: torch.Tensor, factor: int) -> torch.Tensor:
+    """``(fH, fW)`` scores of enlarged pixels → ``(H, W)``: each working pixel the mean of
+    its f × f."""
+    if factor == 1:
+        return scores
+    return F.avg_pool2d(scores[None], factor)[0]
 
 
 Block = tuple[tuple[int, int], tuple[int, int]]
