@@ -136,6 +136,14 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "0.5 to 6 labels off; a GPU run (benchmarks/gpu_session.sh), fine-tuned from the "
         "synthetic-stereo-2ch-fine run",
     ),
+    "synthetic-stereo-2ch-ws2": (
+        None,
+        f"synthetic-stereo-2ch-ws2: {SYNTHETIC_PAIRS} random wide-baseline view pairs drawn "
+        "as synthetic-stereo-2ch-fine's but from seed 6 (none shared with the other sets), "
+        "32-px windows warped by each hypothesis' own plane and sampled 64 times a side "
+        "(bicubic) as --window-scale 2 enlarges the images, near misses at every half label "
+        "from 0.5 to 6 labels off; fine-tuned from the synthetic-stereo-2ch-fine run",
+    ),
     "castle-dense-2ch": (
         None,
         "castle-dense-2ch: real stereo windows of castle-P19 views 0-9 only (views 10-18 held "
@@ -164,6 +172,7 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     "synthetic-stereo-2ch-fine": {"score_stride": 6},
     "synthetic-stereo-2ch-xl": {"score_stride": 6},
     "castle-dense-2ch": {"score_stride": 6},
+    "synthetic-stereo-2ch-ws2": {"score_stride": 6, "window_scale": 2},
     "castle-fixed-s1": {"input_scale": 2.0},
     "castle0-9-fixed-s1": {"input_scale": 2.0},
     "synthetic-stereo": {"input_scale": 2.0},
@@ -193,6 +202,7 @@ SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo-2ch-fine": 3,
     "synthetic-stereo-desc": 4,
     "synthetic-stereo-2ch-xl": 5,
+    "synthetic-stereo-2ch-ws2": 6,
 }
 #: how each generated set cuts its windows (default: WindowSpec(), 32 px pre-warped)
 #: 64-px windows warped by each hypothesis' own plane, near misses at every half label
@@ -201,6 +211,7 @@ SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
     "synthetic-stereo-2ch": WindowSpec(window=64, warp="label"),
     "synthetic-stereo-2ch-fine": HALF_LABEL_WINDOWS,
     "synthetic-stereo-2ch-xl": HALF_LABEL_WINDOWS,
+    "synthetic-stereo-2ch-ws2": replace(HALF_LABEL_WINDOWS, window=32, enlarged=True),
 }
 #: sets cut from a scene fused by `stereo-dataset dense-truth`: name → (folder, views it may
 #: use, view offsets of its pairs, how its windows are cut)
@@ -266,6 +277,13 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
             "val_every": "2000",
             "checkpoint_every": "250",
         },
+    ),
+    # windows as --window-scale 2 reads them, from the synthetic-stereo-2ch-fine weights
+    "synthetic-stereo-2ch-ws2": (
+        "stereo",
+        600,
+        "synthetic-stereo-2ch-fine",
+        {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
     ),
     # real castle windows (views 0-9), from the synthetic-stereo-2ch-fine weights
     "castle-dense-2ch": (

@@ -60,6 +60,10 @@ class WindowSpec:
     near_per_point: int = 2  # near-miss windows per point
     min_near_shift: float = 1.0  # a near miss moves the window by at least this, pixels
     points_per_pair: int = 96
+    #: False: ``window`` samples a side, replicated ``patch_scale``× to the network's input;
+    #: True: the network's 64 samples a side spread over the window (bicubic), as a
+    #: 2-channel cost at ``--window-scale 64 / window`` reads its enlarged images
+    enlarged: bool = False
 
     def __post_init__(self) -> None:
         if self.warp not in WARPS:
@@ -73,8 +77,13 @@ class WindowSpec:
 
     @property
     def patch_scale(self) -> int:
-        """Replication factor from the window to the network's input."""
-        return PATCH_SIZE // self.window
+        """Replication factor from the cut samples to the network's input."""
+        return 1 if self.enlarged else PATCH_SIZE // self.window
+
+    @property
+    def samples(self) -> int:
+        """Samples a side of a cut window."""
+        return PATCH_SIZE if self.enlarged else self.window
 
 
 def sweep_depths(depth: np.ndarray, n_labels: int) -> np.ndarray:
@@ -116,10 +125,16 @@ def _map(H: np.ndarray, points: np.ndarray) -> np.ndarray:
     return p[..., :2] / p[..., 2:3]
 
 
-def window_offsets(window: int) -> np.ndarray:
-    """``(window, window, 2)`` offsets ``(x, y)`` of the pixels of a window centred half a
-    pixel up-left of its pixel: ``−window/2 … window/2 − 1``."""
-    offsets = np.arange(window) - window // 2
+def window_offsets(window: int, samples: int | None = None) -> np.ndarray:
+    """``(samples, samples, 2)`` offsets ``(x, y)`` of the samples of a window of ``window``
+    pixels centred half a pixel up-left of its pixel: ``−window/2 … window/2 − 1`` when
+    ``samples`` is ``window`` (the default). More samples (f = samples / window) lie where
+    the pixels of the image enlarged f× lie around the first enlarged pixel of the reference
+    pixel (enlarged ``j`` at working ``(j + 0.5) / f − 0.5``): what a 2-channel cost at
+    window scale f scores there."""
+    samples = samples or window
+    f = samples / window
+    offsets = (np.arange(samples) - samples // 2 + 0.5) / f - 0.5
     return np.stack(np.meshgrid(offsets, offsets), axis=-1).astype(float)
 
 
@@ -133,8 +148,8 @@ def window_grids(
 ) -> np.ndarray:
     """``(N, window, window, 2)`` second-view coordinates of the window of reference pixel
     ``xy[i]`` under the hypothesis ``depths[i]`` (metres)."""
-    grid = window_offsets(spec.window)
-    grids = np.empty((len(xy), spec.window, spec.window, 2))
+    grid = window_offsets(spec.window, spec.samples)
+    grids = np.empty((len(xy), spec.samples, spec.samples, 2))
     H_mid = plane_homography(reference, other, middle_depth)
     H_back = np.linalg.inv(H_mid)
     for i, (p, d) in enumerate(zip(xy, depths, strict=True)):
@@ -147,9 +162,12 @@ def window_grids(
     return grids
 
 
-def cut(image: np.ndarray, grids: np.ndarray, scale: int) -> np.ndarray:
-    """Windows ``(N, window·scale, window·scale)`` uint8 sampled bilinearly (border
-    replicated) at ``grids (N, window, window, 2)``, replicated ``scale``× per axis."""
+def cut(
+    image: np.ndarray, grids: np.ndarray, scale: int, interpolation: int = cv2.INTER_LINEAR
+) -> np.ndarray:
+    """Windows ``(N, window·scale, window·scale)`` uint8 sampled at ``grids (N, window,
+    window, 2)`` (bilinearly unless ``interpolation``; border replicated), replicated
+    ``scale``× per axis."""
     n, s = grids.shape[:2]
     if n == 0:
         return np.zeros((0, s * scale, s * scale), image.dtype)
@@ -161,7 +179,7 @@ def cut(image: np.ndarray, grids: np.ndarray, scale: int) -> np.ndarray:
                 image,
                 flat[start : start + rows, :, 0],
                 flat[start : start + rows, :, 1],
-                cv2.INTER_LINEAR,
+                interpolation,
                 borderMode=cv2.BORDER_REPLICATE,
             )
             for start in range(0, n * s, rows)
@@ -217,14 +235,15 @@ def pair_windows(
     xy, z = xy[take], z[take]
     labels = sweep_depths(pair.depths[0], spec.n_labels)
     middle = float(labels[len(labels) // 2])
-    ref_grids = xy[:, None, None, :] + window_offsets(spec.window)
+    ref_grids = xy[:, None, None, :] + window_offsets(spec.window, spec.samples)
     near_point, near_depth = near_miss_depths(rng, xy, z, labels, reference, other, spec)
     grids = window_grids(
         np.r_[xy, xy[near_point]], np.r_[z, near_depth], reference, other, middle, spec
     )
-    other_windows = cut(pair.images[1], grids, spec.patch_scale)
+    how = cv2.INTER_CUBIC if spec.enlarged else cv2.INTER_LINEAR
+    other_windows = cut(pair.images[1], grids, spec.patch_scale, how)
     return {
-        "reference": cut(pair.images[0], ref_grids, spec.patch_scale),
+        "reference": cut(pair.images[0], ref_grids, spec.patch_scale, how),
         "match": other_windows[: len(xy)],
         "near": other_windows[len(xy) :],
         "near_point": near_point,

@@ -266,3 +266,24 @@ def test_cut_of_more_windows_than_one_remap_takes_equals_cutting_each_alone():
     assert together.shape == (600, 64, 64)
     assert np.array_equal(together[::37], alone)
     assert cut(image, grids[:0], 2).shape == (0, 128, 128)
+
+
+def test_enlarged_windows_are_what_a_window_scale_of_two_reads():
+    """A 32-px window cut with 64 samples (``enlarged``) equals the 64×64 pixels of the
+    image enlarged 2× (as ``--window-scale 2`` enlarges it) around the reference pixel's
+    first enlarged pixel, to the rounding of uint8."""
+    import cv2
+    import torch
+
+    from stereo.cost.two_channel import enlarge
+
+    rng = np.random.default_rng(5)
+    image = cv2.GaussianBlur((rng.random((60, 60)) * 255).astype(np.uint8), (3, 3), 0)
+    assert np.array_equal(window_offsets(32, 32), window_offsets(32))
+    spec = WindowSpec(window=32, warp="label", enlarged=True)
+    assert (spec.samples, spec.patch_scale) == (64, 1)
+    x, y = 27, 31
+    window = cut(image, np.array([x, y]) + window_offsets(32, 64)[None], 1, cv2.INTER_CUBIC)[0]
+    big = enlarge(torch.from_numpy(image).float()[None, None], 2)[0, 0].numpy()
+    expected = big[2 * y - 32 : 2 * y + 32, 2 * x - 32 : 2 * x + 32]
+    assert np.abs(window.astype(float) - expected).max() <= 1.0
