@@ -56,8 +56,7 @@ def sample(image: Tensor, xy: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
     """
     _, hs, ws = image.shape
     grid = (xy if isinstance(xy, Tensor) else torch.from_numpy(xy)).to(image.device)
-    inside = (grid[..., 0] >= 0) & (grid[..., 0] <= ws - 1) & (grid[..., 1] >= 0)
-    inside &= grid[..., 1] <= hs - 1
+    inside = inside_image(grid, hs, ws)
     norm = torch.stack(
         [2 * grid[..., 0] / max(ws - 1, 1) - 1, 2 * grid[..., 1] / max(hs - 1, 1) - 1], dim=-1
     )

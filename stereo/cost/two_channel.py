@@ -91,10 +91,10 @@ class TwoChannelCost(Cost):
         labels = np.flatnonzero(needed.reshape(len(sweep), -1).any(axis=1))
         shown = tqdm(labels, desc=f"cost {self.name} (band)", disable=not progress, leave=False)
         warps = (sweep_grid(sweep, label, self.device) for label in shown)
+        f = self.window_scale
         for label, (pair, inside) in zip(
             labels, self._warped_pairs(reference, other, warps), strict=True
         ):
-            f = self.window_scale
             score = shrink(self._scores_at(pad_image(pair), enlarge_mask(needed[label], f)), f)
             chosen = torch.from_numpy(needed[label]).to(self.device)
             out[label][chosen] = -score[chosen]
@@ -113,9 +113,10 @@ class TwoChannelCost(Cost):
         height, width = src.shape[-2:]
         src = enlarge(src, f)[0]
         for coordinates in warps:
-            warped, _ = sample(src, enlarged_grid(coordinates, f))
-            pair = torch.cat([ref, normalise_image(warped[None], mode)], dim=1)
-            yield pair, inside_image(coordinates.to(self.device), height, width)
+            warped, inside = sample(src, enlarged_grid(coordinates, f))
+            if f > 1:  # ``inside`` above is the enlarged pixels'; the working ones' here
+                inside = inside_image(coordinates.to(self.device), height, width)
+            yield torch.cat([ref, normalise_image(warped[None], mode)], dim=1), inside
 
     def _scores(self, pair: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
         """``(H, W)`` float32 scores of a whole pair (:meth:`_warped_pairs`), NaN outside, on
