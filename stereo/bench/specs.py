@@ -17,7 +17,7 @@ class MethodSpec:
     the raw second image, not the one pre-warped by the middle plane) and ``bilinear``
     (a network with ``input_scale`` 2 runs on the image upsampled bilinearly, not by pixel
     replication: ``DescriptorCost.replicated_upsampling``; ``cost_sweep.py`` only) and
-    ``float32`` / ``bfloat16`` (the descriptor network's arithmetic, instead of ``auto``) and
+    ``float32`` / ``bfloat16`` / ``int8`` (the network's arithmetic, instead of ``auto``) and
     ``nosub`` (depth at the labels only: no sub-label refinement, as before session 7);
     2-channel costs: ``sN`` (score every Nth pixel, ``--score-stride N``), ``wsN`` (the
     network reads the images enlarged N times, ``--window-scale N``), ``full`` (the full
@@ -77,6 +77,7 @@ def parse_method(spec: str) -> MethodSpec:
         "nosub": {"sublabel": False},
         "float32": {"precision": "float32"},
         "bfloat16": {"precision": "bfloat16"},
+        "int8": {"precision": "int8"},
         "wta": {"optimizer": "wta"},
         "flat": {"prewarp": False},
         "bilinear": {"replicated_upsampling": False},

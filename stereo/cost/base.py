@@ -39,7 +39,7 @@ class Cost:
         )
 
 
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -48,6 +48,10 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     instructions (:func:`cpu_has_native_bfloat16`) — and float32 elsewhere."""
     if precision not in PRECISIONS:
         raise StereoError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "int8" and device.type != "cpu":
+        raise StereoError(
+            f"--precision int8 runs on the CPU only, not on {device.type}; use auto or bfloat16"
+        )
     if precision != "auto":
         return precision
     if device.type == "cuda":

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stereo.cost.quantized import full_stride, plain_network, quantizable, quantized_network
 from stereo.errors import StereoError
 from stereo.patchnet.models import DescriptorNet, PatchNet
 from stereo.patchnet.models.deepcompare import Siamese, TwoChannel, TwoChannel2Stream
@@ -141,10 +142,16 @@ def normalise_image(image: Tensor, mode: str, window: int = PATCH) -> Tensor:
 
 def box_mean(image: Tensor, window: int) -> Tensor:
     """Mean of every ``window × window`` window of ``(B, C, H, W)`` (valid positions:
-    ``(H − window + 1, W − window + 1)``), as two 1-D passes (2·window additions a pixel,
-    not window²)."""
-    rows = F.avg_pool2d(image, (window, 1), stride=1)
-    return F.avg_pool2d(rows, (1, window), stride=1)
+    ``(H − window + 1, W − window + 1)``): differences of running sums (float64) along
+    each axis, a few operations a pixel whatever the window (a 64-px pooling pass costs
+    ~7× more)."""
+    x = image.double()
+    for dim in (-2, -1):
+        sums = x.cumsum(dim)
+        sums = torch.cat([torch.zeros_like(sums.narrow(dim, 0, 1)), sums], dim=dim)
+        count = x.shape[dim] - window + 1
+        x = (sums.narrow(dim, window, count) - sums.narrow(dim, 0, count)) / window
+    return x.to(image.dtype)
 
 
 def pad_image(image: Tensor, window: int = PATCH) -> Tensor:
@@ -259,6 +266,22 @@ class DenseTwoChannel(nn.Module):
             self.shape = trunk_shape(model.trunk, 2, PATCH)
         else:
             self.shape = trunk_shape(model.central, 2, 32)
+        #: the dense pass in 8-bit integers when set (:meth:`quantize`), else float
+        self.quantized: nn.Module | None = None
+
+    def quantize(self, calibration: list[Tensor] | None) -> None:
+        """Run the dense pass in 8-bit integers from now on, its activation ranges observed
+        on ``calibration`` (padded pairs, ``(1, 2, H, W)`` each; CPU, at the model's full
+        output stride: :func:`~stereo.cost.quantized.quantizable`); ``None``: float again."""
+        if calibration is None:
+            self.quantized = None
+            return
+        if not quantizable(self.model, self.output_stride):
+            raise StereoError(
+                f"--precision int8 runs {self.model.name} at its full score stride only "
+                f"({full_stride(self.model)}), not {self.output_stride}"
+            )
+        self.quantized = quantized_network(plain_network(self.model, self.shape), calibration)
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
@@ -266,6 +289,8 @@ class DenseTwoChannel(nn.Module):
 
     def _dense(self, x: Tensor) -> Tensor:
         m = self.model
+        if self.quantized is not None:
+            return self.quantized(x.float())[:, 0]
         if isinstance(m, TwoChannel):
             y, d = run_dense(m.trunk, x, 1, self.output_stride)
             y = linear_as_conv(m.head[0], self.shape, y, d) + m.head[0].bias[:, None, None]

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from stereo.cost.base import Cost, dense_in_precision, resolve_precision
 from stereo.cost.dense import DenseDescriptor, normalise_image
 from stereo.cost.sampling import ROW_CHUNK, channel_groups, remap_sample, sample, to_tensor
+from stereo.errors import StereoError
 from stereo.geometry.sweep import Prewarp, Sweep
 from stereo.patchnet.models import DescriptorNet
 from stereo.patchnet.models.l2net import L2Net
@@ -87,6 +88,11 @@ class DescriptorCost(Cost):
 
     def _run(self, dense: DenseDescriptor, x: Tensor) -> Tensor:
         """:func:`dense_in_strips` in :attr:`precision`; float32 out."""
+        if self.precision == "int8":
+            raise StereoError(
+                f"--precision int8 runs the 2-channel networks only, not {self.name}; "
+                "use auto, float32 or bfloat16"
+            )
         return dense_in_precision(dense, x, self.precision, self.device)
 
     @cached_property

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stereo.cost.base import Cost
+from stereo.cost.dense import box_mean
 from stereo.cost.descriptor import DescriptorCost
 from stereo.cost.sampling import sample, sweep_grid, to_tensor
 from stereo.errors import StereoError
@@ -27,16 +28,16 @@ class ZNCCCost(Cost):
         ref = to_tensor(reference, self.device)
         src = to_tensor(other, self.device)[0]
         k = self.window
-        box = lambda t: F.avg_pool2d(F.pad(t, (k // 2,) * 4, mode="replicate"), k, 1)  # noqa: E731
+        box = lambda t: box_mean(F.pad(t, (k // 2,) * 4, mode="replicate"), k)  # noqa: E731
         mu_r = box(ref)
         var_r = (box(ref * ref) - mu_r**2).clamp(min=0)
         out = torch.empty((len(sweep), sweep.height, sweep.width), device=self.device)
         for label in range(len(sweep)):
             warped, inside = sample(src, sweep_grid(sweep, label, self.device))
             w = warped[None]
-            mu_w = box(w)
-            var_w = (box(w * w) - mu_w**2).clamp(min=0)
-            cov = box(ref * w) - mu_r * mu_w
+            mu_w, mean_square, mean_product = box(torch.cat([w, w * w, ref * w], dim=1))[0]
+            var_w = (mean_square - mu_w**2).clamp(min=0)
+            cov = mean_product - mu_r * mu_w
             ncc = cov / torch.sqrt(var_r * var_w + 1e-6)
             out[label] = (1 - ncc)[0, 0]
             out[label][~inside] = float("nan")

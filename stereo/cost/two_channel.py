@@ -23,6 +23,7 @@ from stereo.cost.dense import (
     pad_image,
     upsample_grid,
 )
+from stereo.cost.quantized import full_stride, quantizable
 from stereo.cost.sampling import sample, sweep_grid, to_tensor
 from stereo.errors import StereoError
 from stereo.geometry.sweep import inside_image
@@ -107,21 +108,37 @@ class TwoChannelCost(Cost):
         sampled there (``(1, 2, fH, fW)``, both enlarged by the window scale f), and
         ``(H, W)`` bool: inside the second image."""
         mode, f = self.model.normalisation, self.window_scale
-        self.info = {"precision": resolve_precision(self.precision, self.device)}
         ref = normalise_image(enlarge(to_tensor(reference, self.device), f), mode)
         src = to_tensor(other, self.device)
         height, width = src.shape[-2:]
         src = enlarge(src, f)[0]
-        for coordinates in warps:
+        for count, coordinates in enumerate(warps):
             warped, inside = sample(src, enlarged_grid(coordinates, f))
             if f > 1:  # ``inside`` above is the enlarged pixels'; the working ones' here
                 inside = inside_image(coordinates.to(self.device), height, width)
-            yield torch.cat([ref, normalise_image(warped[None], mode)], dim=1), inside
+            pair = torch.cat([ref, normalise_image(warped[None], mode)], dim=1)
+            if count == 0:
+                self._choose_arithmetic(pair)
+            yield pair, inside
+
+    def _choose_arithmetic(self, pair: torch.Tensor) -> None:
+        """Resolve :attr:`precision` for this volume (:func:`two_channel_precision`) into
+        ``info``; for int8, quantize the network with activation ranges observed on strips
+        of ``pair`` (the volume's first warped pair, ``(1, 2, H, W)``)."""
+        precision = two_channel_precision(self.precision, self.device, self.dense)
+        self.info = {"precision": precision}
+        strips = calibration_strips(pad_image(pair)) if precision == "int8" else None
+        self.dense.quantize(strips)
+
+    @property
+    def _arithmetic(self) -> str:
+        """The precision :meth:`_choose_arithmetic` resolved for the current volume."""
+        return self.info["precision"]
 
     def _scores(self, pair: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
         """``(H, W)`` float32 scores of a whole pair (:meth:`_warped_pairs`), NaN outside, on
         the cost's device."""
-        score = dense_in_precision(self.dense, pair, self.precision, self.device)
+        score = dense_in_precision(self.dense, pair, self._arithmetic, self.device)
         score = upsample_grid(score, self.dense.output_stride, *pair.shape[-2:])[0].float()
         score = shrink(score, self.window_scale)
         score[~inside] = float("nan")
@@ -133,12 +150,46 @@ class TwoChannelCost(Cost):
         s = self.dense.output_stride
         h, w = needed.shape
         grid = torch.full((1, -(-h // s), -(-w // s)), float("nan"), device=padded.device)
-        with in_precision(self.precision, self.device):
+        with in_precision(self._arithmetic, self.device):
             for rows, cols in needed_blocks(needed, s):
                 block = dense_block(self.dense, padded, rows, cols).float()
                 top, left = rows[0] // s, cols[0] // s
                 grid[:, top : top + block.shape[-2], left : left + block.shape[-1]] = block
         return upsample_grid(grid, s, h, w)[0]
+
+
+def two_channel_precision(precision: str, device: torch.device, dense: DenseTwoChannel) -> str:
+    """A 2-channel network's arithmetic: ``"auto"`` is int8 on the CPU where ``dense``
+    can be quantized (:func:`~stereo.cost.quantized.quantizable`), else as
+    :func:`resolve_precision`; ``"int8"`` where it cannot be is refused in one line."""
+    can_quantize = quantizable(dense.model, dense.output_stride)
+    if precision == "auto" and device.type == "cpu" and can_quantize:
+        return "int8"
+    resolved = resolve_precision(precision, device)
+    if resolved == "int8" and not can_quantize:
+        raise StereoError(
+            f"--precision int8 runs {dense.model.name} at its full score stride "
+            f"({full_stride(dense.model)}) only, not {dense.output_stride}; "
+            "use --precision float32 or --score-stride 0"
+        )
+    return resolved
+
+
+#: rows of each strip of the first warped pair that int8's activation ranges are observed on
+CALIBRATION_ROWS = 96
+#: strips observed: evenly spread from top to bottom
+CALIBRATION_STRIPS = 3
+
+
+def calibration_strips(padded: torch.Tensor) -> list[torch.Tensor]:
+    """``CALIBRATION_STRIPS`` strips of a padded pair (``(1, 2, H, W)``), each the rows
+    the network reads for :data:`CALIBRATION_ROWS` rows of scores, evenly spread (fewer
+    on a short image), on the CPU."""
+    rows = CALIBRATION_ROWS + PATCH - 1 + SPARE
+    last = max(padded.shape[-2] - rows, 0)
+    steps = max(CALIBRATION_STRIPS - 1, 1)
+    tops = sorted({round(last * k / steps) for k in range(CALIBRATION_STRIPS)})
+    return [padded[..., top : top + rows, :].float().cpu() for top in tops]
 
 
 def enlarge(image: torch.Tensor, factor: int) -> torch.Tensor:
