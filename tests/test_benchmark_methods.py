@@ -32,8 +32,8 @@ def test_method_options_combine():
 
 def test_unknown_method_option_exits_with_one_line():
     expected = (
-        "not nosub, float32, bfloat16, int8, wta, flat, bilinear, full, census, zc, sN, wsN, bandN, "
-        "pN, cN, fN, tN, mtN or a λ"
+        "not nosub, float32, bfloat16, int8, wta, flat, bilinear, full, census, zc, sN, wsN, "
+        "bandN, pN, cN, fN, tN, mtN or a λ"
     )
     with pytest.raises(SystemExit, match=expected):
         parse_method("zncc:fast")
