@@ -4,8 +4,9 @@ At its full output stride a 2-channel network's dense pass is a plain convolutio
 (its trunk, then its decision layer as one convolution over the trunk's output map), so
 PyTorch's post-training static quantization applies as is: weights per output channel and
 activations per tensor in 8 bits, the activation ranges observed on the pair being matched
-(:func:`quantized_network`). On a CPU with AVX-512 VNNI the pass runs about 5× faster than
-in float32 (2ch-deep, 2-core Intel Xeon, session 21).
+(:func:`quantized_network`, built directly from PyTorch's quantized modules: FX graph-mode
+quantization imported some 1,200 modules, 1.3 s, on first use). On a 2-core Intel Xeon with
+AVX-512 VNNI the network's pass runs about 3× faster than in float32 (session 21).
 """
 
 from __future__ import annotations
@@ -15,9 +16,22 @@ import warnings
 
 import torch
 from torch import Tensor, nn
+from torch.ao.nn.intrinsic.quantized import ConvReLU2d
+from torch.ao.nn.quantized import Conv2d as QuantizedConv2d
+from torch.ao.quantization.observer import HistogramObserver, PerChannelMinMaxObserver
 
 from stereo.errors import StereoError
 from stereo.patchnet.models.deepcompare import TwoChannel
+
+#: the start of PyTorch 2.13's warning that quantized tensors will go in a later release
+#: (``constraints.txt`` pins 2.13; :func:`int8_available` turns ``auto`` to float32 without them)
+DEPRECATION_NOTICE = "torch.quantize_per_tensor, torch.quantize_per_channel"
+
+
+def int8_available() -> bool:
+    """Whether this PyTorch build runs 8-bit quantized convolutions on the CPU."""
+    engines = torch.backends.quantized.supported_engines
+    return hasattr(torch, "quantize_per_tensor") and ("fbgemm" in engines or "x86" in engines)
 
 
 def full_stride(model: nn.Module) -> int:
@@ -64,35 +78,104 @@ def floor_pool(layer: nn.Module) -> nn.Module:
 
 
 def quantized_network(network: nn.Sequential, calibration: list[Tensor]) -> nn.Module:
-    """``network`` (float32, CPU) in 8-bit integer arithmetic: activation ranges observed
-    on the ``calibration`` inputs (each ``(1, C, H, W)``; histograms, full 8 bits where the
-    CPU has VNNI), weights per output channel (symmetric). Its first and last layers stay
-    float32: they are a tiny share of the work (2 input channels; one output) and in 8
-    bits they account for most of the error (2ch-deep on the embedded scene: mean score
-    error 1.4 % of the scores' spread, against 4.5 % all in 8 bits; the best hypothesis the
-    same at 98.6 % of pixels). Same input and output as ``network``, float32."""
-    from torch.ao.quantization import QConfig, QConfigMapping
-    from torch.ao.quantization.observer import HistogramObserver, PerChannelMinMaxObserver
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-
+    """``network`` (float32, CPU; convolutions each followed or not by a ReLU, and max
+    pools) in 8-bit integer arithmetic: activation ranges observed on the ``calibration``
+    inputs (each ``(1, C, H, W)``; histograms, full 8 bits where the CPU has VNNI), weights
+    per output channel (symmetric). Its first and last convolutions stay float32: they are
+    a tiny share of the work (2 input channels; one output) and in 8 bits they account for
+    most of the error (2ch-deep on the embedded scene: mean score error 1.4 % of the scores'
+    spread, against 4.5 % all in 8 bits; the best hypothesis the same at 98.6 % of pixels).
+    Same input and output as ``network``, float32."""
     torch.backends.quantized.engine = quantization_engine()
-    qconfig = QConfig(
-        activation=HistogramObserver.with_args(reduce_range=not cpu_has_vnni()),
-        weight=PerChannelMinMaxObserver.with_args(
-            dtype=torch.qint8, qscheme=torch.per_channel_symmetric
-        ),
+    units = network_units(network)
+    first, middle, last = units[0], units[1:-1], units[-1]
+    observers = observed_ranges(first, middle, calibration)
+    scale, zero_point = observers[0].calculate_qparams()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", DEPRECATION_NOTICE)
+        quantized = [
+            quantized_unit(unit, observer)
+            for unit, observer in zip(middle, observers[1:], strict=True)
+        ]
+    return QuantizedNetwork(first, float(scale), int(zero_point), nn.Sequential(*quantized), last)
+
+
+class QuantizedNetwork(nn.Module):
+    """A float first stage, 8-bit middle stages, a float last stage (:func:`quantized_network`)."""
+
+    def __init__(
+        self, first: nn.Module, scale: float, zero_point: int, middle: nn.Module, last: nn.Module
+    ) -> None:
+        super().__init__()
+        self.first, self.middle, self.last = first, middle, last
+        self.scale, self.zero_point = scale, zero_point
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, H, W)`` float32 → the float network's output, float32."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", DEPRECATION_NOTICE)
+            x = torch.quantize_per_tensor(self.first(x), self.scale, self.zero_point, torch.quint8)
+            return self.last(self.middle(x).dequantize())
+
+
+def network_units(network: nn.Sequential) -> list[nn.Sequential]:
+    """The layers of ``network`` grouped as each convolution with the ReLU after it (if
+    any), and each max pool alone; anything else is refused."""
+    units: list[list[nn.Module]] = []
+    for layer in network:
+        if isinstance(layer, nn.ReLU) and units and isinstance(units[-1][-1], nn.Conv2d):
+            units[-1].append(nn.ReLU())
+        elif isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+            units.append([layer])
+        else:
+            raise StereoError(f"no 8-bit form for layer {type(layer).__name__}")
+    return [nn.Sequential(*unit) for unit in units]
+
+
+def observed_ranges(
+    first: nn.Module, middle: list[nn.Sequential], calibration: list[Tensor]
+) -> list[nn.Module]:
+    """Histogram observers of the output of ``first`` and of each convolution unit of
+    ``middle`` (pools keep their input's range), fed the float network on ``calibration``."""
+    reduce_range = not cpu_has_vnni()
+    observers = [HistogramObserver(reduce_range=reduce_range) for _ in range(len(middle) + 1)]
+    with torch.no_grad():
+        for x in calibration:
+            x = first(x)
+            observers[0](x)
+            for unit, observer in zip(middle, observers[1:], strict=True):
+                x = unit(x)
+                observer(x)
+    return observers
+
+
+def quantized_unit(unit: nn.Sequential, observer: nn.Module) -> nn.Module:
+    """A unit of :func:`network_units` in 8 bits: a max pool as it is (it runs on quantized
+    tensors), a convolution (+ ReLU) with per-channel symmetric 8-bit weights and the output
+    range ``observer`` saw."""
+    conv = unit[0]
+    if isinstance(conv, nn.MaxPool2d):
+        return conv
+    kind = ConvReLU2d if len(unit) == 2 else QuantizedConv2d
+    layer = kind(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
     )
-    names = [name for name, _ in network.named_children()]
-    mapping = QConfigMapping().set_global(qconfig)
-    for name in (names[0], names[-1]):
-        mapping = mapping.set_module_name(name, None)
-    with warnings.catch_warnings():  # FX quantization announces its move to torchao
-        warnings.simplefilter("ignore")
-        observed = prepare_fx(copy.deepcopy(network), mapping, (calibration[0],))
-        with torch.no_grad():
-            for x in calibration:
-                observed(x)
-        return convert_fx(observed).eval()
+    weights = PerChannelMinMaxObserver(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+    weight = conv.weight.detach()
+    weights(weight)
+    scales, zero_points = weights.calculate_qparams()
+    layer.set_weight_bias(
+        torch.quantize_per_channel(weight, scales, zero_points, 0, torch.qint8),
+        None if conv.bias is None else conv.bias.detach(),
+    )
+    scale, zero_point = observer.calculate_qparams()
+    layer.scale, layer.zero_point = float(scale), int(zero_point)
+    return layer
 
 
 def cpu_has_vnni() -> bool:
@@ -108,9 +191,12 @@ def cpu_has_vnni() -> bool:
 
 
 def quantization_engine() -> str:
-    """The CPU's quantized engine: ``x86`` (oneDNN and FBGEMM), else ``fbgemm``."""
+    """The CPU's quantized engine: FBGEMM (``x86``, which picks oneDNN for some shapes,
+    ran 2ch-deep's blocks 1.6–4× slower than FBGEMM at widths 500–1607 px, session 21, and
+    its time varied with the width; FBGEMM's stayed at about 100 ns a pixel, 3× faster than
+    float32)."""
     engines = torch.backends.quantized.supported_engines
-    for engine in ("x86", "fbgemm"):
+    for engine in ("fbgemm", "x86"):
         if engine in engines:
             return engine
     raise StereoError(

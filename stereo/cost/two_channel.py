@@ -23,7 +23,7 @@ from stereo.cost.dense import (
     pad_image,
     upsample_grid,
 )
-from stereo.cost.quantized import full_stride, quantizable
+from stereo.cost.quantized import full_stride, int8_available, quantizable
 from stereo.cost.sampling import sample, sweep_grid, to_tensor
 from stereo.errors import StereoError
 from stereo.geometry.sweep import inside_image
@@ -160,10 +160,11 @@ class TwoChannelCost(Cost):
 
 def two_channel_precision(precision: str, device: torch.device, dense: DenseTwoChannel) -> str:
     """A 2-channel network's arithmetic: ``"auto"`` is int8 on the CPU where ``dense``
-    can be quantized (:func:`~stereo.cost.quantized.quantizable`), else as
+    can be quantized (:func:`~stereo.cost.quantized.quantizable`) and PyTorch has 8-bit
+    kernels (:func:`~stereo.cost.quantized.int8_available`), else as
     :func:`resolve_precision`; ``"int8"`` where it cannot be is refused in one line."""
     can_quantize = quantizable(dense.model, dense.output_stride)
-    if precision == "auto" and device.type == "cpu" and can_quantize:
+    if precision == "auto" and device.type == "cpu" and can_quantize and int8_available():
         return "int8"
     resolved = resolve_precision(precision, device)
     if resolved == "int8" and not can_quantize:
