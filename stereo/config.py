@@ -117,7 +117,7 @@ class StereoConfig:
         help="Arithmetic of the networks. bfloat16 is about twice as fast on CPUs with "
         "AVX-512 BF16 and on GPUs (descriptors differ by about 1e-3); int8 (CPU, 2-channel "
         "networks at their full score stride) runs the network about 3x faster than float32 "
-        "(scores within ~1.5 %% of their spread). auto: int8 for 2-channel networks on the "
+        "(scores within ~1.5 % of their spread). auto: int8 for 2-channel networks on the "
         "CPU, bfloat16 where the device supports it, float32 elsewhere.",
     )
     score_stride: int = setting(
