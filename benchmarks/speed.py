@@ -48,10 +48,13 @@ ROOT = Path(__file__).resolve().parents[1]
 #: the --gpu preset, most wanted first (rows stop at --time-limit): the default (2ch-deep's
 #: stereo weights, cascade), its full 64-label sweep, the MRF in more row bands (the GPU
 #: machine has more cores), the baselines and every family (untrained weights where the
-#: stereo weights would not travel: the same arithmetic)
+#: stereo weights would not travel: the same arithmetic). Since session 21 the default reads
+#: its windows at scale 2 (4× the network's pixels); ``:ws1`` rows keep the session-18 measure.
 GPU_COSTS = [
     "2ch-deep",
     "2ch-deep:full",
+    "2ch-deep:ws1",
+    "2ch-deep:full:ws1",
     "2ch-deep:mt8",
     "2ch-deep:mt16",
     "sgbm",
