@@ -151,6 +151,26 @@ def fused_volume(learned: np.ndarray, proposed: np.ndarray, weight: float) -> np
     return blend
 
 
+#: the proposal cost's share of the volume the MRF sees when neither ``--cascade-fuse`` nor
+#: the weights' model card (``cascade_fuse``) gives one
+DEFAULT_FUSE = 0.5
+
+
+def proposal_weight(cfg: StereoConfig, cost: TwoChannelCost) -> float:
+    """The blend weight W of the proposal cost (``--cascade-fuse``): the run's own, else
+    the network's model card's ``cascade_fuse`` (chosen for those weights on castle-P19),
+    else :data:`DEFAULT_FUSE`."""
+    if cfg.cascade_fuse is not None:
+        return cfg.cascade_fuse
+    card = getattr(cost.model, "card", {})
+    weight = float(card.get("cascade_fuse", DEFAULT_FUSE))
+    if not 0.0 <= weight < 1.0:
+        raise StereoError(
+            f"model card of {cost.name} gives cascade_fuse {weight}; it must lie in [0, 1)"
+        )
+    return weight
+
+
 def cascade_volume(
     cfg: StereoConfig,
     cost: TwoChannelCost,
@@ -179,15 +199,16 @@ def cascade_volume(
         100 * scored,
     )
     raw = cost.volume_at(*images, sweep, needed, progress=progress)
-    if cfg.cascade_fuse:
+    weight = proposal_weight(cfg, cost)
+    if weight:
         full_size = upsampled_labels(proposed, *images[0].shape)
-        raw = fused_volume(raw, full_size, cfg.cascade_fuse)
+        raw = fused_volume(raw, full_size, weight)
     info = {
         "proposal": proposer.name,
         "band_labels": cfg.cascade_band,
         "proposal_scale": cfg.cascade_scale,
         "proposal_cycles": cfg.cascade_cycles,
-        "proposal_weight": cfg.cascade_fuse,
+        "proposal_weight": weight,
         "tile_share": cfg.cascade_share,
         "scored_fraction": round(scored, 4),
         "proposal_seconds": round(seconds, 2),

@@ -173,12 +173,13 @@ class StereoConfig:
     )
     # 0.5: castle-P19 four pairs 0.976/0.955/0.896 against 0.973/0.945/0.866 unfused
     # (2ch-deep.synthetic-stereo-2ch-fine, results/castle_variants.md)
-    cascade_fuse: float = setting(
-        0.5,
+    cascade_fuse: float | None = setting(
+        None,
         flag="--cascade-fuse",
         kind=float,
         help="2-channel cascade: the MRF solves (1 − W)·network + W·proposal cost (both "
-        "normalised volumes) for this W in [0, 1); 0 = the network's volume alone.",
+        "normalised volumes) for this W in [0, 1); 0 = the network's volume alone. Default: "
+        "the weights' model card's cascade_fuse, else 0.5.",
     )
     cascade_share: float = setting(
         0.02,
@@ -240,8 +241,9 @@ class StereoConfig:
             raise StereoError(
                 f"--cascade-cycles must be 0 (winner-take-all) or more, not {self.cascade_cycles}"
             )
-        if not (np.isfinite(self.cascade_fuse) and 0.0 <= self.cascade_fuse < 1.0):
-            raise StereoError(f"--cascade-fuse must lie in [0, 1), not {self.cascade_fuse}")
+        fuse = self.cascade_fuse
+        if fuse is not None and not (np.isfinite(fuse) and 0.0 <= fuse < 1.0):
+            raise StereoError(f"--cascade-fuse must lie in [0, 1), not {fuse}")
         if not (np.isfinite(self.cascade_share) and 0.0 <= self.cascade_share < 1.0):
             raise StereoError(f"--cascade-share must lie in [0, 1), not {self.cascade_share}")
         if self.prewarp_planes < 1:

@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from stereo.cascade import (
+    DEFAULT_FUSE,
     TILE_SHARE,
     band_mask,
     cascade_volume,
     proposal_config,
+    proposal_weight,
     proposed_labels,
     resized_pair,
     tile_band_mask,
@@ -270,6 +272,18 @@ def test_a_fused_cascade_blends_the_network_with_the_proposal_cost(small_scene):
     half = replace(cfg, cascade_fuse=0.3, cascade_scale=0.5)
     fused_half, _ = cascade_volume(half, network, tuple(images), sweep)
     assert fused_half.shape == fused.shape  # the half-size proposal volume is upsampled
+
+
+def test_the_blend_weight_is_the_runs_else_the_model_cards_else_one_half():
+    network = make_cost("2ch", untrained=True)
+    unset = _config(cascade_fuse=None)
+    assert proposal_weight(unset, network) == DEFAULT_FUSE == 0.5  # no card
+    network.model.card = {"cascade_fuse": 0.3}
+    assert proposal_weight(unset, network) == 0.3
+    assert proposal_weight(_config(cascade_fuse=0.0), network) == 0.0  # the run's own wins
+    network.model.card = {"cascade_fuse": 1.5}
+    with pytest.raises(StereoError, match=r"gives cascade_fuse 1\.5"):
+        proposal_weight(unset, network)
 
 
 def test_a_volume_upsamples_as_its_label_maps_do():

@@ -43,7 +43,7 @@ class MethodSpec:
     cascade_band: int = StereoConfig.cascade_band
     cascade_scale: float = StereoConfig.cascade_scale
     cascade_cycles: int = StereoConfig.cascade_cycles
-    cascade_fuse: float = StereoConfig.cascade_fuse
+    cascade_fuse: float | None = StereoConfig.cascade_fuse
     cascade_share: float = StereoConfig.cascade_share
     mrf_threads: int = MRFConfig.threads
 
