@@ -90,6 +90,10 @@ def test_auto_is_int8_for_a_quantizable_two_channel_network_on_the_cpu():
     assert two_channel_precision("auto", cpu, strided) == resolve_precision("auto", cpu)
     with pytest.raises(StereoError, match="full score stride"):
         two_channel_precision("int8", cpu, strided)
+    two_stream = DenseTwoChannel(load_model("2ch-2stream", untrained=True), 4)
+    assert two_channel_precision("auto", cpu, two_stream) == resolve_precision("auto", cpu)
+    with pytest.raises(StereoError, match="one-stream 2-channel networks"):
+        two_channel_precision("int8", cpu, two_stream)
 
 
 def test_int8_is_refused_off_the_cpu_and_for_descriptor_networks(scene_pair):

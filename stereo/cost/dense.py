@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stereo.cost.quantized import full_stride, plain_network, quantizable, quantized_network
+from stereo.cost.quantized import int8_refusal, plain_network, quantizable, quantized_network
 from stereo.errors import StereoError
 from stereo.patchnet.models import DescriptorNet, PatchNet
 from stereo.patchnet.models.deepcompare import Siamese, TwoChannel, TwoChannel2Stream
@@ -277,10 +277,7 @@ class DenseTwoChannel(nn.Module):
             self.quantized = None
             return
         if not quantizable(self.model, self.output_stride):
-            raise StereoError(
-                f"--precision int8 runs {self.model.name} at its full score stride only "
-                f"({full_stride(self.model)}), not {self.output_stride}"
-            )
+            raise StereoError(int8_refusal(self.model, self.output_stride))
         self.quantized = quantized_network(plain_network(self.model, self.shape), calibration)
 
     def forward(self, x: Tensor) -> Tensor:

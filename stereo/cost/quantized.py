@@ -53,6 +53,20 @@ def quantizable(model: nn.Module, output_stride: int) -> bool:
     return plain and output_stride == full_stride(model)
 
 
+def int8_refusal(model: nn.Module, output_stride: int) -> str:
+    """The one-line reason ``--precision int8`` cannot run ``model`` at ``output_stride``."""
+    if not isinstance(model, TwoChannel) or model.input_size is None:
+        return (
+            f"--precision int8 runs the one-stream 2-channel networks (2ch, 2ch-deep) only, "
+            f"not {model.name}; use --precision float32"
+        )
+    return (
+        f"--precision int8 runs {model.name} at its full score stride "
+        f"({full_stride(model)}) only, not {output_stride}; "
+        "use --precision float32 or --score-stride 0"
+    )
+
+
 def plain_network(model: TwoChannel, trunk_output: tuple[int, int, int]) -> nn.Sequential:
     """``model``'s dense pass at full stride as one network: ``(B, 2, H, W)`` padded
     normalised pair → ``(B, 1, h, w)`` scores on the stride grid. ``trunk_output``:

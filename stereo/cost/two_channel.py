@@ -23,7 +23,7 @@ from stereo.cost.dense import (
     pad_image,
     upsample_grid,
 )
-from stereo.cost.quantized import full_stride, int8_available, quantizable
+from stereo.cost.quantized import int8_available, int8_refusal, quantizable
 from stereo.cost.sampling import sample, sweep_grid, to_tensor
 from stereo.errors import StereoError
 from stereo.geometry.sweep import inside_image
@@ -168,11 +168,7 @@ def two_channel_precision(precision: str, device: torch.device, dense: DenseTwoC
         return "int8"
     resolved = resolve_precision(precision, device)
     if resolved == "int8" and not can_quantize:
-        raise StereoError(
-            f"--precision int8 runs {dense.model.name} at its full score stride "
-            f"({full_stride(dense.model)}) only, not {dense.output_stride}; "
-            "use --precision float32 or --score-stride 0"
-        )
+        raise StereoError(int8_refusal(dense.model, dense.output_stride))
     return resolved
 
 
