@@ -171,8 +171,6 @@ class StereoConfig:
         help="2-channel cascade: alpha-expansion cycles of the proposal cost's MRF (0: its "
         "winner-take-all labels, no MRF).",
     )
-    # 0.5: castle-P19 four pairs 0.976/0.955/0.896 against 0.973/0.945/0.866 unfused
-    # (2ch-deep.synthetic-stereo-2ch-fine, results/castle_variants.md)
     cascade_fuse: float | None = setting(
         None,
         flag="--cascade-fuse",

@@ -24,14 +24,22 @@ from stereo.errors import StereoError
 from stereo.patchnet.models.deepcompare import TwoChannel
 
 #: the start of PyTorch 2.13's warning that quantized tensors will go in a later release
-#: (``constraints.txt`` pins 2.13; :func:`int8_available` turns ``auto`` to float32 without them)
+#: (``constraints.txt`` pins 2.13; :func:`int8_available` turns ``auto`` to float32 without them).
+#: PyTorch gives it once a process, at the first quantized tensor made: in
+#: :func:`quantized_network`, which silences it.
 DEPRECATION_NOTICE = "torch.quantize_per_tensor, torch.quantize_per_channel"
+
+#: PyTorch's quantized CPU engines that run these networks, preferred first: FBGEMM (``x86``,
+#: which picks oneDNN for some shapes, ran 2ch-deep's blocks 1.6–4× slower than FBGEMM at
+#: widths 500–1607 px, session 21, and its time varied with the width; FBGEMM's stayed at
+#: about 100 ns a pixel, 3× faster than float32)
+ENGINES = ("fbgemm", "x86")
 
 
 def int8_available() -> bool:
     """Whether this PyTorch build runs 8-bit quantized convolutions on the CPU."""
     engines = torch.backends.quantized.supported_engines
-    return hasattr(torch, "quantize_per_tensor") and ("fbgemm" in engines or "x86" in engines)
+    return hasattr(torch, "quantize_per_tensor") and any(e in engines for e in ENGINES)
 
 
 def full_stride(model: nn.Module) -> int:
@@ -126,10 +134,8 @@ class QuantizedNetwork(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, H, W)`` float32 → the float network's output, float32."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", DEPRECATION_NOTICE)
-            x = torch.quantize_per_tensor(self.first(x), self.scale, self.zero_point, torch.quint8)
-            return self.last(self.middle(x).dequantize())
+        x = torch.quantize_per_tensor(self.first(x), self.scale, self.zero_point, torch.quint8)
+        return self.last(self.middle(x).dequantize())
 
 
 def network_units(network: nn.Sequential) -> list[nn.Sequential]:
@@ -205,12 +211,9 @@ def cpu_has_vnni() -> bool:
 
 
 def quantization_engine() -> str:
-    """The CPU's quantized engine: FBGEMM (``x86``, which picks oneDNN for some shapes,
-    ran 2ch-deep's blocks 1.6–4× slower than FBGEMM at widths 500–1607 px, session 21, and
-    its time varied with the width; FBGEMM's stayed at about 100 ns a pixel, 3× faster than
-    float32)."""
+    """The first of :data:`ENGINES` this PyTorch build has."""
     engines = torch.backends.quantized.supported_engines
-    for engine in ("fbgemm", "x86"):
+    for engine in ENGINES:
         if engine in engines:
             return engine
     raise StereoError(
