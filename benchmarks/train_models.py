@@ -395,6 +395,8 @@ def train_one(
         recipe_name, default_steps, init_set, set_overrides = TRAIN_SET_RECIPES[train_set]
         steps = steps or default_steps
         overrides = {**set_overrides, **(extra_overrides or {}), "steps": str(steps)}
+        if lr_step:
+            overrides["lr_step"] = str(lr_step)
         if name in TOWER_INIT:
             init = tower_initialised(name, ROOT / "models" / TOWER_INIT[name])
             description += f"; every tower initialised from {TOWER_INIT[name]}'s L2-Net tower"
@@ -481,7 +483,10 @@ def main() -> None:
         "--lr-step",
         type=int,
         default=0,
-        help="divide the learning rate by the recipe's lr_gamma every N steps (0 = constant)",
+        help=(
+            "divide the learning rate by the recipe's lr_gamma every N steps (0: the "
+            "keypoint plan's rate stays constant; the stereo sets' recipe steps every 10,000)"
+        ),
     )
     parser.add_argument(
         "--tag",
