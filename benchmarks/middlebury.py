@@ -12,6 +12,14 @@ bad-1 / bad-2: share of pixels with known truth whose disparity is off by more t
 semi-global matcher with the Strecha benchmark's settings. Methods take the options of
 ``strecha.py`` (``NAME:0.4``, ``:wta``, ``:full``, ``:sN`` …). Writes
 ``benchmarks/results/middlebury.md`` and ``.json``; finished rows are kept on a rerun.
+
+Validation pairs for choosing the row search's settings without the benchmark:
+``--pairs castle-P19:2:1 …`` rectifies views r and r + k of castle-P19 with their true
+cameras at 384 px (a label step near Middlebury's) and scores the reference view's sparse
+truth points (``stereo.bench.rectified``)::
+
+    python benchmarks/middlebury.py --pairs castle-P19:0:1 castle-P19:2:1 castle-P19:5:1 \
+        --out benchmarks/results/castle_rectified
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ import torch
 
 from stereo.bench.machine import hardware
 from stereo.bench.middlebury import MIDDLEBURY_PAIRS, middlebury_pair, sgbm_disparity
+from stereo.bench.rectified import rectified_scene_pair
 from stereo.bench.results import merge_scores, save_results, saved_results
-from stereo.bench.specs import parse_method
+from stereo.bench.specs import parse_method, parse_pair
 from stereo.config import DEFAULT_MODEL
 from stereo.evaluation import disparity_errors
 from stereo.pipeline import match_rectified
@@ -36,11 +45,26 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["sgbm", "zncc", "census", "daisy", "dsift", DEFAULT_MODEL]
 #: the figures of a row, as the table shows them
 FIGURES = ("bad1", "bad2", "mae", "coverage")
+#: the one scene whose rectified pairs serve as validation (no benchmark pair comes from it)
+VALIDATION_SCENE = "castle-P19"
+#: working size (px, long side) of the rectified validation pairs
+VALIDATION_SIZE = 384
+
+
+def rectified_pair(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Left, right and truth disparity of a Middlebury pair or a ``castle-P19:r:k``
+    validation pair."""
+    if name in MIDDLEBURY_PAIRS:
+        return middlebury_pair(name)
+    scene, r, k = parse_pair(name)
+    if scene != VALIDATION_SCENE:
+        sys.exit(f"error: pair {name!r}: validation pairs come from {VALIDATION_SCENE} only")
+    return rectified_scene_pair(scene, r, k, VALIDATION_SIZE)
 
 
 def run_pair(name: str, methods: list[str], n_labels: int, size: int) -> dict[str, dict]:
     """``{method: figures}`` of every method on one pair."""
-    left, right, truth = middlebury_pair(name)
+    left, right, truth = rectified_pair(name)
     lo, hi = float(np.nanmin(truth)) / 1.05, float(np.nanmax(truth)) * 1.05
     rows = {}
     for method in methods:
@@ -65,10 +89,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "middlebury"))
     parser.add_argument("--table-only", action="store_true", help="Rewrite the Markdown only.")
     args = parser.parse_args()
-    unknown = [p for p in args.pairs if p not in MIDDLEBURY_PAIRS]
+    unknown = [p for p in args.pairs if p not in MIDDLEBURY_PAIRS and ":" not in p]
     if unknown:
         sys.exit(
-            f"error: unknown pair(s) {', '.join(unknown)}; valid: {', '.join(MIDDLEBURY_PAIRS)}"
+            f"error: unknown pair(s) {', '.join(unknown)}; valid: {', '.join(MIDDLEBURY_PAIRS)} "
+            f"or {VALIDATION_SCENE}:r:k"
         )
     out = Path(args.out)
     if args.table_only:
