@@ -62,8 +62,9 @@ def test_a_second_view_on_the_left_is_mirrored():
 
 
 def test_truth_map_holds_points_at_their_nearest_pixel_only():
-    xy = np.array([[1.4, 0.6], [3.0, 2.0], [9.0, 1.0], [0.0, 0.0]])
-    disparity = np.array([5.0, 7.5, 4.0, -1.0])  # third outside, fourth not positive
+    xy = np.array([[1.4, 0.6], [3.0, 2.0], [9.0, 1.0], [0.0, 0.0], [2.0, 1.0]])
+    # third outside, fourth not positive, fifth matched left of the second image
+    disparity = np.array([1.0, 2.5, 4.0, -1.0, 2.5])
     out = truth_map(xy, disparity, (3, 4))
-    assert out[1, 1] == 5.0 and out[2, 3] == 7.5
+    assert out[1, 1] == 1.0 and out[2, 3] == 2.5
     assert np.isfinite(out).sum() == 2

@@ -88,10 +88,12 @@ def second_view_right(left, right, xy, disparity):
 
 def truth_map(xy: np.ndarray, disparity: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """``(H, W)`` float32 map holding each point's ``disparity`` at its nearest pixel (NaN
-    elsewhere; points outside the image or with a non-positive disparity are dropped)."""
+    elsewhere). Points outside the image, with a non-positive disparity, or whose match
+    ``x − d`` falls outside the second image (cropped by the rectification) are dropped."""
     h, w = shape
     cols, rows = np.rint(xy[:, 0]).astype(int), np.rint(xy[:, 1]).astype(int)
-    keep = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h) & (disparity > 0)
+    inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    keep = inside & (disparity > 0) & (xy[:, 0] - disparity >= 0)
     out = np.full(shape, np.nan, np.float32)
     out[rows[keep], cols[keep]] = disparity[keep]
     return out
