@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from stereo.datasets.random_scenes import SceneSpec
 from stereo.datasets.stereo_windows import (
     WindowSpec,
     real_stereo_windows,
@@ -144,6 +145,15 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "(bicubic) as --window-scale 2 enlarges the images, near misses at every half label "
         "from 0.5 to 6 labels off; fine-tuned from the synthetic-stereo-2ch-fine run",
     ),
+    "synthetic-stereo-2ch-hard": (
+        None,
+        f"synthetic-stereo-2ch-hard: {SYNTHETIC_PAIRS} random wide-baseline view pairs drawn "
+        "as synthetic-stereo-2ch-fine's but from seed 7 (none shared with the other sets) and "
+        "with harder scenes: 30 % of the textures faint (3-25 % of their contrast) and 30 % of "
+        "the panels thin bars (6-20 times longer than wide); 64-px windows warped by each "
+        "hypothesis' own plane, near misses at every half label from 0.5 to 6 labels off; "
+        "fine-tuned from the synthetic-stereo-2ch-fine run",
+    ),
     "castle-dense-2ch": (
         None,
         "castle-dense-2ch: real stereo windows of castle-P19 views 0-9 only (views 10-18 held "
@@ -169,7 +179,10 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     "synthetic-stereo-2ch": {"score_stride": 3},
     # every 6th: castle-P19 four pairs 0.978/0.954/0.894 against 0.978/0.955/0.895 at 3, two
     # thirds of the volume's time (results/castle_share.md)
-    "synthetic-stereo-2ch-fine": {"score_stride": 6},
+    # window scale 2 (session 20) and a 15 % ZNCC blend (session 21): chosen on castle-P19
+    # (results/castle_window.md, results/castle_variants.md)
+    "synthetic-stereo-2ch-fine": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
+    "synthetic-stereo-2ch-hard": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
     "synthetic-stereo-2ch-xl": {"score_stride": 6},
     "castle-dense-2ch": {"score_stride": 6},
     "synthetic-stereo-2ch-ws2": {"score_stride": 6, "window_scale": 2},
@@ -203,6 +216,11 @@ SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo-desc": 4,
     "synthetic-stereo-2ch-xl": 5,
     "synthetic-stereo-2ch-ws2": 6,
+    "synthetic-stereo-2ch-hard": 7,
+}
+#: scenes of a generated set where they differ from SceneSpec()'s
+SYNTHETIC_SCENES: dict[str, SceneSpec] = {
+    "synthetic-stereo-2ch-hard": SceneSpec(faint_share=0.3, thin_share=0.3),
 }
 #: how each generated set cuts its windows (default: WindowSpec(), 32 px pre-warped)
 #: 64-px windows warped by each hypothesis' own plane, near misses at every half label
@@ -212,6 +230,7 @@ SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
     "synthetic-stereo-2ch-fine": HALF_LABEL_WINDOWS,
     "synthetic-stereo-2ch-xl": HALF_LABEL_WINDOWS,
     "synthetic-stereo-2ch-ws2": replace(HALF_LABEL_WINDOWS, window=32, enlarged=True),
+    "synthetic-stereo-2ch-hard": HALF_LABEL_WINDOWS,
 }
 #: sets cut from a scene fused by `stereo-dataset dense-truth`: name → (folder, views it may
 #: use, view offsets of its pairs, how its windows are cut)
@@ -280,6 +299,13 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
     ),
     # windows as --window-scale 2 reads them, from the synthetic-stereo-2ch-fine weights
     "synthetic-stereo-2ch-ws2": (
+        "stereo",
+        600,
+        "synthetic-stereo-2ch-fine",
+        {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
+    ),
+    # faint textures and thin bars, from the synthetic-stereo-2ch-fine weights
+    "synthetic-stereo-2ch-hard": (
         "stereo",
         600,
         "synthetic-stereo-2ch-fine",
@@ -365,6 +391,7 @@ def load_train_set(train_set: str) -> PatchSet:
         SYNTHETIC_SET_PAIRS.get(train_set, SYNTHETIC_PAIRS),
         TEXTURE_FOLDERS,
         seed=SYNTHETIC_SEEDS[train_set],
+        scene=SYNTHETIC_SCENES.get(train_set),
         windows=SYNTHETIC_WINDOWS.get(train_set),
         workers=torch.get_num_threads(),
     )

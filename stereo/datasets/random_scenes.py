@@ -35,6 +35,10 @@ TEXELS_PER_PIXEL = (0.6, 1.6)
 MAX_TEXTURE_SIDE = 1536
 #: photographs read from texture folders are reduced to this longest side, pixels
 POOL_IMAGE_SIDE = 1024
+#: a faint texture keeps this share of its contrast about its mean (weakly textured walls)
+FAINT_CONTRAST = (0.03, 0.25)
+#: long side / short side of a thin panel (bars, poles, frames)
+THIN_ASPECT = (6.0, 20.0)
 #: image suffixes read from texture folders
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp")
 
@@ -51,6 +55,8 @@ class SceneSpec:
     max_convergence_deg: float = 30.0  # convergent rigs: angle between the optical axes
     procedural_share: float = 0.25  # share of textures that are fractal noise
     rigs: tuple[str, ...] = RIGS
+    faint_share: float = 0.0  # share of textures whose contrast is cut to FAINT_CONTRAST
+    thin_share: float = 0.0  # share of panels drawn as thin bars (aspect THIN_ASPECT)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.rigs) - set(RIGS))
@@ -58,6 +64,9 @@ class SceneSpec:
             raise StereoError(f"unknown rig(s) {unknown}; valid rigs: {', '.join(RIGS)}")
         if min(self.width, self.height) < 32 or self.supersample < 1:
             raise StereoError("synthetic views need at least 32×32 pixels and supersample ≥ 1")
+        for name in ("procedural_share", "faint_share", "thin_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise StereoError(f"{name} must lie in [0, 1], not {getattr(self, name)}")
 
 
 @dataclass
@@ -125,6 +134,12 @@ def random_texture(
     return cv2.resize(crop, (width, height), interpolation=flags)
 
 
+def faint(texture: np.ndarray, contrast: float) -> np.ndarray:
+    """``texture`` (uint8) with its deviations from its mean scaled by ``contrast``."""
+    mean = float(texture.mean())
+    return np.clip(np.rint(mean + contrast * (texture - mean)), 0, 255).astype(np.uint8)
+
+
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """Rotation about y (yaw), then x (pitch), then z (roll), radians."""
     cy, sy, cp, sp, cr, sr = (f(a) for a in (yaw, pitch, roll) for f in (np.cos, np.sin))
@@ -149,6 +164,8 @@ def _plane(
     tex_w = int(np.clip(size[0] * texture_scale, 16, MAX_TEXTURE_SIDE))
     tex_h = int(np.clip(size[1] * texture_scale, 16, MAX_TEXTURE_SIDE))
     texture = random_texture(rng, pool, tex_w, tex_h, spec.procedural_share)
+    if spec.faint_share > 0 and rng.random() < spec.faint_share:
+        texture = faint(texture, rng.uniform(*FAINT_CONTRAST))
     origin = centre - 0.5 * size[0] * u_axis - 0.5 * size[1] * v_axis
     return TexturedPlane(origin, u_axis, v_axis, size[0], size[1], texture)
 
@@ -180,6 +197,8 @@ def random_planes(
         )
         extent = rng.uniform(0.15, 0.7) * half_w * z
         aspect = np.exp(rng.uniform(-0.7, 0.7))
+        if spec.thin_share > 0 and rng.random() < spec.thin_share:
+            aspect = np.sqrt(rng.uniform(*THIN_ASPECT)) ** rng.choice([-1.0, 1.0])
         rotation = _rotation(
             rng.uniform(-1.05, 1.05), rng.uniform(-0.7, 0.7), rng.uniform(-0.5, 0.5)
         )

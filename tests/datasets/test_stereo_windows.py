@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -168,6 +170,27 @@ def test_random_view_pairs_are_deterministic_and_geometric():
     assert not np.array_equal(a.images[0], c.images[0])
 
 
+def test_faint_textures_and_thin_bars_change_only_the_scenes_that_ask():
+    from stereo.datasets.random_scenes import THIN_ASPECT, faint, random_planes
+
+    texture = np.array([[0, 100, 200]], np.uint8)
+    np.testing.assert_array_equal(faint(texture, 0.1), [[90, 100, 110]])
+    pool = texture_pool()
+    # shares of 0 draw nothing more from the generator: the older sets stay bit for bit
+    plain = random_planes(np.random.default_rng(9), pool, 80.0, SMALL)
+    unasked = random_planes(
+        np.random.default_rng(9), pool, 80.0, replace(SMALL, faint_share=0.0, thin_share=0.0)
+    )
+    for a, b in zip(plain, unasked, strict=True):
+        np.testing.assert_array_equal(a.texture, b.texture)
+    hard = replace(SMALL, faint_share=1.0, thin_share=1.0, min_panels=4, max_panels=4)
+    wall, *panels = random_planes(np.random.default_rng(9), pool, 80.0, hard)
+    assert float(wall.texture.std()) < 0.26 * float(plain[0].texture.std()) + 1
+    for panel in panels[-4:]:
+        ratio = max(panel.width, panel.height) / min(panel.width, panel.height)
+        assert THIN_ASPECT[0] - 1e-9 <= ratio <= THIN_ASPECT[1] + 1e-9
+
+
 @pytest.mark.parametrize("kind", RIGS)
 def test_rigs_see_the_target(kind):
     rng = np.random.default_rng(0)
@@ -199,6 +222,8 @@ def test_synthetic_set_is_deterministic_with_workers_and_links_near_misses():
 def test_bad_specs_are_refused():
     with pytest.raises(StereoError, match="unknown rig"):
         SceneSpec(rigs=("sideways",))
+    with pytest.raises(StereoError, match=r"faint_share must lie in \[0, 1\], not 1.5"):
+        SceneSpec(faint_share=1.5)
     with pytest.raises(StereoError, match="must divide 64"):
         WindowSpec(window=24)
     with pytest.raises(StereoError, match="near_step 0 must lie in"):
