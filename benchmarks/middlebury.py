@@ -114,10 +114,20 @@ def main() -> None:
 
 def write_table(summary: dict, path: Path) -> None:
     """One Markdown row per pair and method; the best bad-2 of a pair in bold."""
+    validation = any(pair not in MIDDLEBURY_PAIRS for pair in summary["results"])
+    title, source = (
+        (
+            f"{VALIDATION_SCENE} rectified with its true cameras at {VALIDATION_SIZE} px: "
+            "validation pairs, sparse truth",
+            "`python benchmarks/middlebury.py --pairs castle-P19:r:k …`",
+        )
+        if validation
+        else ("Middlebury: rectified pairs", "`python benchmarks/middlebury.py`")
+    )
     lines = [
-        "# Middlebury: rectified pairs (lower is better)",
+        f"# {title} (lower is better)",
         "",
-        f"`python benchmarks/middlebury.py`, {summary['date']}, {summary['hardware']}; "
+        f"{source}, {summary['date']}, {summary['hardware']}; "
         f"{summary['labels']} labels over the truth's range ± 5 %, graph cuts at each cost's "
         "castle-P19 λ, sub-label refinement; bad-1 / bad-2 over pixels with truth (no "
         "estimate = bad), MAE (px) and coverage over the estimated ones; seconds end to end.",
@@ -133,7 +143,19 @@ def write_table(summary: dict, path: Path) -> None:
                 f"| {pair} | {method} | {row['bad1']:.3f} | {bad2} | {row['mae']:.2f} | "
                 f"{row['coverage']:.3f} | {row['seconds']} |"
             )
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines + mean_rows(summary["results"])) + "\n")
+
+
+def mean_rows(results: dict[str, dict[str, dict]]) -> list[str]:
+    """Markdown rows of each method's mean bad-1 / bad-2 over the pairs (methods run on
+    every pair only)."""
+    methods = [m for m in next(iter(results.values()), {}) if all(m in r for r in results.values())]
+    lines = ["", f"Mean over the {len(results)} pairs:", "", "| method | bad-1 | bad-2 |"]
+    lines.append("|---|---|---|")
+    for method in methods:
+        bad1, bad2 = (np.mean([r[method][k] for r in results.values()]) for k in ("bad1", "bad2"))
+        lines.append(f"| {method} | {bad1:.3f} | {bad2:.3f} |")
+    return lines
 
 
 if __name__ == "__main__":
