@@ -18,6 +18,7 @@ import numpy as np
 from stereo.bench.strecha import ProtocolPair, load_pair
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera
+from stereo.geometry.planesweep import backproject
 
 
 def rectification(reference: Camera, other: Camera) -> tuple[np.ndarray, ...]:
@@ -55,8 +56,7 @@ def rectified_truth(pair: ProtocolPair, R1, P1, P2) -> tuple[np.ndarray, np.ndar
     truth point of the reference view that the second view sees."""
     camera = pair.reference_camera
     xy, depth = pair.truth.xy[pair.in_view], pair.truth.depth[pair.in_view]
-    rays = np.c_[xy, np.ones(len(xy))] @ np.linalg.inv(camera.K).T
-    points = (rays * depth[:, None]) @ R1.T  # in the rectified reference frame
+    points = camera.to_camera(backproject(camera, xy, depth)) @ R1.T  # rectified frame
     homogeneous = np.c_[points, np.ones(len(points))]
     left, right = homogeneous @ P1.T, homogeneous @ P2.T
     x_left, x_right = left[:, :2] / left[:, 2:], right[:, 0] / right[:, 2]
