@@ -31,11 +31,12 @@ from stereo.datasets.stereo_windows import (
     real_stereo_windows,
     synthetic_stereo_windows,
 )
+from stereo.errors import StereoError
 from stereo.patchnet.data.patchset import PatchSet
 from stereo.patchnet.manifest import write_manifest
 from stereo.patchnet.models import PatchNet, build_model
 from stereo.patchnet.models.l2net import L2NetTower
-from stereo.patchnet.recipes import get_recipe
+from stereo.patchnet.recipes import get_recipe, parse_overrides
 from stereo.patchnet.train import train
 from stereo.patchnet.weights import load_weights_file, save_weights
 
@@ -475,6 +476,7 @@ def train_one(
         + (f" --device {device}" if device != "cpu" else "")
         + (f" --lr-step {lr_step}" if lr_step else "")
         + (f" --tag {tag}" if tag else "")
+        + "".join(f" --set {key}={value}" for key, value in (extra_overrides or {}).items())
         + ("" if make_default else " --no-default")
     )
     card["recipe_base"] = recipe_name
@@ -521,6 +523,13 @@ def main() -> None:
         help="name the result NAME.TRAIN_SET.TAG (e.g. a longer run beside the plan's one)",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe field after the plan's (e.g. --set hardest_in_batch=true)",
+    )
+    parser.add_argument(
         "--no-default",
         action="store_true",
         help="do not make the result the model's default weights (models/defaults.json)",
@@ -540,6 +549,11 @@ def main() -> None:
     train_path = TRAIN_SETS[args.train_set][0]
     if train_path is not None and not train_path.is_file():
         sys.exit(f"error: {train_path} is missing; build it first (see benchmarks/README.md)")
+    try:
+        extra_overrides = parse_overrides(args.set)
+        get_recipe("stereo").with_overrides(extra_overrides)  # unknown keys fail here
+    except StereoError as error:
+        sys.exit(f"error: {error}")
     torch.set_num_threads(2 if args.device == "cpu" else torch.get_num_threads())
     for name in PLAN if args.all else [args.model]:
         path = train_one(
@@ -548,6 +562,7 @@ def main() -> None:
             args.device,
             args.train_set,
             args.steps,
+            extra_overrides=extra_overrides,
             make_default=not args.no_default,
             lr_step=args.lr_step,
             tag=args.tag,

@@ -27,23 +27,13 @@ from stereo.patchnet.manifest import (
 )
 from stereo.patchnet.metrics import pair_metrics
 from stereo.patchnet.models import MODELS, build_model, count_parameters
-from stereo.patchnet.recipes import RECIPES, default_recipe, get_recipe
+from stereo.patchnet.recipes import RECIPES, default_recipe, get_recipe, parse_overrides
 
 
 @click.group(cls=error_reporting_group(), context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="stereo", message="%(prog)s %(version)s")
 def cli() -> None:
     """Patch-comparison networks: DeepCompare, DeepDesc CNN3, L2-Net."""
-
-
-def _parse_overrides(items: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise StereoError(f"--set takes KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
 
 
 @cli.command("models")
@@ -152,7 +142,7 @@ def train_command(
     from stereo.patchnet.weights import load_weights_file
 
     chosen = get_recipe(recipe) if recipe else default_recipe(model)
-    values = _parse_overrides(overrides)
+    values = parse_overrides(overrides)
     if steps is not None:
         values["steps"] = str(steps)
     chosen = chosen.with_overrides(values)

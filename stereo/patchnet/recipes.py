@@ -36,6 +36,9 @@ class Recipe:
     augment: bool = True  # random flips / 90° rotations, same for both patches of a pair
     # share of negatives that are near misses (random, fracking, near_triplet)
     near_negatives: float = 0.0
+    # near_triplet, descriptor models: each triplet's negative score is raised to the anchor's
+    # best score against the positives of the batch's other points (HardNet-style mining)
+    hardest_in_batch: bool = False
     # optimiser
     optimizer: str = "sgd"  # sgd | adam
     lr: float = 0.01
@@ -175,6 +178,17 @@ RECIPES: dict[str, Recipe] = {
 
 #: the recipe used when none is named, per model family.
 DEFAULT_RECIPE = {"cnn3": "deepdesc", "l2net": "l2net", "cs-l2net": "l2net"}
+
+
+def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` texts (``--set``) → ``{key: value}``; raises on a text without ``=``."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise StereoError(f"--set takes KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
 
 
 def get_recipe(name: str) -> Recipe:

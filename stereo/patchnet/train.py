@@ -87,6 +87,13 @@ def check_compatible(model: PatchNet, recipe: Recipe) -> None:
             "near_negatives needs the random, fracking or near_triplet sampler, "
             f"not {recipe.sampler!r}"
         )
+    if recipe.hardest_in_batch and (
+        recipe.sampler != "near_triplet" or not isinstance(model, DescriptorNet)
+    ):
+        raise StereoError(
+            "hardest_in_batch needs the near_triplet sampler and a descriptor model "
+            f"(siam, siam-l2, cnn3, l2net …), not {recipe.sampler!r} with {model.name!r}"
+        )
 
 
 class Trainer:
@@ -179,6 +186,8 @@ class Trainer:
             if isinstance(self.model, DescriptorNet):
                 da, dp, dn = self.model.describe(torch.cat([a, p, n])).split(len(a))
                 s_pos, s_neg = self.model.compare(da, dp), self.model.compare(da, dn)
+                if r.hardest_in_batch:
+                    s_neg = torch.maximum(s_neg, self._hardest_other_point(da, dp, triplets))
             else:
                 s_pos, s_neg = self.model.score(a, p), self.model.score(a, n)
             return L.ranking_loss(s_pos, s_neg, r.margin)
@@ -195,6 +204,16 @@ class Trainer:
         desc, firsts, lasts = model.embed_with_intermediates(model.prepare(torch.cat([a, b])))
         split = lambda ts: ([t[:p] for t in ts], [t[p:] for t in ts])  # noqa: E731
         return L.l2net_loss(desc[:p], desc[p:], split(firsts), split(lasts)) / p
+
+    def _hardest_other_point(self, da: Tensor, dp: Tensor, triplets: np.ndarray) -> Tensor:
+        """``(B,)``: each anchor's best score against the positives ``dp`` ``(B, D)`` of the
+        batch's other points (``-inf`` where every positive shows the anchor's own point)."""
+        model: DescriptorNet = self.model  # type: ignore[assignment]
+        b = len(da)
+        scores = model.compare(da.repeat_interleave(b, dim=0), dp.repeat(b, 1)).view(b, b)
+        points = torch.as_tensor(self.index.point_of_patch[triplets[:, :2]], device=da.device)
+        same_point = points[:, 0, None] == points[None, :, 1]
+        return scores.masked_fill(same_point, float("-inf")).amax(dim=1)
 
     def step(self) -> float:
         """One optimisation step; returns the loss (raises on a non-finite loss)."""

@@ -178,6 +178,29 @@ def test_training_with_near_miss_negatives(tmp_path, warped_small):
         )
 
 
+def test_hardest_in_batch_negatives(tmp_path, warped_small):
+    """Each anchor's mined negative is its highest score (−L2) against the positives of the
+    batch's other points, its own point's positives masked; 2-channel models are refused."""
+    recipe = get_recipe("stereo").with_overrides({"hardest_in_batch": "true"})
+    trainer = Trainer(build_model("siam-l2"), recipe, warped_small, torch.device("cpu"), 0)
+    ids = trainer.index.point_of_patch
+    a, b, c = (int(np.nonzero(ids == point)[0][0]) for point in np.unique(ids)[:3])
+    triplets = np.array([[a, a, b], [b, b, a], [c, a, b]])  # point of c's anchor ≠ a's
+    da = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 3.0]], dtype=torch.float64)
+    dp = torch.tensor([[1.0, 0.0], [4.0, 0.0], [0.0, 7.0]], dtype=torch.float64)
+    hardest = trainer._hardest_other_point(da, dp, triplets)
+    # anchor 0 (point a): positives 1 (b, distance 4) and 2 (a, masked) → −4
+    # anchor 1 (point b): positives 0 (a, 9) and 2 (a, √149) → −9
+    # anchor 2 (point c): positives 0 (√10), 1 (5), 2 (4) → −√10
+    expected = torch.tensor([-4.0, -9.0, -(10.0**0.5)], dtype=torch.float64)
+    torch.testing.assert_close(hardest, expected, atol=1e-6, rtol=0)
+    with pytest.raises(StereoError, match="hardest_in_batch"):
+        Trainer(build_model("2ch"), recipe, warped_small, torch.device("cpu"), 0)
+    mined = recipe.with_overrides({"near_negatives": "0"})  # no near misses in this set
+    result = _run(tmp_path, "siam", mined, warped_small)  # a learned decision head
+    assert result.last_loss < result.first_loss, result.losses
+
+
 def test_incompatible_and_unknown_recipes(warped_small):
     with pytest.raises(StereoError, match="descriptor compared by L2"):
         Trainer(build_model("2ch"), get_recipe("contrastive"), warped_small, torch.device("cpu"), 0)
