@@ -56,10 +56,16 @@ def rectified_pair(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     validation pair."""
     if name in MIDDLEBURY_PAIRS:
         return middlebury_pair(name)
+    return rectified_scene_pair(*validation_pair(name), VALIDATION_SIZE)
+
+
+def validation_pair(name: str) -> tuple[str, int, int]:
+    """Scene, r and k of a ``castle-P19:r:k`` spec; exits with a one-line error on any
+    other scene or a malformed spec."""
     scene, r, k = parse_pair(name)
     if scene != VALIDATION_SCENE:
         sys.exit(f"error: pair {name!r}: validation pairs come from {VALIDATION_SCENE} only")
-    return rectified_scene_pair(scene, r, k, VALIDATION_SIZE)
+    return scene, r, k
 
 
 def run_pair(name: str, methods: list[str], n_labels: int, size: int) -> dict[str, dict]:
@@ -95,6 +101,9 @@ def main() -> None:
             f"error: unknown pair(s) {', '.join(unknown)}; valid: {', '.join(MIDDLEBURY_PAIRS)} "
             f"or {VALIDATION_SCENE}:r:k"
         )
+    for pair in args.pairs:  # every spec checked before the first pair runs
+        if pair not in MIDDLEBURY_PAIRS:
+            validation_pair(pair)
     out = Path(args.out)
     if args.table_only:
         save_results(out, saved_results(out, required=True), write_table)

@@ -54,3 +54,22 @@ def test_sgbm_baseline_finds_a_known_shift():
     left, right = texture[:, 40:180], texture[:, 45:185]  # left x matches right x − 5
     disparity = sgbm_disparity(left, right, 0.0, 20.0)
     assert abs(np.nanmedian(disparity[:, 40:]) - 5.0) < 0.25
+
+
+def test_middlebury_script_checks_every_pair_before_running(tmp_path):
+    """A bad pair spec after a good one stops the script before the first pair runs: one
+    line, nothing written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "middlebury.py"
+    out = tmp_path / "table"
+    pairs = ["castle-P19:0:1", "fountain-P11:5:1"]
+    command = [sys.executable, str(script), "--pairs", *pairs, "--out", str(out)]
+    child = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert child.returncode != 0
+    assert child.stderr.strip() == (
+        "error: pair 'fountain-P11:5:1': validation pairs come from castle-P19 only"
+    )
+    assert not list(tmp_path.iterdir())
