@@ -122,15 +122,13 @@ def main() -> None:
         for c in columns
     }
     lines.append("| **mean** | | " + " | ".join(f"**{means[c]:.2f}**" for c in columns) + " |")
-    counts = [sum(c in r["fpr95"] for r in results.values()) for c in columns]
-    lines.append("| splits in the mean | | " + " | ".join(str(n) for n in counts) + " |")
+    counts = {c: sum(c in r["fpr95"] for r in results.values()) for c in columns}
+    lines.append("| splits in the mean | | " + " | ".join(str(counts[c]) for c in columns) + " |")
     table = "\n".join(lines)
     print(table)
     # the best model is chosen among those that ran every split (means over the same splits)
     models_only = {
-        c: v
-        for c, v in means.items()
-        if c not in baseline_names and all(c in r["fpr95"] for r in results.values())
+        c: v for c, v in means.items() if c not in baseline_names and counts[c] == len(results)
     }
     best = min(models_only, key=models_only.get) if models_only else None
     summary = {
