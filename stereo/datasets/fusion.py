@@ -20,7 +20,7 @@ from stereo.config import StereoConfig
 from stereo.datasets.random_scenes import ViewPair
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera
-from stereo.geometry.planesweep import backproject
+from stereo.geometry.planesweep import backproject, depth_agrees
 from stereo.geometry.scene import Scene
 
 #: views (the pixel's own included) whose depth maps must agree for a depth to be kept
@@ -50,16 +50,7 @@ def agreeing_views(
     for other, (other_depth, camera) in enumerate(zip(depths, cameras, strict=True)):
         if other == view:
             continue
-        seen, z = camera.project(points)
-        h, w = other_depth.shape
-        with np.errstate(invalid="ignore"):
-            col, row = np.rint(seen[:, 0]), np.rint(seen[:, 1])
-            inside = (z > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
-        found = np.full(len(z), np.nan)
-        found[inside] = other_depth[row[inside].astype(int), col[inside].astype(int)]
-        with np.errstate(invalid="ignore"):
-            agree = np.abs(found - z) <= tolerance * z
-        count[ys, xs] += agree
+        count[ys, xs] += depth_agrees(points, camera, other_depth, tolerance)
     return count
 
 

@@ -36,7 +36,12 @@ from stereo.datasets.random_scenes import SceneSpec, ViewPair, random_view_pair,
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera
 from stereo.geometry.matches import percentile_depth_range
-from stereo.geometry.planesweep import backproject, inverse_depth_labels, plane_homography
+from stereo.geometry.planesweep import (
+    backproject,
+    depth_agrees,
+    inverse_depth_labels,
+    plane_homography,
+)
 from stereo.patchnet.data.patchset import PATCH_SIZE, PatchSet
 
 #: how the second view's window is resampled (see the module docstring)
@@ -100,21 +105,8 @@ def visible_points(pair: ViewPair, margin: int) -> tuple[np.ndarray, np.ndarray]
     ys, xs = np.nonzero(np.isfinite(depth))
     inner = (xs >= margin) & (xs < w - margin) & (ys >= margin) & (ys < h - margin)
     xy, z = np.c_[xs, ys][inner].astype(np.float64), depth[ys[inner], xs[inner]]
-    seen, z_other = other.project(backproject(reference, xy, z))
-    oh, ow = pair.depths[1].shape
-    inside = (
-        (z_other > 0)
-        & (seen[:, 0] >= margin)
-        & (seen[:, 0] < ow - margin)
-        & (seen[:, 1] >= margin)
-        & (seen[:, 1] < oh - margin)
-    )
-    col = np.rint(seen[inside, 0]).astype(int)
-    row = np.rint(seen[inside, 1]).astype(int)
-    rendered = pair.depths[1][row, col]
-    keep = np.zeros(len(xy), bool)
-    keep[np.nonzero(inside)[0]] = (
-        np.abs(rendered - z_other[inside]) <= VISIBLE_TOLERANCE * z_other[inside]
+    keep = depth_agrees(
+        backproject(reference, xy, z), other, pair.depths[1], VISIBLE_TOLERANCE, margin
     )
     return xy[keep].astype(int), z[keep]
 

@@ -48,6 +48,32 @@ def backproject(camera: Camera, xy: np.ndarray, depth: np.ndarray) -> np.ndarray
     return (rays * np.asarray(depth)[:, None]) @ camera.R.T + camera.C
 
 
+def depth_agrees(
+    points: np.ndarray,
+    camera: Camera,
+    depth_map: np.ndarray,
+    tolerance: float,
+    margin: float = 0.0,
+) -> np.ndarray:
+    """``(N,)`` bool: whether each world point ``(N, 3)``, projected by ``camera``, lands
+    inside ``depth_map`` (``(H, W)`` z-depths of that camera, metres, NaN = none; at least
+    ``margin`` pixels in when ``margin > 0``) where the nearest pixel holds its depth within
+    ``tolerance`` (relative): the point is what that view sees there, not hidden behind
+    something else."""
+    seen, z = camera.project(points)
+    h, w = depth_map.shape
+    with np.errstate(invalid="ignore"):
+        col, row = np.rint(seen[:, 0]), np.rint(seen[:, 1])
+        inside = (z > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        if margin > 0:
+            inside &= (seen[:, 0] >= margin) & (seen[:, 1] >= margin)
+            inside &= (seen[:, 0] < w - margin) & (seen[:, 1] < h - margin)
+    found = np.full(len(z), np.nan)
+    found[inside] = depth_map[row[inside].astype(int), col[inside].astype(int)]
+    with np.errstate(invalid="ignore"):
+        return np.abs(found - z) <= tolerance * z
+
+
 def sweep_parallax(reference: Camera, other: Camera, depth_min: float, depth_max: float) -> float:
     """Largest shift, in ``other``'s pixels, between where a reference pixel lands at
     ``depth_min`` and at ``depth_max`` (over a 5 × 5 grid of the reference image, points in
