@@ -347,6 +347,27 @@ TOWER_INIT: dict[str, str] = {"cs-l2net": "l2net.synthetic-stereo.pt"}
 ADAM = {"optimizer": "adam", "lr": "0.001", "momentum": "0", "weight_decay": "0"}
 
 
+def keypoint_overrides(
+    name: str,
+    steps: int | None = None,
+    extra: dict[str, str] | None = None,
+    lr_step: int = 0,
+) -> dict[str, str]:
+    """The recipe overrides of ``name``'s keypoint-patch run (:data:`PLAN`): Adam, the plan's
+    extras, then ``extra``; ``steps`` (default: the plan's), validation four times a run, a
+    checkpoint every 200 steps, ``lr_step`` (0: constant rate)."""
+    steps = steps or PLAN[name][1]
+    return {
+        **ADAM,
+        **PLAN[name][2],
+        **(extra or {}),
+        "steps": str(steps),
+        "val_every": str(max(steps // 4, 1)),
+        "checkpoint_every": "200",
+        "lr_step": str(lr_step),
+    }
+
+
 def init_weights_path(name: str, init_set: str) -> Path:
     """The weights a stereo set's run of ``name`` starts from: the ``init_set`` run's fp32
     weights, else its shipped fp16 ones; exits saying which run to make first."""
@@ -435,19 +456,9 @@ def train_one(
     elif name not in PLAN:
         sys.exit(f"error: {name} trains only on the stereo sets ({', '.join(TRAIN_SET_RECIPES)})")
     else:
-        if steps is None:
-            steps = PLAN[name][1]
-        recipe_name, _, extra = PLAN[name]
-        overrides = {
-            **ADAM,
-            **extra,
-            **TRAIN_SET_OVERRIDES.get(train_set, {}),
-            **(extra_overrides or {}),
-            "steps": str(steps),
-            "val_every": str(max(steps // 4, 1)),
-            "checkpoint_every": "200",
-            "lr_step": str(lr_step),
-        }
+        recipe_name = PLAN[name][0]
+        extra = {**TRAIN_SET_OVERRIDES.get(train_set, {}), **(extra_overrides or {})}
+        overrides = keypoint_overrides(name, steps, extra, lr_step)
     recipe = get_recipe(recipe_name).with_overrides(overrides)
     data = load_train_set(train_set)
     if train_set == "castle-near":  # trained before view ids existed: sample as it was then

@@ -10,6 +10,7 @@ from stereo.errors import StereoError
 from stereo.geometry.camera import Camera
 from stereo.geometry.planesweep import (
     backproject,
+    depth_agrees,
     inverse_depth_labels,
     plane_homographies,
     plane_homography,
@@ -69,3 +70,19 @@ def test_grid_projection_equals_pointwise_projection_behind_the_camera_too():
     assert behind.any() and (w > 0).any() and horizon.any()
     assert (got[behind] == -1e6).all()
     np.testing.assert_allclose(got[~horizon], expected[~horizon], rtol=1e-6, atol=1e-4)
+
+
+def test_depth_agrees_sees_the_surface_not_points_before_it_or_outside():
+    c2 = _pair()[1]
+    wall = np.full((480, 640), 7.0)  # c2's z-depth map of a wall square to its axis at 7 m
+    xy = np.array([[320.0, 240.0], [100.0, 50.0], [600.0, 400.0]])
+    on_wall = backproject(c2, xy, np.full(3, 7.0))
+    assert depth_agrees(on_wall, c2, wall, 0.01).all()
+    in_front = backproject(c2, xy, np.full(3, 6.0))  # 1 m before the surface
+    assert not depth_agrees(in_front, c2, wall, 0.01).any()
+    assert depth_agrees(in_front, c2, wall, 0.2).all()  # 6 vs 7 m: within 20 %
+    assert not depth_agrees(on_wall, c2, np.full((480, 640), np.nan), 0.01).any()
+    # 50 px from the border: the first point is inside, the others closer to the border
+    assert depth_agrees(on_wall, c2, wall, 0.01, margin=60).tolist() == [True, False, False]
+    behind = backproject(c2, xy, np.full(3, -7.0))
+    assert not depth_agrees(behind, c2, -wall, 0.01).any()

@@ -1,0 +1,89 @@
+"""Train the patch table's single-scene splits: each model on one scene's keypoint patches.
+
+    python benchmarks/patch_splits.py                      # fountain-P11 and Herz-Jesu-P8
+    python benchmarks/patch_splits.py --scenes castle-P19 --models cnn3 l2net
+
+Each model is trained with its own keypoint-patch recipe, exactly as ``train_models.py``
+trains it on castle+oxford (:func:`train_models.keypoint_overrides`), on
+``datasets/patches/SCENE.npz`` alone, and written (fp16, with its card) to
+``runs/patch_splits/SCENE/MODEL.SCENE.pt``, where ``benchmarks/patches.py`` finds it. The
+scenes train side by side, one thread each (~50 minutes for the two default scenes on 2
+cores); each scene's log goes to ``runs/patch_splits/SCENE.log``. Needs ``datasets/patches``
+(``benchmarks/README.md``, "Patch datasets").
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+from train_models import PLAN, keypoint_overrides
+
+from stereo.patchnet.data.patchset import PatchSet
+from stereo.patchnet.recipes import get_recipe
+from stereo.patchnet.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+SPLITS = ROOT / "runs" / "patch_splits"
+#: the splits of the patch table: the two benchmark scenes (castle-P19 trains the shipped models)
+SCENES = ["fountain-P11", "Herz-Jesu-P8"]
+#: the families of the patch table, in the order each scene trains them
+MODELS = ["cnn3", "l2net", "2ch-2stream"]
+
+
+def patches_path(scene: str) -> Path:
+    """``datasets/patches/SCENE.npz``: a scene's keypoint patches."""
+    return ROOT / "datasets" / "patches" / f"{scene}.npz"
+
+
+def train_scene(scene: str, models: list[str], out: Path, steps: int | None = None) -> str:
+    """Train every model of ``models`` on ``scene``'s patches (``steps``: the plan's when
+    None), one thread, into ``out/SCENE`` with its log in ``out/SCENE.log``; returns the
+    scene."""
+    torch.set_num_threads(1)
+    data = PatchSet.load(patches_path(scene))
+    with open(out / f"{scene}.log", "w") as stream, contextlib.redirect_stderr(stream):
+        for model in models:
+            overrides = keypoint_overrides(model, steps)
+            train(
+                model,
+                get_recipe(PLAN[model][0]).with_overrides(overrides),
+                data,
+                out / scene,
+                weights_name=f"{model}.{scene}.pt",
+                half=True,
+                data_description=str(patches_path(scene).relative_to(ROOT)),
+            )
+            print(f"{scene}: {model} done", file=stream, flush=True)
+    return scene
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", nargs="+", default=SCENES)
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=list(PLAN))
+    parser.add_argument("--steps", type=int, help="every model's steps (default: the plan's)")
+    parser.add_argument("--out", type=Path, default=SPLITS, help="folder of the splits")
+    args = parser.parse_args()
+    missing = [str(patches_path(s)) for s in args.scenes if not patches_path(s).is_file()]
+    if missing:
+        sys.exit(
+            f"error: {', '.join(missing)} missing; build it with stereo-dataset build "
+            "(benchmarks/README.md, Patch datasets)"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    n = len(args.scenes)
+    with ProcessPoolExecutor(max_workers=n) as pool:
+        runs = pool.map(
+            train_scene, args.scenes, [args.models] * n, [args.out] * n, [args.steps] * n
+        )
+        for scene in runs:
+            print(f"{scene}: {', '.join(args.models)} in {args.out / scene}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
