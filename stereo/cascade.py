@@ -33,12 +33,29 @@ from stereo.progress import LOG
 
 #: ``--cascade`` value that turns the cascade off (the full sweep)
 FULL_SWEEP = "none"
+#: ``--cascade`` value that lets the search decide (:func:`for_search`)
+AUTO = "auto"
+#: the proposal cost of a cascade asked for by ``auto``
+DEFAULT_PROPOSAL = "zncc"
+#: what ``auto`` means for each kind of sweep: the ZNCC cascade for plane sweeps (the default's
+#: speed), the full sweep for rectified row searches (castle-P19's rectified validation pairs,
+#: mean bad-2 0.021 against the cascade's 0.028, benchmarks/results/castle_rectified_full.md)
+AUTO_CASCADE = {"depth": DEFAULT_PROPOSAL, "disparity": FULL_SWEEP}
 
 
-def cascades(cfg: StereoConfig, cost: Cost) -> bool:
+def for_search(cfg: StereoConfig, sweep: Sweep) -> StereoConfig:
+    """``cfg`` with ``--cascade auto`` made what :data:`AUTO_CASCADE` says for ``sweep``'s
+    kind; any other ``--cascade`` unchanged."""
+    if cfg.cascade != AUTO:
+        return cfg
+    return replace(cfg, cascade=AUTO_CASCADE[sweep.kind])
+
+
+def cascades(cfg: StereoConfig, cost: Cost, sweep: Sweep) -> bool:
     """Whether a run's cost volume comes from the cascade: a 2-channel cost and
-    ``cfg.cascade`` not ``"none"``."""
-    return isinstance(cost, TwoChannelCost) and cfg.cascade != FULL_SWEEP
+    ``cfg.cascade`` not ``"none"`` (``auto``: as :func:`for_search` makes it for ``sweep``)."""
+    cascade = for_search(cfg, sweep).cascade
+    return isinstance(cost, TwoChannelCost) and cascade != FULL_SWEEP
 
 
 def proposal_config(cfg: StereoConfig) -> StereoConfig:
@@ -48,7 +65,7 @@ def proposal_config(cfg: StereoConfig) -> StereoConfig:
     cycles = cfg.cascade_cycles
     return replace(
         cfg,
-        model=cfg.cascade,
+        model=DEFAULT_PROPOSAL if cfg.cascade == AUTO else cfg.cascade,
         optimizer="graphcut" if cycles else "wta",
         mrf=replace(cfg.mrf, smoothness=None, iterations=cycles or cfg.mrf.iterations),
         sublabel=False,
@@ -228,6 +245,6 @@ def sweep_volume(
     """The raw ``(L, h, w)`` volume of ``images`` under ``sweep`` as a run computes it:
     through the cascade when :func:`cascades` (with what it did), else ``cost.volume``
     (with None)."""
-    if cascades(cfg, cost):
+    if cascades(cfg, cost, sweep):
         return cascade_volume(cfg, cost, images, sweep, progress)
     return cost.volume(*images, sweep, progress=progress), None

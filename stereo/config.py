@@ -140,13 +140,14 @@ class StereoConfig:
         "window_scale, else 1).",
     )
     cascade: str = setting(
-        "zncc",
+        "auto",
         flag="--cascade",
         kind=str,
         help="2-channel models: a cheap cost (zncc, census or a descriptor model) proposes "
         "each pixel's label (see --cascade-cycles) and the network scores only the "
         "--cascade-band labels either side of it; none = the full sweep (one network pass "
-        "per label).",
+        "per label); auto = zncc for calibrated plane sweeps, none for rectified pairs "
+        "(chosen on castle-P19's rectified validation pairs).",
     )
     cascade_band: int = setting(
         2,

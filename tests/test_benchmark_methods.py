@@ -17,7 +17,7 @@ def test_method_options_combine():
     assert not parse_method("zncc:nosub").sublabel and parse_method("zncc").sublabel
     two_channel = parse_method("2ch-deep.x:s3:band2")
     assert (two_channel.score_stride, two_channel.cascade_band) == (3, 2)
-    assert two_channel.cascade == "zncc" and parse_method("2ch:full").cascade == "none"
+    assert two_channel.cascade == "auto" and parse_method("2ch:full").cascade == "none"
     cfg = two_channel.config(n_labels=16)
     assert (cfg.model, cfg.score_stride, cfg.cascade_band, cfg.n_labels) == ("2ch-deep.x", 3, 2, 16)
     assert parse_method("2ch-deep:p2").config().cascade_scale == 0.5
@@ -25,6 +25,7 @@ def test_method_options_combine():
     assert parse_method("2ch-deep:f50").config().cascade_fuse == 0.5
     assert parse_method("2ch-deep:t5").config().cascade_share == 0.05
     assert parse_method("2ch-deep:census:f50").config().cascade == "census"
+    assert parse_method("2ch-deep:zncc").config().cascade == "zncc"
     assert parse_method("2ch-deep:zc").config().cascade == "zncc,census"
     assert parse_method("zncc:mt2").config().mrf.threads == 2
     assert parse_method("2ch-deep:ws2").config().window_scale == 2
@@ -32,7 +33,7 @@ def test_method_options_combine():
 
 def test_unknown_method_option_exits_with_one_line():
     expected = (
-        "not nosub, float32, bfloat16, int8, wta, flat, bilinear, full, census, zc, sN, wsN, "
+        "not nosub, float32, bfloat16, int8, wta, flat, bilinear, full, zncc, census, zc, sN, wsN, "
         "bandN, pN, cN, fN, tN, mtN or a λ"
     )
     with pytest.raises(SystemExit, match=expected):

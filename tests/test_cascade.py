@@ -10,14 +10,18 @@ import pytest
 import torch
 
 from stereo.cascade import (
+    AUTO,
     DEFAULT_FUSE,
     TILE_SHARE,
     band_mask,
     cascade_volume,
+    cascades,
+    for_search,
     proposal_config,
     proposal_weight,
     proposed_labels,
     resized_pair,
+    sweep_volume,
     tile_band_mask,
     upsampled_labels,
 )
@@ -147,6 +151,29 @@ def test_a_band_over_every_label_is_the_full_sweep(small_scene):
     assert wide.report["cascade"]["scored_fraction"] == 1.0
     assert wide.report["cascade"]["proposal"] == "zncc9"
     assert narrow.report["cascade"]["scored_fraction"] < 1.0
+
+
+def test_auto_cascades_a_plane_sweep_and_fully_sweeps_a_rectified_pair(small_scene):
+    sc = small_scene
+    assert StereoConfig().cascade == AUTO
+    planes = match_calibrated(sc.images[0], sc.images[1], *sc.cameras[:2], _config())
+    assert planes.report["cascade"]["proposal"] == "zncc9"
+    left, right = _pair(1, (60, 90))
+    sweep = Sweep.disparities(60, 90, np.arange(0.0, 6.0))
+    cfg = _config(cascade_fuse=None)
+    network = make_cost("2ch", untrained=True, precision="float32")
+    assert cascades(cfg, network, planes_sweep(sc)) and not cascades(cfg, network, sweep)
+    assert for_search(cfg, sweep).cascade == "none"
+    raw, info = sweep_volume(cfg, network, (left, right), sweep)
+    assert info is None
+    np.testing.assert_array_equal(raw, network.volume(left, right, sweep))
+    forced = replace(cfg, cascade="census")
+    assert for_search(forced, sweep) is forced and cascades(forced, network, sweep)
+
+
+def planes_sweep(scene) -> Sweep:
+    """A 4-plane sweep of the scene's first two cameras."""
+    return Sweep.planes(*scene.cameras[:2], np.geomspace(4.0, 10.0, 4))
 
 
 def test_cascade_volume_scores_the_band_around_the_proposal(small_scene):

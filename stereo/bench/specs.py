@@ -21,7 +21,8 @@ class MethodSpec:
     ``nosub`` (depth at the labels only: no sub-label refinement, as before session 7);
     2-channel costs: ``sN`` (score every Nth pixel, ``--score-stride N``), ``wsN`` (the
     network reads the images enlarged N times, ``--window-scale N``), ``full`` (the full
-    sweep, ``--cascade none``), ``census`` (census proposes and is blended, ``--cascade
+    sweep, ``--cascade none``), ``zncc`` (the ZNCC cascade on rectified pairs too,
+    ``--cascade zncc``), ``census`` (census proposes and is blended, ``--cascade
     census``), ``zc`` (the mean of ZNCC and census does, ``--cascade zncc,census``),
     ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal
     on images resized by 1/N, ``--cascade-scale``) and ``cN`` (N expansion cycles of the
@@ -82,6 +83,7 @@ def parse_method(spec: str) -> MethodSpec:
         "flat": {"prewarp": False},
         "bilinear": {"replicated_upsampling": False},
         "full": {"cascade": "none"},
+        "zncc": {"cascade": "zncc"},
         "census": {"cascade": "census"},
         "zc": {"cascade": "zncc,census"},
     }
