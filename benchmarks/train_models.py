@@ -36,7 +36,7 @@ from stereo.patchnet.data.patchset import PatchSet
 from stereo.patchnet.manifest import write_manifest
 from stereo.patchnet.models import PatchNet, build_model
 from stereo.patchnet.models.l2net import L2NetTower
-from stereo.patchnet.recipes import get_recipe, parse_overrides
+from stereo.patchnet.recipes import RECIPES, get_recipe, parse_overrides
 from stereo.patchnet.train import train
 from stereo.patchnet.weights import load_weights_file, save_weights
 
@@ -65,6 +65,12 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         ROOT / "datasets" / "patches" / "castle+oxford.npz",
         "castle+oxford: castle-P19 (Strecha) + Oxford graf, bark, boat, bikes, trees, ubc; "
         "built by `stereo-dataset build` (scale factor 5)",
+    ),
+    "castle-keypoints": (
+        ROOT / "datasets" / "patches" / "castle-P19.npz",
+        "castle-keypoints: castle-P19 (Strecha) keypoint patches alone (scale factor 5, "
+        "rotated to the dominant orientation); built by `stereo-dataset build` "
+        "(benchmarks/README.md, Patch datasets)",
     ),
     "castle-fixed": (
         ROOT / "datasets" / "fixed" / "castle-P19.npz",
@@ -431,12 +437,14 @@ def train_one(
     tag: str = "",
     resume: bool = False,
     time_limit_s: float | None = None,
+    recipe_base: str | None = None,
 ) -> Path:
     """Train ``name`` as :data:`PLAN` says on ``train_set``; returns the shipped fp16 weights
     path (``models/NAME.TRAIN_SET.pt``, or ``models/NAME.TRAIN_SET.TAG.pt`` with a ``tag``).
 
     ``lr_step`` > 0 divides the learning rate by the recipe's ``lr_gamma`` every ``lr_step``
-    steps (longer runs); ``steps`` overrides the plan's number of steps."""
+    steps (longer runs); ``steps`` overrides the plan's number of steps; ``recipe_base``
+    replaces the plan's recipe on the keypoint sets."""
     description = TRAIN_SETS[train_set][1]
     stem = f"{name}.{train_set}" + (f".{tag}" if tag else "")
     init = None
@@ -456,7 +464,7 @@ def train_one(
     elif name not in PLAN:
         sys.exit(f"error: {name} trains only on the stereo sets ({', '.join(TRAIN_SET_RECIPES)})")
     else:
-        recipe_name = PLAN[name][0]
+        recipe_name = recipe_base or PLAN[name][0]
         extra = {**TRAIN_SET_OVERRIDES.get(train_set, {}), **(extra_overrides or {})}
         overrides = keypoint_overrides(name, steps, extra, lr_step)
     recipe = get_recipe(recipe_name).with_overrides(overrides)
@@ -487,6 +495,7 @@ def train_one(
         + (f" --device {device}" if device != "cpu" else "")
         + (f" --lr-step {lr_step}" if lr_step else "")
         + (f" --tag {tag}" if tag else "")
+        + (f" --recipe {recipe_base}" if recipe_base else "")
         + "".join(f" --set {key}={value}" for key, value in (extra_overrides or {}).items())
         + ("" if make_default else " --no-default")
     )
@@ -541,6 +550,12 @@ def main() -> None:
         help="override a recipe field after the plan's (e.g. --set hardest_in_batch=true)",
     )
     parser.add_argument(
+        "--recipe",
+        choices=list(RECIPES),
+        help="keypoint sets: train with this recipe instead of the plan's (e.g. stereo, with "
+        "--set hardest_in_batch=true --set near_negatives=0 --set augment=true)",
+    )
+    parser.add_argument(
         "--no-default",
         action="store_true",
         help="do not make the result the model's default weights (models/defaults.json)",
@@ -560,6 +575,8 @@ def main() -> None:
     train_path = TRAIN_SETS[args.train_set][0]
     if train_path is not None and not train_path.is_file():
         sys.exit(f"error: {train_path} is missing; build it first (see benchmarks/README.md)")
+    if args.recipe and args.train_set in TRAIN_SET_RECIPES:
+        sys.exit(f"error: --recipe is for the keypoint sets; {args.train_set} has its own")
     try:
         extra_overrides = parse_overrides(args.set)
         get_recipe("stereo").with_overrides(extra_overrides)  # unknown keys fail here
@@ -579,6 +596,7 @@ def main() -> None:
             tag=args.tag,
             resume=args.resume,
             time_limit_s=args.time_limit,
+            recipe_base=args.recipe,
         )
         print(f"{name}: {path}", flush=True)
 
