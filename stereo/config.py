@@ -20,11 +20,11 @@ from stereo.settings import setting
 
 #: the default cost: the 2ch-deep network fine-tuned on 64-px windows of synthetic
 #: wide-baseline pairs with half-label near misses (models/2ch-deep.synthetic-stereo-2ch-fine
-#: .json), scored in a band of 2 labels around the ZNCC proposal's winner-take-all labels
-#: (stereo.cascade) every 3rd pixel, its volume blended 50 % with ZNCC's; chosen on castle-P19
-#: (four pairs, mean correctness@0.05/0.02/0.01 0.976/0.955/0.896 against 0.979/0.936/0.853
-#: for 2ch-deep.synthetic-stereo-2ch alone and ZNCC's 0.964/0.939/0.865,
-#: results/castle_variants.md). ``--model 2ch-deep`` means the same weights.
+#: .json; its card sets window scale 2, stride 6 and a 15 % ZNCC blend). Calibrated pairs:
+#: scored in a band of 2 labels around the ZNCC proposal's winner-take-all labels
+#: (stereo.cascade); rectified pairs: the full sweep (``--cascade auto``). Each choice made on
+#: castle-P19 (results/castle_variants.md, castle_window.md, castle_rectified_full.md).
+#: ``--model 2ch-deep`` means the same weights.
 DEFAULT_MODEL = "2ch-deep"
 OPTIMIZERS = ("graphcut", "wta")
 INVALID_MODES = ("nan", "fill")  # pixels whose match leaves the second image: NaN or kept
