@@ -2,11 +2,16 @@
 
     python benchmarks/patch_splits.py                      # fountain-P11 and Herz-Jesu-P8
     python benchmarks/patch_splits.py --scenes castle-P19 --models cnn3 l2net
+    python benchmarks/patch_splits.py --models l2net --recipe stereo --tag hard \
+        --set hardest_in_batch=true --set near_negatives=0 --set augment=true
 
 Each model is trained with its own keypoint-patch recipe, exactly as ``train_models.py``
 trains it on castle+oxford (:func:`train_models.keypoint_overrides`), on
 ``datasets/patches/SCENE.npz`` alone, and written (fp16, with its card) to
-``runs/patch_splits/SCENE/MODEL.SCENE.pt``, where ``benchmarks/patches.py`` finds it. The
+``runs/patch_splits/SCENE/MODEL.SCENE.pt`` (``MODEL.TAG.SCENE.pt`` with ``--tag``), where
+``benchmarks/patches.py`` finds it (``--models MODEL.TAG``). ``--recipe`` and ``--set``
+replace the plan's recipe and override its fields (the last example: in-batch hardest
+negatives, as ``l2net.castle-keypoints.hard``). The
 scenes train side by side, one thread each (~50 minutes for the two default scenes on 2
 cores); each scene's log goes to ``runs/patch_splits/SCENE.log``. Needs ``datasets/patches``
 (``benchmarks/README.md``, "Patch datasets").
@@ -18,13 +23,15 @@ import argparse
 import contextlib
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from train_models import PLAN, keypoint_overrides
 
+from stereo.errors import StereoError
 from stereo.patchnet.data.patchset import PatchSet
-from stereo.patchnet.recipes import get_recipe
+from stereo.patchnet.recipes import RECIPES, get_recipe, parse_overrides
 from stereo.patchnet.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,26 +42,38 @@ SCENES = ["fountain-P11", "Herz-Jesu-P8"]
 MODELS = ["cnn3", "l2net", "2ch-2stream"]
 
 
+@dataclass(frozen=True)
+class SplitPlan:
+    """How every model of a run trains: its plan's recipe unless ``recipe``, the plan's steps
+    unless ``steps``, recipe ``overrides`` on top, and a ``tag`` naming the weights."""
+
+    recipe: str | None = None
+    steps: int | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    tag: str = ""
+
+
 def patches_path(scene: str) -> Path:
     """``datasets/patches/SCENE.npz``: a scene's keypoint patches."""
     return ROOT / "datasets" / "patches" / f"{scene}.npz"
 
 
-def train_scene(scene: str, models: list[str], out: Path, steps: int | None = None) -> str:
-    """Train every model of ``models`` on ``scene``'s patches (``steps``: the plan's when
-    None), one thread, into ``out/SCENE`` with its log in ``out/SCENE.log``; returns the
-    scene."""
+def train_scene(scene: str, models: list[str], out: Path, plan: SplitPlan) -> str:
+    """Train every model of ``models`` on ``scene``'s patches as ``plan`` says, one thread,
+    into ``out/SCENE`` (``MODEL.SCENE.pt``, or ``MODEL.TAG.SCENE.pt`` with a tag) with its log
+    in ``out/SCENE[.TAG].log``; returns the scene."""
     torch.set_num_threads(1)
     data = PatchSet.load(patches_path(scene))
-    with open(out / f"{scene}.log", "w") as stream, contextlib.redirect_stderr(stream):
+    stem = f".{plan.tag}" if plan.tag else ""
+    with open(out / f"{scene}{stem}.log", "w") as stream, contextlib.redirect_stderr(stream):
         for model in models:
-            overrides = keypoint_overrides(model, steps)
+            overrides = keypoint_overrides(model, plan.steps, plan.overrides)
             train(
                 model,
-                get_recipe(PLAN[model][0]).with_overrides(overrides),
+                get_recipe(plan.recipe or PLAN[model][0]).with_overrides(overrides),
                 data,
                 out / scene,
-                weights_name=f"{model}.{scene}.pt",
+                weights_name=f"{model}{stem}.{scene}.pt",
                 half=True,
                 data_description=str(patches_path(scene).relative_to(ROOT)),
             )
@@ -68,6 +87,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=MODELS, choices=list(PLAN))
     parser.add_argument("--steps", type=int, help="every model's steps (default: the plan's)")
     parser.add_argument("--out", type=Path, default=SPLITS, help="folder of the splits")
+    parser.add_argument("--recipe", choices=list(RECIPES), help="instead of each plan's recipe")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--tag", default="", help="weights MODEL.TAG.SCENE.pt (patches.py: --models MODEL.TAG)"
+    )
     args = parser.parse_args()
     missing = [str(patches_path(s)) for s in args.scenes if not patches_path(s).is_file()]
     if missing:
@@ -75,12 +99,16 @@ def main() -> None:
             f"error: {', '.join(missing)} missing; build it with stereo-dataset build "
             "(benchmarks/README.md, Patch datasets)"
         )
+    try:
+        overrides = parse_overrides(args.set)
+        get_recipe(args.recipe or "stereo").with_overrides(overrides)  # unknown keys fail here
+    except StereoError as error:
+        sys.exit(f"error: {error}")
+    plan = SplitPlan(args.recipe, args.steps, overrides, args.tag)
     args.out.mkdir(parents=True, exist_ok=True)
     n = len(args.scenes)
     with ProcessPoolExecutor(max_workers=n) as pool:
-        runs = pool.map(
-            train_scene, args.scenes, [args.models] * n, [args.out] * n, [args.steps] * n
-        )
+        runs = pool.map(train_scene, args.scenes, [args.models] * n, [args.out] * n, [plan] * n)
         for scene in runs:
             print(f"{scene}: {', '.join(args.models)} in {args.out / scene}", flush=True)
 
