@@ -11,9 +11,9 @@ trains it on castle+oxford (:func:`train_models.keypoint_overrides`), on
 ``runs/patch_splits/SCENE/MODEL.SCENE.pt`` (``MODEL.TAG.SCENE.pt`` with ``--tag``), where
 ``benchmarks/patches.py`` finds it (``--models MODEL.TAG``). ``--recipe`` and ``--set``
 replace the plan's recipe and override its fields (the last example: in-batch hardest
-negatives, as ``l2net.castle-keypoints.hard``). The
-scenes train side by side, one thread each (~50 minutes for the two default scenes on 2
-cores); each scene's log goes to ``runs/patch_splits/SCENE.log``. Needs ``datasets/patches``
+negatives, as ``l2net.castle-keypoints.hard``). The scenes train side by side, one thread
+each (~50 minutes for the two default scenes on 2 cores); each scene's log goes to
+``runs/patch_splits/SCENE.log`` (``SCENE.TAG.log`` with a tag). Needs ``datasets/patches``
 (``benchmarks/README.md``, "Patch datasets").
 """
 

@@ -186,7 +186,7 @@ def solve_pair(
         f"{len(search.values)} hypotheses, {reference.shape[1]}x{reference.shape[0]} px, "
         f"{cost.name}",
     )
-    if cfg.lr_check and not cascades(cfg, cost, search.forward):  # described once
+    if cfg.lr_check and not cascades(cfg, cost, search.forward):  # each image described once
         raw, raw_other = cost.volume_pair(
             reference, other, search.forward, search.backward, progress=progress
         )
