@@ -20,6 +20,9 @@ truth points (``stereo.bench.rectified``)::
 
     python benchmarks/middlebury.py --pairs castle-P19:0:1 castle-P19:2:1 castle-P19:5:1 \
         --out benchmarks/results/castle_rectified
+
+``--pairs synthetic:0 synthetic:1 …`` are held-out synthetic rectified scenes (384×256, exact
+dense truth, depth edges included; ``stereo.bench.rectified.synthetic_rectified_pair``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import torch
 
 from stereo.bench.machine import hardware
 from stereo.bench.middlebury import MIDDLEBURY_PAIRS, middlebury_pair, sgbm_disparity
-from stereo.bench.rectified import rectified_scene_pair
+from stereo.bench.rectified import rectified_scene_pair, synthetic_rectified_pair
 from stereo.bench.results import merge_scores, save_results, saved_results
 from stereo.bench.specs import parse_method, parse_pair
 from stereo.config import DEFAULT_MODEL
@@ -49,19 +52,34 @@ FIGURES = ("bad1", "bad2", "mae", "coverage")
 VALIDATION_SCENE = "castle-P19"
 #: working size (px, long side) of the rectified validation pairs
 VALIDATION_SIZE = 384
+#: prefix of the held-out synthetic validation pairs (``synthetic:i``, dense truth)
+SYNTHETIC = "synthetic"
 
 
 def rectified_pair(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Left, right and truth disparity of a Middlebury pair or a ``castle-P19:r:k``
-    validation pair."""
+    """Left, right and truth disparity of a Middlebury pair, a ``castle-P19:r:k`` or a
+    ``synthetic:i`` validation pair."""
     if name in MIDDLEBURY_PAIRS:
         return middlebury_pair(name)
+    if name.startswith(f"{SYNTHETIC}:"):
+        return synthetic_rectified_pair(synthetic_index(name))
     return rectified_scene_pair(*validation_pair(name), VALIDATION_SIZE)
+
+
+def synthetic_index(name: str) -> int:
+    """i of a ``synthetic:i`` spec; exits with a one-line error on a malformed one."""
+    index = name.split(":", 1)[1]
+    if not index.isdigit():
+        sys.exit(f"error: pair {name!r}: synthetic validation pairs are synthetic:i, i ≥ 0")
+    return int(index)
 
 
 def validation_pair(name: str) -> tuple[str, int, int]:
     """Scene, r and k of a ``castle-P19:r:k`` spec; exits with a one-line error on any
     other scene or a malformed spec."""
+    if name.startswith(f"{SYNTHETIC}:"):
+        synthetic_index(name)
+        return SYNTHETIC, 0, 0
     scene, r, k = parse_pair(name)
     if scene != VALIDATION_SCENE:
         sys.exit(f"error: pair {name!r}: validation pairs come from {VALIDATION_SCENE} only")
@@ -99,7 +117,7 @@ def main() -> None:
     if unknown:
         sys.exit(
             f"error: unknown pair(s) {', '.join(unknown)}; valid: {', '.join(MIDDLEBURY_PAIRS)} "
-            f"or {VALIDATION_SCENE}:r:k"
+            f"or {VALIDATION_SCENE}:r:k or {SYNTHETIC}:i"
         )
     for pair in args.pairs:  # every spec checked before the first pair runs
         if pair not in MIDDLEBURY_PAIRS:

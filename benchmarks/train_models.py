@@ -161,6 +161,15 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "hypothesis' own plane, near misses at every half label from 0.5 to 6 labels off; "
         "fine-tuned from the synthetic-stereo-2ch-fine run",
     ),
+    "synthetic-stereo-2ch-edge": (
+        None,
+        f"synthetic-stereo-2ch-edge: {SYNTHETIC_PAIRS} random wide-baseline view pairs drawn "
+        "as synthetic-stereo-2ch-fine's but from seed 8 (none shared with the other sets), "
+        "windows cut as synthetic-stereo-2ch-ws2's (32 px, as --window-scale 2 reads them); "
+        "75 % of the points drawn where the window straddles a depth edge (another surface "
+        "more than 6 labels off lies in it), each with one more negative: the window at that "
+        "surface's hypothesis; fine-tuned from the synthetic-stereo-2ch-fine run",
+    ),
     "castle-dense-2ch": (
         None,
         "castle-dense-2ch: real stereo windows of castle-P19 views 0-9 only (views 10-18 held "
@@ -190,6 +199,7 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     # (results/castle_window.md, results/castle_variants.md)
     "synthetic-stereo-2ch-fine": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
     "synthetic-stereo-2ch-hard": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
+    "synthetic-stereo-2ch-edge": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
     "synthetic-stereo-2ch-xl": {"score_stride": 6},
     "castle-dense-2ch": {"score_stride": 6},
     "synthetic-stereo-2ch-ws2": {"score_stride": 6, "window_scale": 2},
@@ -224,6 +234,7 @@ SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo-2ch-xl": 5,
     "synthetic-stereo-2ch-ws2": 6,
     "synthetic-stereo-2ch-hard": 7,
+    "synthetic-stereo-2ch-edge": 8,
 }
 #: scenes of a generated set where they differ from SceneSpec()'s
 SYNTHETIC_SCENES: dict[str, SceneSpec] = {
@@ -238,6 +249,9 @@ SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
     "synthetic-stereo-2ch-xl": HALF_LABEL_WINDOWS,
     "synthetic-stereo-2ch-ws2": replace(HALF_LABEL_WINDOWS, window=32, enlarged=True),
     "synthetic-stereo-2ch-hard": HALF_LABEL_WINDOWS,
+    "synthetic-stereo-2ch-edge": replace(
+        HALF_LABEL_WINDOWS, window=32, enlarged=True, edge_share=0.75
+    ),
 }
 #: sets cut from a scene fused by `stereo-dataset dense-truth`: name → (folder, views it may
 #: use, view offsets of its pairs, how its windows are cut)
@@ -313,6 +327,13 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
     ),
     # faint textures and thin bars, from the synthetic-stereo-2ch-fine weights
     "synthetic-stereo-2ch-hard": (
+        "stereo",
+        600,
+        "synthetic-stereo-2ch-fine",
+        {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
+    ),
+    # edge-straddling windows and their other surface as a negative, from the default's weights
+    "synthetic-stereo-2ch-edge": (
         "stereo",
         600,
         "synthetic-stereo-2ch-fine",

@@ -73,4 +73,10 @@ def test_middlebury_script_checks_every_pair_before_running(tmp_path):
     assert child.stderr.strip() == (
         "error: pair 'fountain-P11:5:1': validation pairs come from castle-P19 only"
     )
+    command[command.index("fountain-P11:5:1")] = "synthetic:x"
+    child = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert child.returncode != 0
+    assert child.stderr.strip() == (
+        "error: pair 'synthetic:x': synthetic validation pairs are synthetic:i, i ≥ 0"
+    )
     assert not list(tmp_path.iterdir())

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from stereo.bench.rectified import rectification, rectified_truth, second_view_right, truth_map
+from stereo.bench.rectified import (
+    rectification,
+    rectified_truth,
+    second_view_right,
+    synthetic_rectified_pair,
+    truth_map,
+)
 from stereo.bench.strecha import ProtocolPair
 from stereo.evaluation import SparseDepth
 from stereo.geometry.camera import Camera
@@ -68,3 +74,31 @@ def test_truth_map_holds_points_at_their_nearest_pixel_only():
     out = truth_map(xy, disparity, (3, 4))
     assert out[1, 1] == 1.0 and out[2, 3] == 2.5
     assert np.isfinite(out).sum() == 2
+
+
+def window_zncc(left: np.ndarray, right: np.ndarray, truth: np.ndarray, shift: int) -> float:
+    """Median ZNCC of 9×9 windows at 300 truth pixels and their match moved ``shift`` px."""
+    rng = np.random.default_rng(0)
+    rows, cols = np.nonzero(np.isfinite(truth))
+    scores = []
+    for k in rng.choice(len(rows), 300, replace=False):
+        y, x = rows[k], cols[k]
+        xr = round(float(x - truth[y, x])) + shift
+        if 4 <= y < truth.shape[0] - 4 and 4 <= min(x, xr) and max(x, xr) < truth.shape[1] - 4:
+            a = left[y - 4 : y + 5, x - 4 : x + 5].astype(float).ravel()
+            b = right[y - 4 : y + 5, xr - 4 : xr + 5].astype(float).ravel()
+            a, b = a - a.mean(), b - b.mean()
+            scores.append(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+    return float(np.median(scores))
+
+
+def test_synthetic_validation_pair_truth_is_where_the_right_image_matches():
+    left, right, truth = synthetic_rectified_pair(0)
+    assert left.shape == right.shape == truth.shape == (256, 384)
+    assert np.isfinite(truth).mean() > 0.8 and np.nanmin(truth) > 0
+    columns = np.arange(truth.shape[1])[None, :]
+    assert np.all((columns - truth)[np.isfinite(truth)] >= 0)  # every match inside the image
+    at_truth = window_zncc(left, right, truth, 0)
+    assert at_truth > 0.8 and at_truth > window_zncc(left, right, truth, 3) + 0.3
+    again = synthetic_rectified_pair(0)
+    np.testing.assert_array_equal(again[0], left)  # one index, one scene

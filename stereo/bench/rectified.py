@@ -1,5 +1,5 @@
-"""Rectified pairs cut from a calibrated scene with sparse truth (castle-P19): a validation
-set for the rectified row search that no benchmark image enters.
+"""Rectified validation pairs that no benchmark image enters: pairs cut from a calibrated
+scene with sparse truth (castle-P19), and held-out synthetic rectified scenes with dense truth.
 
 A calibrated pair at the working size is rectified with its true cameras (OpenCV's
 ``stereoRectify``, ``alpha`` 0: every output pixel sees the image); when the second view lies
@@ -8,6 +8,11 @@ as :func:`stereo.pipeline.match_rectified` expects. The reference view's sparse 
 are carried to the rectified images through their 3D points and written into a disparity map
 (NaN elsewhere) at their nearest pixel, so that the Middlebury scorer
 (:func:`stereo.evaluation.disparity_errors`) scores the truth points alone.
+
+The synthetic pairs (:func:`synthetic_rectified_pair`) are random scenes of
+:mod:`stereo.datasets.random_scenes` on its rectified rig, drawn from a seed no training set
+uses, textured with scikit-image's photographs alone; their truth is exact and dense, depth
+edges included (where castle's sparse points seldom lie).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import cv2
 import numpy as np
 
 from stereo.bench.strecha import ProtocolPair, load_pair
+from stereo.datasets.random_scenes import SceneSpec, random_view_pair, texture_pool
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera
 from stereo.geometry.planesweep import backproject
@@ -97,3 +103,25 @@ def truth_map(xy: np.ndarray, disparity: np.ndarray, shape: tuple[int, int]) -> 
     out = np.full(shape, np.nan, np.float32)
     out[rows[keep], cols[keep]] = disparity[keep]
     return out
+
+
+#: seed of the synthetic validation scenes (the synthetic training sets use seeds 0–7)
+SYNTHETIC_VALIDATION_SEED = 1000
+
+
+def synthetic_rectified_pair(index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Held-out synthetic rectified scene ``index`` (384×256): grey left and right images
+    (uint8, ``(H, W)``) and the exact truth disparity map (pixels; NaN where no surface lies
+    or the match falls outside the right image)."""
+    spec = SceneSpec(rigs=("rectified",))
+    pair = random_view_pair((SYNTHETIC_VALIDATION_SEED, index), texture_pool(), spec)
+    reference, other = pair.cameras
+    baseline_x = float(((other.C - reference.C) @ reference.R)[0])  # in the reference frame
+    with np.errstate(divide="ignore", invalid="ignore"):
+        disparity = reference.K[0, 0] * baseline_x / pair.depths[0]
+    left, right = pair.images
+    if baseline_x < 0:  # the second view lies to the left: mirror (disparity turns positive)
+        left, right, disparity = left[:, ::-1].copy(), right[:, ::-1].copy(), -disparity[:, ::-1]
+    columns = np.arange(left.shape[1])[None, :]
+    disparity = np.where(columns - disparity >= 0, disparity, np.nan).astype(np.float32)
+    return left, right, disparity

@@ -16,8 +16,11 @@ Near misses are the same cut at hypotheses 1–6 labels off the true one — or 
 ``n_labels`` planes uniform in inverse depth over the pair's 2nd–98th depth percentiles
 widened by 15 %, as the matcher estimates it), moving the window by at least
 ``min_near_shift`` pixels. Windows are replicated to the network's 64×64 input
-(``patch_scale``). The result is a :class:`~stereo.patchnet.data.patchset.PatchSet` whose
-view ids make every near miss a negative of the match in its own view.
+(``patch_scale``). With ``edge_share`` > 0, that share of the points is drawn where the
+window straddles a depth edge, and each such point also gets the window at the other
+surface's hypothesis as a negative (:func:`other_surface_depths`). The result is a
+:class:`~stereo.patchnet.data.patchset.PatchSet` whose view ids make every near miss a
+negative of the match in its own view.
 """
 
 from __future__ import annotations
@@ -69,6 +72,10 @@ class WindowSpec:
     #: True: the network's 64 samples a side spread over the window (bicubic), as a
     #: 2-channel cost at ``--window-scale 64 / window`` reads its enlarged images
     enlarged: bool = False
+    #: share of the points drawn where the window straddles a depth edge (another surface
+    #: more than ``near_labels`` labels off lies in it); each of them gets one more
+    #: negative, the window at that surface's hypothesis (what fattens foreground edges)
+    edge_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.warp not in WARPS:
@@ -77,6 +84,8 @@ class WindowSpec:
             raise StereoError(
                 f"near_step {self.near_step} must lie in (0, near_labels = {self.near_labels}]"
             )
+        if not 0.0 <= self.edge_share <= 1.0:
+            raise StereoError(f"edge_share must lie in [0, 1], not {self.edge_share}")
         if self.window < 4 or PATCH_SIZE % self.window:
             raise StereoError(f"window {self.window} must divide {PATCH_SIZE} (e.g. 16, 32, 64)")
 
@@ -213,6 +222,35 @@ def near_miss_depths(
     return np.asarray(picks_point, int), np.asarray(picks_depth, float)
 
 
+def other_surface_depths(
+    depth: np.ndarray, xy: np.ndarray, labels: np.ndarray, spec: WindowSpec
+) -> np.ndarray:
+    """``(N,)`` for each reference pixel ``xy (N, 2)``: the depth of the surface in its
+    window (side ``spec.window``) farthest from its own in inverse depth, where that lies
+    more than ``spec.near_labels`` label steps off (a depth edge in the window), else NaN."""
+    inverse = 1.0 / depth  # NaN where nothing was rendered
+    kernel = np.ones((spec.window + 1, spec.window + 1), np.uint8)
+    highest = cv2.dilate(np.where(np.isnan(inverse), -np.inf, inverse).astype(np.float32), kernel)
+    lowest = cv2.erode(np.where(np.isnan(inverse), np.inf, inverse).astype(np.float32), kernel)
+    cols, rows = xy[:, 0], xy[:, 1]
+    own, high, low = inverse[rows, cols], highest[rows, cols], lowest[rows, cols]
+    other = np.where(high - own >= own - low, high, low)
+    step = (1 / labels[0] - 1 / labels[-1]) / (len(labels) - 1)
+    edge = np.isfinite(other) & (other > 0) & (np.abs(other - own) > spec.near_labels * step)
+    return np.where(edge, 1.0 / np.where(edge, other, 1.0), np.nan)
+
+
+def drawn_points(rng: np.random.Generator, edge: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """Indices of ``spec.points_per_pair`` candidate points (fewer if fewer exist), a share
+    ``spec.edge_share`` of them among the ``edge`` ones ``(N,)`` bool, the rest uniform."""
+    n = min(spec.points_per_pair, edge.size)
+    edges = np.nonzero(edge)[0]
+    n_edge = min(round(spec.edge_share * n), edges.size)
+    first = rng.choice(edges, n_edge, replace=False)
+    rest = np.setdiff1d(np.arange(edge.size), first)
+    return np.r_[first, rng.choice(rest, n - n_edge, replace=False)].astype(int)
+
+
 def pair_windows(
     pair: ViewPair, rng: np.random.Generator, spec: WindowSpec
 ) -> dict[str, np.ndarray]:
@@ -223,12 +261,20 @@ def pair_windows(
     if len(xy) == 0:
         empty = np.zeros((0, PATCH_SIZE, PATCH_SIZE), np.uint8)
         return {"reference": empty, "match": empty, "near": empty, "near_point": np.zeros(0, int)}
-    take = rng.choice(len(xy), min(spec.points_per_pair, len(xy)), replace=False)
-    xy, z = xy[take], z[take]
     labels = sweep_depths(pair.depths[0], spec.n_labels)
+    if spec.edge_share > 0:
+        far = other_surface_depths(pair.depths[0], xy, labels, spec)
+        take = drawn_points(rng, np.isfinite(far), spec)
+    else:
+        take = rng.choice(len(xy), min(spec.points_per_pair, len(xy)), replace=False)
+    xy, z = xy[take], z[take]
     middle = float(labels[len(labels) // 2])
     ref_grids = xy[:, None, None, :] + window_offsets(spec.window, spec.samples)
     near_point, near_depth = near_miss_depths(rng, xy, z, labels, reference, other, spec)
+    if spec.edge_share > 0:  # one more negative per edge point: the other surface's depth
+        edge_points = np.nonzero(np.isfinite(far[take]))[0]
+        near_point = np.r_[near_point, edge_points].astype(int)
+        near_depth = np.r_[near_depth, far[take][edge_points]]
     grids = window_grids(
         np.r_[xy, xy[near_point]], np.r_[z, near_depth], reference, other, middle, spec
     )

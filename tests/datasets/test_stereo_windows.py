@@ -19,7 +19,9 @@ from stereo.datasets.random_scenes import (
 from stereo.datasets.stereo_windows import (
     WindowSpec,
     cut,
+    drawn_points,
     near_miss_depths,
+    other_surface_depths,
     pair_windows,
     sweep_depths,
     synthetic_stereo_windows,
@@ -230,6 +232,8 @@ def test_bad_specs_are_refused():
         WindowSpec(near_step=0)
     with pytest.raises(StereoError, match="unknown warp"):
         WindowSpec(warp="affine")
+    with pytest.raises(StereoError, match=r"edge_share must lie in \[0, 1\], not 1.5"):
+        WindowSpec(edge_share=1.5)
 
 
 def test_synthetic_command_writes_calibrated_scenes_with_exact_depth(tmp_path):
@@ -312,3 +316,31 @@ def test_enlarged_windows_are_what_a_window_scale_of_two_reads():
     big = enlarge(torch.from_numpy(image).float()[None, None], 2)[0, 0].numpy()
     expected = big[2 * y - 32 : 2 * y + 32, 2 * x - 32 : 2 * x + 32]
     assert np.abs(window.astype(float) - expected).max() <= 1.0
+
+
+def test_other_surface_is_the_far_side_of_a_depth_edge_within_the_window():
+    depth = np.full((40, 80), 10.0)
+    depth[:, :40] = 2.0  # a near surface on the left, a wall 10 units away on the right
+    labels = np.array([2.0, 4.0, 10.0])  # label step 0.2 in inverse depth
+    spec = WindowSpec(window=16, near_labels=1)
+    xy = np.array([[35, 20], [10, 20], [44, 20], [70, 20]])
+    far = other_surface_depths(depth, xy, labels, spec)
+    np.testing.assert_allclose(far[[0, 2]], [10.0, 2.0])  # within 8 px of the edge
+    assert np.isnan(far[[1, 3]]).all()  # the window holds one surface only
+    # an edge of fewer than near_labels label steps is no edge
+    assert np.isnan(other_surface_depths(depth, xy, labels, replace(spec, near_labels=3))).all()
+
+
+def test_edge_points_are_drawn_in_their_share_and_get_the_other_surface_as_negative():
+    edge = np.r_[np.ones(30, bool), np.zeros(70, bool)]
+    spec = WindowSpec(points_per_pair=20, edge_share=0.75)
+    take = drawn_points(np.random.default_rng(0), edge, spec)
+    assert len(take) == 20 and len(set(take.tolist())) == 20
+    assert edge[take].sum() >= 15  # 15 drawn among the edges, the rest anywhere
+    pair = random_view_pair(3, texture_pool(), replace(SMALL, min_panels=3, max_panels=4))
+    plain = WindowSpec(window=16, warp="label", points_per_pair=40)
+    windows = pair_windows(pair, np.random.default_rng(1), plain)
+    edged = pair_windows(pair, np.random.default_rng(1), replace(plain, edge_share=1.0))
+    counts = np.bincount(edged["near_point"], minlength=len(edged["reference"]))
+    assert counts.max() == plain.near_per_point + 1  # an edge point's extra negative
+    assert len(edged["near"]) > len(windows["near"])
