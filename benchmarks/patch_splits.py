@@ -31,7 +31,7 @@ from train_models import PLAN, keypoint_overrides
 
 from stereo.errors import StereoError
 from stereo.patchnet.data.patchset import PatchSet
-from stereo.patchnet.recipes import RECIPES, get_recipe, parse_overrides
+from stereo.patchnet.recipes import RECIPES, checked_overrides, get_recipe
 from stereo.patchnet.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,8 +100,7 @@ def main() -> None:
             "(benchmarks/README.md, Patch datasets)"
         )
     try:
-        overrides = parse_overrides(args.set)
-        get_recipe(args.recipe or "stereo").with_overrides(overrides)  # unknown keys fail here
+        overrides = checked_overrides(args.set, args.recipe or "stereo")
     except StereoError as error:
         sys.exit(f"error: {error}")
     plan = SplitPlan(args.recipe, args.steps, overrides, args.tag)

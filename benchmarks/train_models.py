@@ -36,7 +36,7 @@ from stereo.patchnet.data.patchset import PatchSet
 from stereo.patchnet.manifest import write_manifest
 from stereo.patchnet.models import PatchNet, build_model
 from stereo.patchnet.models.l2net import L2NetTower
-from stereo.patchnet.recipes import RECIPES, get_recipe, parse_overrides
+from stereo.patchnet.recipes import RECIPES, checked_overrides, get_recipe
 from stereo.patchnet.train import train
 from stereo.patchnet.weights import load_weights_file, save_weights
 
@@ -599,8 +599,7 @@ def main() -> None:
     if args.recipe and args.train_set in TRAIN_SET_RECIPES:
         sys.exit(f"error: --recipe is for the keypoint sets; {args.train_set} has its own")
     try:
-        extra_overrides = parse_overrides(args.set)
-        get_recipe("stereo").with_overrides(extra_overrides)  # unknown keys fail here
+        extra_overrides = checked_overrides(args.set, "stereo")
     except StereoError as error:
         sys.exit(f"error: {error}")
     torch.set_num_threads(2 if args.device == "cpu" else torch.get_num_threads())

@@ -191,6 +191,14 @@ def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, str]:
     return out
 
 
+def checked_overrides(items: tuple[str, ...] | list[str], recipe: str) -> dict[str, str]:
+    """:func:`parse_overrides` of ``items``, each key and value checked against the recipe
+    called ``recipe``; raises :class:`StereoError` on an unknown key or a bad value."""
+    overrides = parse_overrides(items)
+    get_recipe(recipe).with_overrides(overrides)
+    return overrides
+
+
 def get_recipe(name: str) -> Recipe:
     """The recipe called ``name``; an unknown name fails listing the valid ones."""
     if name not in RECIPES:

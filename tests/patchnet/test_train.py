@@ -11,7 +11,7 @@ import torch
 from stereo.errors import StereoError
 from stereo.patchnet.data import make_pairs
 from stereo.patchnet.models import MODELS, build_model
-from stereo.patchnet.recipes import default_recipe, get_recipe
+from stereo.patchnet.recipes import checked_overrides, default_recipe, get_recipe
 from stereo.patchnet.train import Trainer, score_pairs, train
 from stereo.patchnet.weights import load_model, load_weights_file, save_weights
 
@@ -264,3 +264,11 @@ def test_registry_name_without_shipped_weights(tmp_path, monkeypatch):
     loaded = load_model("siam")
     assert not loaded.training
     assert np.allclose(loaded.head[0].bias.detach().numpy(), model.head[0].bias.detach().numpy())
+
+
+def test_checked_overrides_parse_and_refuse_what_the_recipe_lacks():
+    assert checked_overrides(["lr=0.01", " steps = 5 "], "stereo") == {"lr": "0.01", "steps": "5"}
+    with pytest.raises(StereoError, match="KEY=VALUE"):
+        checked_overrides(["lr"], "stereo")
+    with pytest.raises(StereoError, match="nope"):
+        checked_overrides(["nope=1"], "stereo")
