@@ -141,16 +141,7 @@ def main() -> None:
 
 def write_table(summary: dict, path: Path) -> None:
     """One Markdown row per pair and method; the best bad-2 of a pair in bold."""
-    validation = any(pair not in MIDDLEBURY_PAIRS for pair in summary["results"])
-    title, source = (
-        (
-            f"{VALIDATION_SCENE} rectified with its true cameras at {VALIDATION_SIZE} px: "
-            "validation pairs, sparse truth",
-            "`python benchmarks/middlebury.py --pairs castle-P19:r:k …`",
-        )
-        if validation
-        else ("Middlebury: rectified pairs", "`python benchmarks/middlebury.py`")
-    )
+    title, source = table_title(list(summary["results"]))
     lines = [
         f"# {title} (lower is better)",
         "",
@@ -171,6 +162,23 @@ def write_table(summary: dict, path: Path) -> None:
                 f"{row['coverage']:.3f} | {row['seconds']} |"
             )
     path.write_text("\n".join(lines + mean_rows(summary["results"])) + "\n")
+
+
+def table_title(pairs: list[str]) -> tuple[str, str]:
+    """Title and command of a table of ``pairs``: Middlebury, castle-P19 or synthetic
+    validation pairs."""
+    if all(pair in MIDDLEBURY_PAIRS for pair in pairs):
+        return "Middlebury: rectified pairs", "`python benchmarks/middlebury.py`"
+    if all(pair.startswith(f"{SYNTHETIC}:") for pair in pairs):
+        return (
+            "held-out synthetic rectified scenes (384×256): validation pairs, dense exact truth",
+            "`python benchmarks/middlebury.py --pairs synthetic:i …`",
+        )
+    return (
+        f"{VALIDATION_SCENE} rectified with its true cameras at {VALIDATION_SIZE} px: "
+        "validation pairs, sparse truth",
+        "`python benchmarks/middlebury.py --pairs castle-P19:r:k …`",
+    )
 
 
 def mean_rows(results: dict[str, dict[str, dict]]) -> list[str]:

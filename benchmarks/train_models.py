@@ -170,6 +170,15 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "more than 6 labels off lies in it), each with one more negative: the window at that "
         "surface's hypothesis; fine-tuned from the synthetic-stereo-2ch-fine run",
     ),
+    "synthetic-stereo-2ch-edge-ws4": (
+        None,
+        f"synthetic-stereo-2ch-edge-ws4: {SYNTHETIC_PAIRS} random wide-baseline view pairs "
+        "drawn as synthetic-stereo-2ch-edge's but from seed 9 (none shared with the other "
+        "sets), 16-px windows sampled 64 times a side (bicubic) as --window-scale 4 enlarges "
+        "the images, 75 % of the points where the window straddles a depth edge, each with "
+        "the other surface's window as one more negative; fine-tuned from the "
+        "synthetic-stereo-2ch-edge run",
+    ),
     "castle-dense-2ch": (
         None,
         "castle-dense-2ch: real stereo windows of castle-P19 views 0-9 only (views 10-18 held "
@@ -200,6 +209,7 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     "synthetic-stereo-2ch-fine": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
     "synthetic-stereo-2ch-hard": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
     "synthetic-stereo-2ch-edge": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
+    "synthetic-stereo-2ch-edge-ws4": {"score_stride": 6, "window_scale": 4, "cascade_fuse": 0.15},
     "synthetic-stereo-2ch-xl": {"score_stride": 6},
     "castle-dense-2ch": {"score_stride": 6},
     "synthetic-stereo-2ch-ws2": {"score_stride": 6, "window_scale": 2},
@@ -235,6 +245,7 @@ SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo-2ch-ws2": 6,
     "synthetic-stereo-2ch-hard": 7,
     "synthetic-stereo-2ch-edge": 8,
+    "synthetic-stereo-2ch-edge-ws4": 9,
 }
 #: scenes of a generated set where they differ from SceneSpec()'s
 SYNTHETIC_SCENES: dict[str, SceneSpec] = {
@@ -251,6 +262,9 @@ SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
     "synthetic-stereo-2ch-hard": HALF_LABEL_WINDOWS,
     "synthetic-stereo-2ch-edge": replace(
         HALF_LABEL_WINDOWS, window=32, enlarged=True, edge_share=0.75
+    ),
+    "synthetic-stereo-2ch-edge-ws4": replace(
+        HALF_LABEL_WINDOWS, window=16, enlarged=True, edge_share=0.75
     ),
 }
 #: sets cut from a scene fused by `stereo-dataset dense-truth`: name → (folder, views it may
@@ -337,6 +351,13 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
         "stereo",
         600,
         "synthetic-stereo-2ch-fine",
+        {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
+    ),
+    # the same at a quarter of the network's window (16 px), from the edge run's weights
+    "synthetic-stereo-2ch-edge-ws4": (
+        "stereo",
+        600,
+        "synthetic-stereo-2ch-edge",
         {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
     ),
     # real castle windows (views 0-9), from the synthetic-stereo-2ch-fine weights
