@@ -281,6 +281,21 @@ REAL_SETS: dict[str, tuple[Path, tuple[int, ...], tuple[int, ...], WindowSpec]] 
 SYNTHETIC_SET_PAIRS: dict[str, int] = {"synthetic-stereo-2ch-xl": SYNTHETIC_PAIRS_XL}
 #: recipe overrides that come with a training set
 TRAIN_SET_OVERRIDES: dict[str, dict[str, str]] = {"castle-near": {"near_negatives": "0.5"}}
+#: the 2-channel fine-tunes' recipe overrides (600 steps of the stereo recipe)
+TWO_CHANNEL_FINE_TUNE = {
+    "lr": "0.0002",
+    "margin": "1.0",
+    "val_every": "200",
+    "checkpoint_every": "50",
+}
+
+
+def two_channel_fine_tune(init_set: str) -> tuple[str, int, str, dict[str, str]]:
+    """A :data:`TRAIN_SET_RECIPES` entry: 600 steps of the stereo recipe at rate 2e-4 from
+    the weights of ``init_set``'s run."""
+    return "stereo", 600, init_set, dict(TWO_CHANNEL_FINE_TUNE)
+
+
 #: training sets trained with another recipe, from the weights of another set's run
 #: (set → (recipe, steps, init set, overrides)): "castle-stereo" fine-tunes the castle-fixed
 #: network with the `stereo` ranking recipe (match vs near miss of the same view).
@@ -313,12 +328,7 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
         {"lr": "0.0003", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
     ),
     # half-label near misses on fresh pairs, from the synthetic-stereo-2ch weights
-    "synthetic-stereo-2ch-fine": (
-        "stereo",
-        600,
-        "synthetic-stereo-2ch",
-        {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
-    ),
+    "synthetic-stereo-2ch-fine": two_channel_fine_tune("synthetic-stereo-2ch"),
     # the GPU run: four times the pairs, batches of 256, as many steps as --time-limit allows
     "synthetic-stereo-2ch-xl": (
         "stereo",
@@ -333,33 +343,13 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
         },
     ),
     # windows as --window-scale 2 reads them, from the synthetic-stereo-2ch-fine weights
-    "synthetic-stereo-2ch-ws2": (
-        "stereo",
-        600,
-        "synthetic-stereo-2ch-fine",
-        {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
-    ),
+    "synthetic-stereo-2ch-ws2": two_channel_fine_tune("synthetic-stereo-2ch-fine"),
     # faint textures and thin bars, from the synthetic-stereo-2ch-fine weights
-    "synthetic-stereo-2ch-hard": (
-        "stereo",
-        600,
-        "synthetic-stereo-2ch-fine",
-        {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
-    ),
+    "synthetic-stereo-2ch-hard": two_channel_fine_tune("synthetic-stereo-2ch-fine"),
     # edge-straddling windows and their other surface as a negative, from the default's weights
-    "synthetic-stereo-2ch-edge": (
-        "stereo",
-        600,
-        "synthetic-stereo-2ch-fine",
-        {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
-    ),
+    "synthetic-stereo-2ch-edge": two_channel_fine_tune("synthetic-stereo-2ch-fine"),
     # the same at a quarter of the network's window (16 px), from the edge run's weights
-    "synthetic-stereo-2ch-edge-ws4": (
-        "stereo",
-        600,
-        "synthetic-stereo-2ch-edge",
-        {"lr": "0.0002", "margin": "1.0", "val_every": "200", "checkpoint_every": "50"},
-    ),
+    "synthetic-stereo-2ch-edge-ws4": two_channel_fine_tune("synthetic-stereo-2ch-edge"),
     # real castle windows (views 0-9), from the synthetic-stereo-2ch-fine weights
     "castle-dense-2ch": (
         "stereo",
