@@ -105,7 +105,7 @@ def truth_map(xy: np.ndarray, disparity: np.ndarray, shape: tuple[int, int]) -> 
     return out
 
 
-#: seed of the synthetic validation scenes (the synthetic training sets use seeds 0–7)
+#: seed of the synthetic validation scenes (the synthetic training sets use seeds 0–9)
 SYNTHETIC_VALIDATION_SEED = 1000
 
 

@@ -227,7 +227,8 @@ def other_surface_depths(
 ) -> np.ndarray:
     """``(N,)`` for each reference pixel ``xy (N, 2)``: the depth of the surface in its
     window (side ``spec.window``) farthest from its own in inverse depth, where that lies
-    more than ``spec.near_labels`` label steps off (a depth edge in the window), else NaN."""
+    more than ``spec.near_labels`` label steps off (a depth edge in the window — or a slant
+    that steep), else NaN."""
     inverse = 1.0 / depth  # NaN where nothing was rendered
     kernel = np.ones((spec.window + 1, spec.window + 1), np.uint8)
     highest = cv2.dilate(np.where(np.isnan(inverse), -np.inf, inverse).astype(np.float32), kernel)
