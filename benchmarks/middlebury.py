@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -56,14 +58,15 @@ VALIDATION_SIZE = 384
 SYNTHETIC = "synthetic"
 
 
-def rectified_pair(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Left, right and truth disparity of a Middlebury pair, a ``castle-P19:r:k`` or a
-    ``synthetic:i`` validation pair."""
+def pair_loader(name: str) -> Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """What loads the left, right and truth disparity of a Middlebury pair, a
+    ``castle-P19:r:k`` or a ``synthetic:i`` validation pair; a malformed or unknown spec
+    exits with a one-line error here, before anything is loaded."""
     if name in MIDDLEBURY_PAIRS:
-        return middlebury_pair(name)
+        return partial(middlebury_pair, name)
     if name.startswith(f"{SYNTHETIC}:"):
-        return synthetic_rectified_pair(synthetic_index(name))
-    return rectified_scene_pair(*validation_pair(name), VALIDATION_SIZE)
+        return partial(synthetic_rectified_pair, synthetic_index(name))
+    return partial(rectified_scene_pair, *validation_pair(name), VALIDATION_SIZE)
 
 
 def synthetic_index(name: str) -> int:
@@ -77,9 +80,6 @@ def synthetic_index(name: str) -> int:
 def validation_pair(name: str) -> tuple[str, int, int]:
     """Scene, r and k of a ``castle-P19:r:k`` spec; exits with a one-line error on any
     other scene or a malformed spec."""
-    if name.startswith(f"{SYNTHETIC}:"):
-        synthetic_index(name)
-        return SYNTHETIC, 0, 0
     scene, r, k = parse_pair(name)
     if scene != VALIDATION_SCENE:
         sys.exit(f"error: pair {name!r}: validation pairs come from {VALIDATION_SCENE} only")
@@ -88,7 +88,7 @@ def validation_pair(name: str) -> tuple[str, int, int]:
 
 def run_pair(name: str, methods: list[str], n_labels: int, size: int) -> dict[str, dict]:
     """``{method: figures}`` of every method on one pair."""
-    left, right, truth = rectified_pair(name)
+    left, right, truth = pair_loader(name)()
     lo, hi = float(np.nanmin(truth)) / 1.05, float(np.nanmax(truth)) * 1.05
     rows = {}
     for method in methods:
@@ -120,8 +120,7 @@ def main() -> None:
             f"or {VALIDATION_SCENE}:r:k or {SYNTHETIC}:i"
         )
     for pair in args.pairs:  # every spec checked before the first pair runs
-        if pair not in MIDDLEBURY_PAIRS:
-            validation_pair(pair)
+        pair_loader(pair)
     out = Path(args.out)
     if args.table_only:
         save_results(out, saved_results(out, required=True), write_table)

@@ -263,19 +263,21 @@ def pair_windows(
         empty = np.zeros((0, PATCH_SIZE, PATCH_SIZE), np.uint8)
         return {"reference": empty, "match": empty, "near": empty, "near_point": np.zeros(0, int)}
     labels = sweep_depths(pair.depths[0], spec.n_labels)
-    if spec.edge_share > 0:
-        far = other_surface_depths(pair.depths[0], xy, labels, spec)
+    # the other surface's depth at each point (NaN: none), where edge points are drawn
+    far = other_surface_depths(pair.depths[0], xy, labels, spec) if spec.edge_share > 0 else None
+    if far is not None:
         take = drawn_points(rng, np.isfinite(far), spec)
+        far = far[take]
     else:
         take = rng.choice(len(xy), min(spec.points_per_pair, len(xy)), replace=False)
     xy, z = xy[take], z[take]
     middle = float(labels[len(labels) // 2])
     ref_grids = xy[:, None, None, :] + window_offsets(spec.window, spec.samples)
     near_point, near_depth = near_miss_depths(rng, xy, z, labels, reference, other, spec)
-    if spec.edge_share > 0:  # one more negative per edge point: the other surface's depth
-        edge_points = np.nonzero(np.isfinite(far[take]))[0]
+    if far is not None:  # one more negative per edge point: the other surface's depth
+        edge_points = np.nonzero(np.isfinite(far))[0]
         near_point = np.r_[near_point, edge_points].astype(int)
-        near_depth = np.r_[near_depth, far[take][edge_points]]
+        near_depth = np.r_[near_depth, far[edge_points]]
     grids = window_grids(
         np.r_[xy, xy[near_point]], np.r_[z, near_depth], reference, other, middle, spec
     )
