@@ -19,6 +19,12 @@ from stereo.cascade import cascades, sweep_volume
 from stereo.config import StereoConfig, check_volume_fits
 from stereo.cost.base import Cost
 from stereo.cost.factory import cost_of
+from stereo.edge_fusion import (
+    NO_EDGE_COST,
+    edge_cost_name,
+    edge_fused_volume,
+    edge_fusion_config,
+)
 from stereo.errors import StereoError
 from stereo.geometry.camera import (
     Camera,
@@ -35,6 +41,7 @@ from stereo.geometry.planesweep import backproject, check_sweep_geometry, invers
 from stereo.geometry.rectify import rectify_uncalibrated
 from stereo.geometry.sweep import Sweep
 from stereo.mrf.graphcut import (
+    MRFConfig,
     normalise_volume,
 )
 from stereo.mrf.optimise import informative_confidence, optimise, resolved_mrf
@@ -76,7 +83,7 @@ def run_report(
         "image_size": [int(image.shape[1]), int(image.shape[0])],
         "optimizer": cfg.optimizer,
         "sublabel": cfg.sublabel,
-        "mrf": asdict(resolved_mrf(cfg)),
+        "mrf": asdict(solved.mrf),
         "device": cfg.device,
         "threads": torch.get_num_threads(),
         "seconds": {k: round(v, 2) for k, v in times.items()},
@@ -167,6 +174,30 @@ class Solved:
     energy_wta: int | None
     energy_final: int | None
     lr_rejected: float | None
+    mrf: MRFConfig  # the MRF's settings as it ran (the cost's λ and cycles filled in)
+
+
+def final_volume(
+    cfg: StereoConfig,
+    cost: Cost,
+    raw: np.ndarray,
+    images: tuple[np.ndarray, np.ndarray],
+    sweep: Sweep,
+    search: Search,
+) -> tuple[np.ndarray, StereoConfig]:
+    """The ``(L, h, w)`` normalised volume the MRF solves from the cost's raw volume of
+    ``images`` (reference, other) under ``sweep``, and the configuration it solves it with:
+    with edge fusion (:mod:`stereo.edge_fusion`) where the run asks for it, the hand-made
+    cost near depth edges and its expansion cycles (what the fusion did goes to
+    ``cost.info``)."""
+    volume = normalise_volume(raw)
+    edge_cost = edge_cost_name(cfg, cost, sweep)
+    if edge_cost == NO_EDGE_COST:
+        return volume, cfg
+    volume, cost.info["edge_fusion"] = edge_fused_volume(
+        cfg, volume, images, sweep, search.values, search.inverse, edge_cost
+    )
+    return volume, edge_fusion_config(cfg, edge_cost)
 
 
 def solve_pair(
@@ -196,24 +227,34 @@ def solve_pair(
             raw_other = sweep_volume(cfg, cost, images[::-1], search.backward, progress)[0]
         if cascade_info is not None:
             cost.info["cascade"] = cascade_info
-    volume = normalise_volume(raw)
+    volume, mrf_cfg = final_volume(cfg, cost, raw, images, search.forward, search)
     confidence = informative_confidence(volume)
     t = stage_done(times, "cost_volume", t)
     labels, energy_wta, energy_final, values = optimise(
-        volume, reference, search.values, cfg, search.inverse
+        volume, reference, search.values, mrf_cfg, search.inverse
     )
     stage_done(times, "mrf", t)
     lr_rejected = None
     if cfg.lr_check:
         t = time.time()
-        other_values = optimise(
-            normalise_volume(raw_other), other, search.values, cfg, search.inverse
-        )[3]
+        other_volume, mrf_cfg = final_volume(
+            cfg, cost, raw_other, images[::-1], search.backward, search
+        )
+        other_values = optimise(other_volume, other, search.values, mrf_cfg, search.inverse)[3]
         keep = search.consistent(values, other_values, cfg.lr_tolerance * search.step)
         lr_rejected = float((np.isfinite(values) & ~keep).mean())
         values = np.where(keep, values, np.nan).astype(np.float32)
         stage_done(times, "lr_check", t)
-    return Solved(volume, confidence, labels, values, energy_wta, energy_final, lr_rejected)
+    return Solved(
+        volume,
+        confidence,
+        labels,
+        values,
+        energy_wta,
+        energy_final,
+        lr_rejected,
+        resolved_mrf(mrf_cfg),
+    )
 
 
 def match_calibrated(

@@ -29,12 +29,15 @@ def test_method_options_combine():
     assert parse_method("2ch-deep:zc").config().cascade == "zncc,census"
     assert parse_method("zncc:mt2").config().mrf.threads == 2
     assert parse_method("2ch-deep:ws2").config().window_scale == 2
+    assert parse_method("2ch-deep:noedge").config().edge_cost == "none"
+    edge = parse_method("2ch-deep:edge:er16:eb30").config()
+    assert (edge.edge_cost, edge.edge_radius, edge.edge_blend) == ("census", 16, 0.3)
 
 
 def test_unknown_method_option_exits_with_one_line():
     expected = (
-        "not nosub, float32, bfloat16, int8, wta, flat, bilinear, full, zncc, census, zc, sN, wsN, "
-        "bandN, pN, cN, fN, tN, mtN or a λ"
+        "not nosub, float32, bfloat16, int8, wta, flat, bilinear, full, zncc, census, zc, edge, "
+        "noedge, sN, wsN, bandN, pN, cN, fN, tN, erN, ebN, mtN or a λ"
     )
     with pytest.raises(SystemExit, match=expected):
         parse_method("zncc:fast")

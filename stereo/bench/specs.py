@@ -28,8 +28,10 @@ class MethodSpec:
     on images resized by 1/N, ``--cascade-scale``) and ``cN`` (N expansion cycles of the
     proposal's MRF, 0 = its winner-take-all labels: ``--cascade-cycles``) and ``fN`` (the MRF
     on the blend of N % proposal cost, ``--cascade-fuse N/100``) and ``tN`` (a label is scored
-    in a tile where N % of its pixels propose it, ``--cascade-share N/100``); every cost:
-    ``mtN`` (the MRF solved in N bands at once, ``--mrf-threads N``)."""
+    in a tile where N % of its pixels propose it, ``--cascade-share N/100``); edge fusion:
+    ``edge`` (census near depth edges on any search, ``--edge-cost census``), ``noedge``
+    (``--edge-cost none``), ``erN`` (``--edge-radius N``), ``ebN`` (``--edge-blend N/100``);
+    every cost: ``mtN`` (the MRF solved in N bands at once, ``--mrf-threads N``)."""
 
     name: str
     optimizer: str = "graphcut"
@@ -46,6 +48,9 @@ class MethodSpec:
     cascade_cycles: int = StereoConfig.cascade_cycles
     cascade_fuse: float | None = StereoConfig.cascade_fuse
     cascade_share: float = StereoConfig.cascade_share
+    edge_cost: str = StereoConfig.edge_cost
+    edge_blend: float = StereoConfig.edge_blend
+    edge_radius: int = StereoConfig.edge_radius
     mrf_threads: int = MRFConfig.threads
 
     def config(self, **settings) -> StereoConfig:
@@ -66,6 +71,9 @@ class MethodSpec:
             cascade_cycles=self.cascade_cycles,
             cascade_fuse=self.cascade_fuse,
             cascade_share=self.cascade_share,
+            edge_cost=self.edge_cost,
+            edge_blend=self.edge_blend,
+            edge_radius=self.edge_radius,
             **settings,
         )
 
@@ -86,6 +94,8 @@ def parse_method(spec: str) -> MethodSpec:
         "zncc": {"cascade": "zncc"},
         "census": {"cascade": "census"},
         "zc": {"cascade": "zncc,census"},
+        "edge": {"edge_cost": "census"},
+        "noedge": {"edge_cost": "none"},
     }
     numbered = {
         "s": "score_stride",
@@ -95,6 +105,8 @@ def parse_method(spec: str) -> MethodSpec:
         "c": "cascade_cycles",
         "f": "cascade_fuse",
         "t": "cascade_share",
+        "er": "edge_radius",
+        "eb": "edge_blend",
         "mt": "mrf_threads",
     }
     values: dict = {}
@@ -109,7 +121,7 @@ def parse_method(spec: str) -> MethodSpec:
             value: float = number
             if prefix == "p":
                 value = 1.0 / number
-            elif prefix in ("f", "t"):
+            elif prefix in ("f", "t", "eb"):
                 value = number / 100  # a percentage
             values[numbered[prefix]] = value
         else:
@@ -118,7 +130,7 @@ def parse_method(spec: str) -> MethodSpec:
             except ValueError:
                 sys.exit(
                     f"error: method {spec!r}: option {option!r} is not {', '.join(flags)}, "
-                    "sN, wsN, bandN, pN, cN, fN, tN, mtN or a λ"
+                    "sN, wsN, bandN, pN, cN, fN, tN, erN, ebN, mtN or a λ"
                 )
     return MethodSpec(name, **values)
 

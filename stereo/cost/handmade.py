@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import torch
@@ -23,6 +25,7 @@ class ZNCCCost(Cost):
         self.window = window
         self.name = f"zncc{window}"
         self.device = torch.device(device)
+        self.info: dict[str, Any] = {}
 
     def volume(self, reference, other, sweep, progress=False):
         ref = to_tensor(reference, self.device)
@@ -59,6 +62,7 @@ class CensusCost(Cost):
         self.window = window
         self.name = f"census{window}"
         self.device = torch.device(device)
+        self.info: dict[str, Any] = {}
 
     def _census(self, image: Tensor) -> Tensor:
         k, r = self.window, self.window // 2
