@@ -27,6 +27,8 @@ from stereo.settings import setting
 #: ``--model 2ch-deep`` means the same weights.
 DEFAULT_MODEL = "2ch-deep"
 OPTIMIZERS = ("graphcut", "wta")
+#: what --edge-cost takes: auto, none, or a small-window hand-made cost
+EDGE_COSTS = ("auto", "none", "census", "zncc")
 INVALID_MODES = ("nan", "fill")  # pixels whose match leaves the second image: NaN or kept
 MAX_LABELS = 4096  # hypotheses per pixel (memory is checked too: check_volume_fits)
 MIN_WORKING_SIZE = 32  # pixels on the long side
@@ -193,7 +195,7 @@ class StereoConfig:
     edge_cost: str = setting(
         "auto",
         flag="--edge-cost",
-        kind=str,
+        choices=EDGE_COSTS,
         help="Network costs: a small-window hand-made cost (census or zncc) replaces the "
         "network's within --edge-radius pixels of the depth edges of a first pass, which "
         "keeps the network's large window from fattening foreground edges; none = off; "
@@ -237,6 +239,7 @@ class StereoConfig:
         _check_choice("--optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("--invalid", self.invalid, INVALID_MODES)
         _check_choice("--precision", self.precision, PRECISIONS)
+        _check_choice("--edge-cost", self.edge_cost, EDGE_COSTS)
         if not 2 <= self.n_labels <= MAX_LABELS:
             raise StereoError(f"--labels must lie in [2, {MAX_LABELS}], not {self.n_labels}")
         if self.working_size < MIN_WORKING_SIZE:

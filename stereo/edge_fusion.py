@@ -30,7 +30,6 @@ from stereo.config import StereoConfig
 from stereo.cost.base import Cost
 from stereo.cost.factory import cost_of
 from stereo.cost.two_channel import TwoChannelCost
-from stereo.errors import StereoError
 from stereo.geometry.sweep import Sweep
 from stereo.mrf.graphcut import normalise_volume
 from stereo.mrf.optimise import default_cycles, optimise
@@ -106,8 +105,6 @@ def edge_fused_volume(
     normalised volume ``learned`` of ``images`` (reference, other; grey uint8) under
     ``sweep`` (hypotheses ``values``), and what the fusion did."""
     handmade_cost = cost_of(replace(cfg, model=edge_cost))
-    if isinstance(handmade_cost, TwoChannelCost):
-        raise StereoError(f"--edge-cost {edge_cost} is a 2-channel network; give census or zncc")
     handmade = normalise_volume(handmade_cost.volume(*images, sweep))
     first = blended(learned, handmade, cfg.edge_blend)
     first_pass = replace(edge_fusion_config(cfg, edge_cost), sublabel=False, optimizer="graphcut")

@@ -100,16 +100,9 @@ def test_edge_fusion_marks_the_depth_edges_of_the_scene(small_pair):
         ({"edge_blend": 1.5}, "--edge-blend must lie in"),
         ({"edge_blend": float("nan")}, "--edge-blend must lie in"),
         ({"edge_radius": -1}, "--edge-radius must be 0 or more"),
+        ({"edge_cost": "2ch"}, "unknown --edge-cost .2ch.; valid: auto, none, census, zncc"),
     ],
 )
 def test_impossible_edge_settings_are_refused(settings, message):
     with pytest.raises(StereoError, match=message):
         StereoConfig(**settings)
-
-
-def test_a_network_as_the_edge_cost_is_refused(small_pair):
-    cfg = StereoConfig(
-        model="2ch-deep", edge_cost="2ch", n_labels=6, working_size=96, untrained=True
-    )
-    with pytest.raises(StereoError, match="--edge-cost 2ch is a 2-channel network"):
-        match_rectified(*small_pair, cfg, (1.0, 12.0))
