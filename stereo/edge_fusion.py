@@ -14,8 +14,10 @@ better:
 3. the volume the final MRF solves: the hand-made cost alone within those edge zones, the
    first pass's blend elsewhere.
 
-Chosen on the held-out synthetic rectified scenes (dense truth) and checked on castle-P19's
-rectified pairs (``benchmarks/results/edge_fusion.md``); never tuned on a benchmark pair.
+Blend, radius and jump chosen by the least sum of mean bad-2 on the held-out synthetic
+rectified scenes (dense truth) and castle-P19's rectified pairs (sparse truth), never on a
+benchmark pair (``benchmarks/README.md``, session 27; ``benchmarks/results/
+edge_fusion_synthetic.md``, ``edge_fusion_castle.md``).
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ NO_EDGE_COST = "none"
 #: ``--edge-cost`` value that lets the search decide (:data:`AUTO_EDGE_COST`)
 AUTO = "auto"
 #: what ``auto`` means for each kind of sweep, for 2-channel networks (other costs: off):
-#: census on rectified row searches (held-out synthetic rectified scenes, mean bad-2 0.088
-#: against census's 0.106 and the network's 0.142); off for plane sweeps (not validated there)
+#: census on rectified row searches (held-out synthetic rectified scenes, mean bad-2 0.092
+#: against census's 0.106 and the network's 0.142; castle-P19's rectified pairs 0.034 against
+#: 0.037 and 0.021); off for plane sweeps (not validated there)
 AUTO_EDGE_COST = {"depth": NO_EDGE_COST, "disparity": "census"}
 #: a depth edge: neighbouring labels further apart than this many label steps
 EDGE_JUMP_LABELS = 5.0
