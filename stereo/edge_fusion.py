@@ -89,10 +89,14 @@ def blended(learned: np.ndarray, handmade: np.ndarray, weight: np.ndarray | floa
     """``(L, h, w)`` float32 ``(1 − weight) · learned + weight · handmade`` of two normalised
     volumes; ``weight`` a number or an ``(h, w)`` map. NaN where a volume with a share is
     (a weight of 1 is the hand-made volume alone, NaN where it is NaN)."""
-    weight = np.asarray(weight, np.float32)
-    mix = (1 - weight) * learned + weight * handmade
-    mix = np.where(weight >= 1, handmade, np.where(weight <= 0, learned, mix))
-    return mix.astype(np.float32)
+    weight = np.broadcast_to(np.asarray(weight, np.float32), learned.shape[1:])
+    mix = np.subtract(handmade, learned, dtype=np.float32)  # learned + w · (handmade − learned)
+    mix *= weight
+    mix += learned
+    for share, volume in ((1, handmade), (0, learned)):  # NaN only where the volume used is
+        only = weight == share
+        mix[:, only] = volume[:, only]
+    return mix
 
 
 def edge_fused_volume(
