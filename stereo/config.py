@@ -200,7 +200,8 @@ class StereoConfig:
         help="Network costs: a small-window hand-made cost (census or zncc) replaces the "
         "network's within --edge-radius pixels of the depth edges of a first pass, which "
         "keeps the network's large window from fattening foreground edges; none = off; "
-        "auto = census on rectified pairs with a 2-channel network, off elsewhere.",
+        "auto = census on rectified and uncalibrated pairs with a 2-channel network, off "
+        "elsewhere (it lost on castle-P19's plane sweeps).",
     )
     edge_blend: float = setting(
         0.5,
