@@ -305,12 +305,20 @@ def _check_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
         raise StereoError(f"unknown {option} {value!r}; valid: {', '.join(valid)}")
 
 
-def volume_bytes(n_labels: int, height: int, width: int, lr_check: bool = False) -> int:
+#: ``(L, h, w)`` float32 volumes edge fusion holds beside a run's own (the hand-made cost's,
+#: the first pass's blend, the final blend)
+EDGE_FUSION_VOLUMES = 3
+
+
+def volume_bytes(
+    n_labels: int, height: int, width: int, lr_check: bool = False, edge_fusion: bool = False
+) -> int:
     """Peak memory of a run's cost volume and MRF, bytes: about seven float32 copies of the
-    ``(L, h, w)`` volume at once (raw, normalised, the MRF's integer terms and gco's own)
-    plus 512 float32 feature maps (descriptors of both images); twice the volume part with
-    the left-right check."""
-    volume = 7 * (2 if lr_check else 1) * n_labels
+    ``(L, h, w)`` volume at once (raw, normalised, the MRF's integer terms and gco's own),
+    :data:`EDGE_FUSION_VOLUMES` more with edge fusion, plus 512 float32 feature maps
+    (descriptors of both images); twice the volume part with the left-right check."""
+    copies = 7 + (EDGE_FUSION_VOLUMES if edge_fusion else 0)
+    volume = copies * (2 if lr_check else 1) * n_labels
     return 4 * height * width * (volume + 512)
 
 
@@ -325,9 +333,12 @@ def available_memory() -> int | None:
     return None
 
 
-def check_volume_fits(cfg: StereoConfig, height: int, width: int) -> None:
-    """Refuse, before anything is allocated, a volume that would not fit in memory."""
-    need = volume_bytes(cfg.n_labels, height, width, cfg.lr_check)
+def check_volume_fits(cfg: StereoConfig, height: int, width: int, row_search: bool) -> None:
+    """Refuse, before anything is allocated, a volume that would not fit in memory; edge
+    fusion counted wherever it may run (``row_search``: a rectified pair's disparities, where
+    ``--edge-cost auto`` may turn it on; plane sweeps only when ``--edge-cost`` names a cost)."""
+    fusion = cfg.edge_cost != "none" and (row_search or cfg.edge_cost != "auto")
+    need = volume_bytes(cfg.n_labels, height, width, cfg.lr_check, fusion)
     free = available_memory()
     if free is not None and need > free:
         raise StereoError(

@@ -277,7 +277,7 @@ def match_calibrated(
     (ref_w, other_w), (ref_cam, other_cam) = working_pair(
         [reference, other], [reference_camera, other_camera], cfg.working_size
     )
-    check_volume_fits(cfg, *ref_w.shape)
+    check_volume_fits(cfg, *ref_w.shape, row_search=False)
     # bad names fail before any work
     cost = cost_of(cfg)
     matches = camera_matches(ref_w, other_w, ref_cam, other_cam)
@@ -352,7 +352,7 @@ def match_rectified(
         else (lambda im: cv2.resize(im, size, interpolation=cv2.INTER_AREA))
     )
     left_w, right_w = resize(left), resize(right)
-    check_volume_fits(cfg, *left_w.shape)
+    check_volume_fits(cfg, *left_w.shape, row_search=True)
     # bad names fail before any work
     cost = cost_of(cfg)
     n_matches = None

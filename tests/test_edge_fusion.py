@@ -106,3 +106,18 @@ def test_edge_fusion_marks_the_depth_edges_of_the_scene(small_pair):
 def test_impossible_edge_settings_are_refused(settings, message):
     with pytest.raises(StereoError, match=message):
         StereoConfig(**settings)
+
+
+def test_the_memory_check_counts_edge_fusion_where_it_may_run(monkeypatch):
+    import stereo.config as config
+
+    plain = config.volume_bytes(64, 100, 200)
+    fused = config.volume_bytes(64, 100, 200, edge_fusion=True)
+    assert fused - plain == 4 * 100 * 200 * 64 * config.EDGE_FUSION_VOLUMES
+    monkeypatch.setattr(config, "available_memory", lambda: (plain + fused) // 2)
+    config.check_volume_fits(StereoConfig(n_labels=64), 100, 200, row_search=False)
+    config.check_volume_fits(StereoConfig(n_labels=64, edge_cost="none"), 100, 200, True)
+    with pytest.raises(StereoError, match=r"need about .* GiB of memory"):
+        config.check_volume_fits(StereoConfig(n_labels=64), 100, 200, row_search=True)
+    with pytest.raises(StereoError, match="lower --labels or --size"):
+        config.check_volume_fits(StereoConfig(edge_cost="census"), 100, 200, row_search=False)
