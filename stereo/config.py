@@ -27,8 +27,11 @@ from stereo.settings import setting
 #: ``--model 2ch-deep`` means the same weights.
 DEFAULT_MODEL = "2ch-deep"
 OPTIMIZERS = ("graphcut", "wta")
-#: what --edge-cost takes: auto, none, or a small-window hand-made cost
-EDGE_COSTS = ("auto", "none", "census", "zncc")
+#: ``--edge-cost`` values: the search decides (stereo.edge_fusion.AUTO_EDGE_COST), off, or a
+#: small-window hand-made cost
+EDGE_AUTO = "auto"
+EDGE_OFF = "none"
+EDGE_COSTS = (EDGE_AUTO, EDGE_OFF, "census", "zncc")
 INVALID_MODES = ("nan", "fill")  # pixels whose match leaves the second image: NaN or kept
 MAX_LABELS = 4096  # hypotheses per pixel (memory is checked too: check_volume_fits)
 MIN_WORKING_SIZE = 32  # pixels on the long side
@@ -194,7 +197,7 @@ class StereoConfig:
     # rectified scenes 0.092 (network alone 0.142, census 0.106), on castle-P19's rectified
     # pairs 0.034 (0.021, 0.037): results/edge_fusion_synthetic.md, edge_fusion_castle.md
     edge_cost: str = setting(
-        "auto",
+        EDGE_AUTO,
         flag="--edge-cost",
         choices=EDGE_COSTS,
         help="Network costs: a small-window hand-made cost (census or zncc) replaces the "
@@ -337,7 +340,7 @@ def check_volume_fits(cfg: StereoConfig, height: int, width: int, row_search: bo
     """Refuse, before anything is allocated, a volume that would not fit in memory; edge
     fusion counted wherever it may run (``row_search``: a rectified pair's disparities, where
     ``--edge-cost auto`` may turn it on; plane sweeps only when ``--edge-cost`` names a cost)."""
-    fusion = cfg.edge_cost != "none" and (row_search or cfg.edge_cost != "auto")
+    fusion = cfg.edge_cost != EDGE_OFF and (row_search or cfg.edge_cost != EDGE_AUTO)
     need = volume_bytes(cfg.n_labels, height, width, cfg.lr_check, fusion)
     free = available_memory()
     if free is not None and need > free:

@@ -28,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stereo.config import StereoConfig
+from stereo.config import EDGE_AUTO, EDGE_OFF, StereoConfig
 from stereo.cost.base import Cost
 from stereo.cost.factory import cost_of
 from stereo.cost.two_channel import TwoChannelCost
@@ -36,16 +36,12 @@ from stereo.geometry.sweep import Sweep
 from stereo.mrf.graphcut import normalise_volume
 from stereo.mrf.optimise import default_cycles, optimise
 
-#: ``--edge-cost`` value that turns edge fusion off
-NO_EDGE_COST = "none"
-#: ``--edge-cost`` value that lets the search decide (:data:`AUTO_EDGE_COST`)
-AUTO = "auto"
 #: what ``auto`` means for each kind of sweep, for 2-channel networks (other costs: off):
 #: census on rectified row searches (held-out synthetic rectified scenes, mean bad-2 0.092
 #: against census's 0.106 and the network's 0.142; castle-P19's rectified pairs 0.034 against
 #: 0.037 and 0.021); off for plane sweeps (castle-P19's four calibrated pairs: 0.970 / 0.938 /
 #: 0.865 correctness@0.05 / 0.02 / 0.01 against 0.982 / 0.970 / 0.918 without it)
-AUTO_EDGE_COST = {"depth": NO_EDGE_COST, "disparity": "census"}
+AUTO_EDGE_COST = {"depth": EDGE_OFF, "disparity": "census"}
 #: a depth edge: neighbouring labels further apart than this many label steps
 EDGE_JUMP_LABELS = 5.0
 
@@ -54,10 +50,10 @@ def edge_cost_name(cfg: StereoConfig, cost: Cost, sweep: Sweep) -> str:
     """The hand-made cost a run fuses near depth edges, or ``"none"``: ``cfg.edge_cost``
     (``auto``: :data:`AUTO_EDGE_COST` for ``sweep``'s kind when ``cost`` is a 2-channel
     network, else none)."""
-    if cfg.edge_cost != AUTO:
+    if cfg.edge_cost != EDGE_AUTO:
         return cfg.edge_cost
     if not isinstance(cost, TwoChannelCost):
-        return NO_EDGE_COST
+        return EDGE_OFF
     return AUTO_EDGE_COST[sweep.kind]
 
 

@@ -16,11 +16,10 @@ import numpy as np
 import torch
 
 from stereo.cascade import cascades, sweep_volume
-from stereo.config import StereoConfig, check_volume_fits
+from stereo.config import EDGE_OFF, StereoConfig, check_volume_fits
 from stereo.cost.base import Cost
 from stereo.cost.factory import cost_of
 from stereo.edge_fusion import (
-    NO_EDGE_COST,
     edge_cost_name,
     edge_fused_volume,
     edge_fusion_config,
@@ -192,7 +191,7 @@ def final_volume(
     ``cost.info``)."""
     volume = normalise_volume(raw)
     edge_cost = edge_cost_name(cfg, cost, sweep)
-    if edge_cost == NO_EDGE_COST:
+    if edge_cost == EDGE_OFF:
         return volume, cfg
     volume, cost.info["edge_fusion"] = edge_fused_volume(
         cfg, volume, images, sweep, search.values, search.inverse, edge_cost
