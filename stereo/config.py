@@ -32,6 +32,8 @@ OPTIMIZERS = ("graphcut", "wta")
 EDGE_AUTO = "auto"
 EDGE_OFF = "none"
 EDGE_COSTS = (EDGE_AUTO, EDGE_OFF, "census", "zncc")
+#: ``--rectification`` values for uncalibrated pairs (stereo.geometry.rectify)
+RECTIFICATIONS = ("auto", "rotation", "projective")
 INVALID_MODES = ("nan", "fill")  # pixels whose match leaves the second image: NaN or kept
 MAX_LABELS = 4096  # hypotheses per pixel (memory is checked too: check_volume_fits)
 MIN_WORKING_SIZE = 32  # pixels on the long side
@@ -206,6 +208,15 @@ class StereoConfig:
         "auto = census on rectified and uncalibrated pairs with a 2-channel network, off "
         "elsewhere (it lost on castle-P19's plane sweeps).",
     )
+    rectification: str = setting(
+        "auto",
+        flag="--rectification",
+        choices=RECTIFICATIONS,
+        help="Uncalibrated pairs: rotation = each image as the view of a turned camera "
+        "(quasi-Euclidean: windows keep their shape); projective = Hartley's method (OpenCV; "
+        "may stretch, shear or crop an image); auto = rotation, projective where the "
+        "rotation fit leaves the matches more than 1.5 px apart across rows.",
+    )
     edge_blend: float = setting(
         0.5,
         flag="--edge-blend",
@@ -245,6 +256,7 @@ class StereoConfig:
         _check_choice("--invalid", self.invalid, INVALID_MODES)
         _check_choice("--precision", self.precision, PRECISIONS)
         _check_choice("--edge-cost", self.edge_cost, EDGE_COSTS)
+        _check_choice("--rectification", self.rectification, RECTIFICATIONS)
         if not 2 <= self.n_labels <= MAX_LABELS:
             raise StereoError(f"--labels must lie in [2, {MAX_LABELS}], not {self.n_labels}")
         if self.working_size < MIN_WORKING_SIZE:

@@ -46,6 +46,11 @@ from stereo.mrf.graphcut import (
 from stereo.mrf.optimise import informative_confidence, optimise, resolved_mrf
 from stereo.progress import stage_done, stage_started
 
+#: an uncalibrated pair's rectified canvas, larger than the input where the rectification
+#: turns an image, is matched at up to this many times --size (castle-P19 views 0 and 1: a
+#: 1439×1037 canvas from a 768×512 image; time grows with the square)
+MAX_CANVAS_DENSITY_GROWTH = 1.5
+
 
 @dataclass
 class StereoResult:
@@ -405,16 +410,32 @@ def match_uncalibrated(
         A disparity :class:`StereoResult` *of the rectified pair* (``rectification`` holds
         the homographies mapping each input image to its rectified image).
     """
-    rect = rectify_uncalibrated(left, right)
-    h, w = left.shape
-    H1, H2 = np.array(rect["H1"]), np.array(rect["H2"])
-    left_r = cv2.warpPerspective(left, H1, (w, h))
-    right_r = cv2.warpPerspective(right, H2, (w, h))
-    # --disparity-range is in pixels of the input pair, not of the rectified one
-    unranged = replace(config, disparity_range=None) if config is not None else None
-    result = match_rectified(left_r, right_r, unranged, progress=progress)
+    cfg = config or StereoConfig()
+    rect = rectify_uncalibrated(left, right, cfg.rectification)
+    H1, H2, canvas = np.array(rect["H1"]), np.array(rect["H2"]), tuple(rect["size"])
+    left_r = cv2.warpPerspective(left, H1, canvas)
+    right_r = cv2.warpPerspective(right, H2, canvas)
+    # the canvas is matched at the input's pixel density (up to a working size
+    # MAX_CANVAS_DENSITY_GROWTH times --size), not squeezed into --size;
+    # --disparity-range is in pixels of the input pair, not of the rectified one: the
+    # inliers' rectified disparities give it (the images' black borders would add matches)
+    growth = min(max(canvas) / max(left.shape), MAX_CANVAS_DENSITY_GROWTH)
+    cfg = replace(
+        cfg,
+        working_size=max(cfg.working_size, round(cfg.working_size * growth)),
+        disparity_range=None,
+    )
+    result = match_rectified(
+        left_r, right_r, cfg, tuple(rect["disparity_range_px"]), progress=progress
+    )
+    outside = cv2.warpPerspective(np.ones_like(left), H1, canvas, flags=cv2.INTER_NEAREST) == 0
+    result.depth[outside] = np.nan  # the canvas around the rectified left image
+    result.confidence[outside] = 0.0
     result.rectification = rect
-    result.report["rectification"] = {k: rect[k] for k in ("inliers", "epipole_left")}
+    result.report["disparity_range_source"] = f"{rect['inliers']} inlier matches"
+    result.report["rectification"] = {
+        k: rect[k] for k in ("method", "inliers", "epipole_left", "size", "row_residual_px")
+    }
     result.report["note"] = (
         "uncalibrated pair: disparity map of the RECTIFIED left image "
         "(rectification.json maps input pixels to it), not metric depth"

@@ -31,7 +31,8 @@ class MethodSpec:
     in a tile where N % of its pixels propose it, ``--cascade-share N/100``); edge fusion:
     ``edge`` (census near depth edges on any search, ``--edge-cost census``), ``noedge``
     (``--edge-cost none``), ``erN`` (``--edge-radius N``), ``ebN`` (``--edge-blend N/100``);
-    every cost: ``mtN`` (the MRF solved in N bands at once, ``--mrf-threads N``)."""
+    every cost: ``mtN`` (the MRF solved in N bands at once, ``--mrf-threads N``); uncalibrated
+    pairs: ``rotation`` / ``projective`` (``--rectification``)."""
 
     name: str
     optimizer: str = "graphcut"
@@ -52,6 +53,7 @@ class MethodSpec:
     edge_blend: float = StereoConfig.edge_blend
     edge_radius: int = StereoConfig.edge_radius
     mrf_threads: int = MRFConfig.threads
+    rectification: str = StereoConfig.rectification
 
     def config(self, **settings) -> StereoConfig:
         """The run's :class:`StereoConfig`: this method's settings and ``settings`` (the
@@ -74,6 +76,7 @@ class MethodSpec:
             edge_cost=self.edge_cost,
             edge_blend=self.edge_blend,
             edge_radius=self.edge_radius,
+            rectification=self.rectification,
             **settings,
         )
 
@@ -96,6 +99,8 @@ def parse_method(spec: str) -> MethodSpec:
         "zc": {"cascade": "zncc,census"},
         "edge": {"edge_cost": "census"},
         "noedge": {"edge_cost": "none"},
+        "rotation": {"rectification": "rotation"},
+        "projective": {"rectification": "projective"},
     }
     numbered = {
         "s": "score_stride",

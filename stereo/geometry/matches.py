@@ -177,12 +177,20 @@ def _sift_matches(a: np.ndarray, b: np.ndarray, n: int, ratio: float):
     return x1, x2
 
 
+def disparity_span(disparities: np.ndarray, margin: float = 0.25) -> tuple[float, float]:
+    """A disparity search range (px) from match disparities ``(N,)``: their 5th–95th
+    percentiles widened by ``margin`` of the span + 2 px on each side (robust to the few
+    matches between repeated structures)."""
+    lo, hi = np.percentile(disparities, [5, 95])
+    pad = margin * (hi - lo) + 2.0
+    return float(lo - pad), float(hi + pad)
+
+
 def estimate_disparity_range(
     left: np.ndarray, right: np.ndarray, margin: float = 0.25, min_matches: int = 20
 ) -> tuple[float, float, int]:
     """Disparity range ``x_left − x_right`` of a rectified pair from row-consistent SIFT
-    matches (|Δy| ≤ 1.5 px): 5th–95th percentiles widened by ``margin`` of the span + 2 px
-    on each side (robust to the few matches between repeated structures)."""
+    matches (|Δy| ≤ 1.5 px), as :func:`disparity_span` widens them."""
     x1, x2 = sift_matches(left, right)
     keep = np.abs(x1[:, 1] - x2[:, 1]) <= 1.5 if len(x1) else np.zeros(0, bool)
     d = (x1[keep, 0] - x2[keep, 0]) if len(x1) else np.zeros(0)
@@ -191,6 +199,4 @@ def estimate_disparity_range(
             f"only {d.size} row-aligned matches: too few to estimate the "
             "disparity range (is the pair rectified?); give --disparity-range"
         )
-    lo, hi = np.percentile(d, [5, 95])
-    pad = margin * (hi - lo) + 2.0
-    return float(lo - pad), float(hi + pad), int(d.size)
+    return (*disparity_span(d, margin), int(d.size))
