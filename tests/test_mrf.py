@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -253,3 +255,33 @@ def test_confidence_is_the_margin_of_the_two_smallest_costs(dtype):
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
     assert (got[:3] == 0).all() and (got[5:7, :4] == 0).all() and (got[8] > 0).all()
+
+
+STRESS = """
+import threading, numpy as np
+from stereo.mrf.graphcut import MRFConfig, solve
+rng = np.random.default_rng(0)
+unary = rng.random((4, 140, 16)).astype(np.float32)  # 140 rows: two bands at once
+image = (rng.random((140, 16)) * 255).astype(np.uint8)
+cfg = MRFConfig(smoothness=0.5, threads=2)
+expected = solve(unary, image, cfg).labels
+same = []
+def work():
+    for _ in range(40):
+        same.append(np.array_equal(solve(unary, image, cfg).labels, expected))
+threads = [threading.Thread(target=work) for _ in range(6)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(sum(same), len(same))
+"""
+
+
+def test_solves_in_many_threads_at_once_neither_crash_nor_differ():
+    """gco-wrapper's graph registry has no lock and exits the process on a missed lookup
+    (before the registry lock: "Invalid instance handle" within a few hundred solves)."""
+    run = subprocess.run(
+        [sys.executable, "-c", STRESS], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-300:]
+    assert "Invalid instance handle" not in run.stderr
+    assert run.stdout.split() == ["240", "240"]

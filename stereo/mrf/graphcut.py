@@ -17,7 +17,10 @@ gco works on integers: unary and pairwise terms are scaled by ``scale`` and roun
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import gco
@@ -233,8 +236,17 @@ def solve(
     problem = build_problem(unary, image, cfg)
     wta = winner_take_all(unary)
     bands = row_bands(wta.shape[0], cfg.threads)
-    with ThreadPoolExecutor(len(bands)) as pool:  # gco's C calls release the GIL (ctypes)
-        parts = list(pool.map(lambda band: _solve_band(problem, wta, band, cfg, algorithm), bands))
+    graphs = new_graphs([(stop - start) * wta.shape[1] for start, stop, _ in bands], problem)
+    try:
+        with ThreadPoolExecutor(len(bands)) as pool:  # gco's C calls release the GIL (ctypes)
+            parts = list(
+                pool.map(
+                    lambda job: _solve_band(job[0], problem, wta, job[1], cfg, algorithm),
+                    zip(graphs, bands, strict=True),
+                )
+            )
+    finally:
+        destroy_graphs(graphs)
     labels = np.concatenate(parts)
     return MRFResult(labels, energy(wta, problem), energy(labels, problem))
 
@@ -256,39 +268,102 @@ def row_bands(height: int, n_bands: int) -> list[Band]:
     ]
 
 
+class SharedLock:
+    """A lock held by many at once (:meth:`shared`) or by one alone (:meth:`exclusive`)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._holders = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Hold the lock beside other shared holders; waits out an exclusive holder."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._exclusive)
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._holders -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the lock alone; waits until no one else holds it."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._exclusive and not self._holders)
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._exclusive = False
+                self._changed.notify_all()
+
+
+#: gco-wrapper keeps its graphs in one C++ ``std::map`` without a lock, and exits the
+#: process ("Invalid instance handle") when a lookup misses: graphs are created and destroyed
+#: holding this lock alone, and used holding it shared (lookups only), so that two bands (or
+#: two solves in different threads) never touch the map while it changes
+GCO_REGISTRY = SharedLock()
+
+
+def new_graphs(sizes: list[int], problem: IntegerProblem) -> list[gco.GCO]:
+    """One gco general graph per entry of ``sizes`` (sites), over ``problem``'s labels."""
+    n_labels = problem.unary.shape[2]
+    graphs = []
+    with GCO_REGISTRY.exclusive():
+        for sites in sizes:
+            graph = gco.GCO()
+            graph.create_general_graph(sites, n_labels, False)
+            graphs.append(graph)
+    return graphs
+
+
+def destroy_graphs(graphs: list[gco.GCO]) -> None:
+    """Free gco's graphs (:func:`new_graphs`)."""
+    with GCO_REGISTRY.exclusive():
+        for graph in graphs:
+            graph.destroy_graph()
+
+
 def _solve_band(
-    problem: IntegerProblem, wta: np.ndarray, band: Band, cfg: MRFConfig, algorithm: str
+    graph: gco.GCO,
+    problem: IntegerProblem,
+    wta: np.ndarray,
+    band: Band,
+    cfg: MRFConfig,
+    algorithm: str,
 ) -> np.ndarray:
     """The kept rows of ``band`` (:func:`row_bands`) of the labels of ``problem`` solved on
-    the band's rows alone."""
+    the band's rows alone, in ``graph`` (sized for them)."""
     start, stop, (keep_start, keep_stop) = band
-    labels = _solve_problem(problem.rows(start, stop), wta[start:stop], cfg, algorithm)
+    with GCO_REGISTRY.shared():
+        labels = _solve_problem(graph, problem.rows(start, stop), wta[start:stop], cfg, algorithm)
     return labels[keep_start - start : keep_stop - start]
 
 
 def _solve_problem(
-    problem: IntegerProblem, wta: np.ndarray, cfg: MRFConfig, algorithm: str
+    graph: gco.GCO, problem: IntegerProblem, wta: np.ndarray, cfg: MRFConfig, algorithm: str
 ) -> np.ndarray:
-    """``(H, W)`` labels of gco's moves on ``problem``, from ``wta`` when warm-started."""
+    """``(H, W)`` labels of gco's moves on ``problem`` in ``graph`` (created with ``H · W``
+    sites and the problem's labels), from ``wta`` when warm-started."""
     h, w, n_labels = problem.unary.shape
-    graph = gco.GCO()
-    graph.create_general_graph(h * w, n_labels, False)
-    try:
-        graph.set_data_cost(problem.unary.reshape(h * w, n_labels))
-        v_from, h_from, v_to, h_to = gco.get_images_edges_vh(h, w)
-        graph.set_all_neighbors(
-            np.r_[v_from, h_from],
-            np.r_[v_to, h_to],
-            np.r_[problem.cost_v.ravel(), problem.cost_h.ravel()],
-        )
-        graph.set_smooth_cost(problem.pairwise)
-        if cfg.warm_start:
-            start_labels(graph, wta.ravel())
-        cycles = DEFAULT_CYCLES if cfg.iterations is None else cfg.iterations
-        if algorithm == "expansion":
-            graph.expansion(cycles)
-        else:
-            graph.swap(cycles)
-        return np.asarray(graph.get_labels(), dtype=np.int64).reshape(h, w)
-    finally:
-        graph.destroy_graph()
+    graph.set_data_cost(problem.unary.reshape(h * w, n_labels))
+    v_from, h_from, v_to, h_to = gco.get_images_edges_vh(h, w)
+    graph.set_all_neighbors(
+        np.r_[v_from, h_from],
+        np.r_[v_to, h_to],
+        np.r_[problem.cost_v.ravel(), problem.cost_h.ravel()],
+    )
+    graph.set_smooth_cost(problem.pairwise)
+    if cfg.warm_start:
+        start_labels(graph, wta.ravel())
+    cycles = DEFAULT_CYCLES if cfg.iterations is None else cfg.iterations
+    if algorithm == "expansion":
+        graph.expansion(cycles)
+    else:
+        graph.swap(cycles)
+    return np.asarray(graph.get_labels(), dtype=np.int64).reshape(h, w)
