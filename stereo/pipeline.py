@@ -418,7 +418,7 @@ def match_uncalibrated(
     # the canvas is matched at the input's pixel density (up to a working size
     # MAX_CANVAS_DENSITY_GROWTH times --size), not squeezed into --size;
     # --disparity-range is in pixels of the input pair, not of the rectified one: the
-    # inliers' rectified disparities give it (the images' black borders would add matches)
+    # inliers' rectified disparities give it (rectify_uncalibrated)
     growth = min(max(canvas) / max(left.shape), MAX_CANVAS_DENSITY_GROWTH)
     cfg = replace(
         cfg,
