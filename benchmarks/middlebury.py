@@ -37,10 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stereo.bench.machine import hardware
 from stereo.bench.middlebury import MIDDLEBURY_PAIRS, middlebury_pair, sgbm_disparity
 from stereo.bench.rectified import rectified_scene_pair, synthetic_rectified_pair
-from stereo.bench.results import merge_scores, save_results, saved_results
+from stereo.bench.results import run_pairs, save_results, saved_results
 from stereo.bench.specs import parse_method, parse_pair
 from stereo.config import DEFAULT_MODEL
 from stereo.evaluation import disparity_errors
@@ -126,16 +125,13 @@ def main() -> None:
         save_results(out, saved_results(out, required=True), write_table)
         return
     torch.set_num_threads(2)
-    results = saved_results(out).get("results", {})
-    for pair in args.pairs:
-        merge_scores(results, pair, run_pair(pair, args.methods, args.labels, args.size))
-        summary = {
-            "hardware": hardware(),
-            "date": time.strftime("%Y-%m-%d"),
-            "labels": args.labels,
-            "results": results,
-        }
-        save_results(out, summary, write_table)
+    run_pairs(
+        out,
+        args.pairs,
+        lambda pair: run_pair(pair, args.methods, args.labels, args.size),
+        write_table,
+        labels=args.labels,
+    )
 
 
 def write_table(summary: dict, path: Path) -> None:

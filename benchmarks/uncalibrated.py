@@ -21,15 +21,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from stereo.bench.machine import hardware
 from stereo.bench.middlebury import sgbm_disparity
-from stereo.bench.results import merge_scores, save_results, saved_results
+from stereo.bench.results import run_pairs, save_results, saved_results
 from stereo.bench.specs import parse_method, parse_pair
 from stereo.bench.strecha import ProtocolPair, load_pair
 from stereo.geometry.planesweep import backproject
@@ -124,11 +124,7 @@ def main() -> None:
         save_results(out, saved_results(out, required=True), write_table)
         return
     torch.set_num_threads(2)
-    results = saved_results(out).get("results", {})
-    for pair in args.pairs:
-        merge_scores(results, pair, run_pair(pair, args.methods, args.size))
-        summary = {"hardware": hardware(), "date": time.strftime("%Y-%m-%d"), "results": results}
-        save_results(out, summary, write_table)
+    run_pairs(out, args.pairs, partial(run_pair, methods=args.methods, size=args.size), write_table)
 
 
 def write_table(summary: dict, path: Path) -> None:

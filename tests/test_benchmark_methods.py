@@ -85,3 +85,35 @@ def test_middlebury_script_checks_every_pair_before_running(tmp_path):
         "error: pair 'synthetic:x': synthetic validation pairs are synthetic:i, i ≥ 0"
     )
     assert not list(tmp_path.iterdir())
+
+
+def test_uncalibrated_script_checks_pairs_and_methods_before_running(tmp_path):
+    """A benchmark pair (not castle-P19) or an unknown method option stops the uncalibrated
+    benchmark before any pair runs: one line, nothing written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "uncalibrated.py"
+    out = tmp_path / "table"
+    base = [sys.executable, str(script), "--out", str(out), "--methods", "census"]
+    child = subprocess.run(
+        [*base, "--pairs", "castle-P19:0:1", "fountain-P11:5:1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode != 0
+    assert child.stderr.strip() == (
+        "error: pair 'fountain-P11:5:1': the uncalibrated pairs come from castle-P19 only"
+    )
+    child = subprocess.run(
+        [*base, "census:sideways", "--pairs", "castle-P19:0:1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode != 0 and child.stderr.strip().startswith(
+        "error: method 'census:sideways': option 'sideways' is not"
+    )
+    assert not list(tmp_path.iterdir())

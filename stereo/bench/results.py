@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+from stereo.bench.machine import hardware
 
 
 def saved_results(out: Path, required: bool = False) -> dict:
@@ -32,3 +35,20 @@ def merge_scores(results: dict, pair: str, rows: dict[str, dict]) -> None:
     method's new keys (e.g. λ values) join the ones an earlier run left."""
     for method, scores in rows.items():
         results.setdefault(pair, {}).setdefault(method, {}).update(scores)
+
+
+def run_pairs(
+    out: Path,
+    pairs: list[str],
+    run_pair: Callable[[str], dict[str, dict]],
+    write_table: Callable[[dict, Path], None],
+    **fields,
+) -> None:
+    """Run a benchmark pair by pair: each pair's ``{method: scores}`` (``run_pair``) merged
+    into the results saved at ``out`` (:func:`merge_scores`) and saved at once, with the
+    machine, the date and ``fields``, so that a stopped run keeps its finished pairs."""
+    results = saved_results(out).get("results", {})
+    for pair in pairs:
+        merge_scores(results, pair, run_pair(pair))
+        summary = {"hardware": hardware(), "date": time.strftime("%Y-%m-%d"), **fields}
+        save_results(out, {**summary, "results": results}, write_table)
