@@ -35,11 +35,10 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from stereo.bench.middlebury import MIDDLEBURY_PAIRS, middlebury_pair, sgbm_disparity
 from stereo.bench.rectified import rectified_scene_pair, synthetic_rectified_pair
-from stereo.bench.results import run_pairs, save_results, saved_results
+from stereo.bench.results import run_pairs
 from stereo.bench.specs import parse_method, parse_pair
 from stereo.config import DEFAULT_MODEL
 from stereo.evaluation import disparity_errors
@@ -121,15 +120,12 @@ def main() -> None:
     for pair in args.pairs:  # every spec checked before the first pair runs
         pair_loader(pair)
     out = Path(args.out)
-    if args.table_only:
-        save_results(out, saved_results(out, required=True), write_table)
-        return
-    torch.set_num_threads(2)
     run_pairs(
         out,
         args.pairs,
         lambda pair: run_pair(pair, args.methods, args.labels, args.size),
         write_table,
+        args.table_only,
         labels=args.labels,
     )
 

@@ -26,10 +26,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from stereo.bench.middlebury import sgbm_disparity
-from stereo.bench.results import run_pairs, save_results, saved_results
+from stereo.bench.results import run_pairs
 from stereo.bench.specs import parse_method, parse_pair
 from stereo.bench.strecha import ProtocolPair, load_pair
 from stereo.geometry.planesweep import backproject
@@ -120,11 +119,13 @@ def main() -> None:
         if method != "sgbm":
             parse_method(method)
     out = Path(args.out)
-    if args.table_only:
-        save_results(out, saved_results(out, required=True), write_table)
-        return
-    torch.set_num_threads(2)
-    run_pairs(out, args.pairs, partial(run_pair, methods=args.methods, size=args.size), write_table)
+    run_pairs(
+        out,
+        args.pairs,
+        partial(run_pair, methods=args.methods, size=args.size),
+        write_table,
+        args.table_only,
+    )
 
 
 def write_table(summary: dict, path: Path) -> None:

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from stereo.bench.machine import hardware
 
 
@@ -42,11 +44,17 @@ def run_pairs(
     pairs: list[str],
     run_pair: Callable[[str], dict[str, dict]],
     write_table: Callable[[dict, Path], None],
+    table_only: bool = False,
     **fields,
 ) -> None:
-    """Run a benchmark pair by pair: each pair's ``{method: scores}`` (``run_pair``) merged
-    into the results saved at ``out`` (:func:`merge_scores`) and saved at once, with the
-    machine, the date and ``fields``, so that a stopped run keeps its finished pairs."""
+    """Run a benchmark pair by pair on 2 threads: each pair's ``{method: scores}``
+    (``run_pair``) merged into the results saved at ``out`` (:func:`merge_scores`) and saved
+    at once, with the machine, the date and ``fields``, so that a stopped run keeps its
+    finished pairs; ``table_only``: rewrite the Markdown from the saved results alone."""
+    if table_only:
+        save_results(out, saved_results(out, required=True), write_table)
+        return
+    torch.set_num_threads(2)
     results = saved_results(out).get("results", {})
     for pair in pairs:
         merge_scores(results, pair, run_pair(pair))
