@@ -67,6 +67,8 @@ class StereoResult:
     report: dict[str, Any]
     kind: str = "depth"  # "depth" (metres) | "disparity" (pixels of the input pair)
     rectification: dict[str, Any] | None = None  # uncalibrated pairs: H1, H2, F
+    # uncalibrated pairs: (H, W) float32 the rectified disparity of each input left pixel
+    disparity_left: np.ndarray | None = None
 
 
 def run_report(
@@ -408,7 +410,8 @@ def match_uncalibrated(
 
     Returns:
         A disparity :class:`StereoResult` *of the rectified pair* (``rectification`` holds
-        the homographies mapping each input image to its rectified image).
+        the homographies mapping each input image to its rectified image;
+        ``disparity_left`` the same disparities at each pixel of the input left image).
     """
     cfg = config or StereoConfig()
     rect = rectify_uncalibrated(left, right, cfg.rectification)
@@ -431,6 +434,14 @@ def match_uncalibrated(
     outside = cv2.warpPerspective(np.ones_like(left), H1, canvas, flags=cv2.INTER_NEAREST) == 0
     result.depth[outside] = np.nan  # the canvas around the rectified left image
     result.confidence[outside] = 0.0
+    result.disparity_left = cv2.warpPerspective(
+        result.depth,
+        H1,
+        (left.shape[1], left.shape[0]),
+        flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=np.nan,
+    )
     result.rectification = rect
     result.report["disparity_range_source"] = f"{rect['inliers']} inlier matches"
     result.report["rectification"] = {

@@ -214,4 +214,15 @@ def _outputs(result, report: dict, left: Path):
         "disparity (px)",
         "turbo",
     )
+    if result.disparity_left is not None:
+        report["output_left"] = (
+            "disparity_left.npy: the same disparities in the input left image's pixel grid"
+        )
+        arrays["disparity_left"] = result.disparity_left
+        pictures["disparity_left"] = (
+            result.disparity_left,
+            f"disparity on the left image ({report['cost']}, {mode})",
+            "rectified disparity (px)",
+            "turbo",
+        )
     return arrays, pictures, None

@@ -104,6 +104,32 @@ def test_uncalibrated_pair_disparities_match_the_truth(convergent_pair):
     assert np.mean(np.abs(found - (r1[:, 0] - r2[:, 0])) <= 2) > 0.8
     outside = cv2.warpPerspective(np.ones_like(im_l), H1, tuple(result.rectification["size"])) == 0
     assert outside.any() and np.isnan(result.depth[outside]).all()
+    # the same disparities on the input left image's grid
+    assert result.disparity_left.shape == im_l.shape
+    on_input = result.disparity_left[x1[:, 1].astype(int), x1[:, 0].astype(int)]
+    assert np.mean(np.abs(on_input - (r1[:, 0] - r2[:, 0])) <= 2) > 0.8
+
+
+def test_cli_matches_an_uncalibrated_pair_and_writes_both_grids(tmp_path):
+    planes = default_planes()
+    target = np.array([0.0, 0.0, 6.5])
+    left = Camera(K, look_at(np.zeros(3), target), np.zeros(3), 240, 180)
+    centre = np.array([0.7, 0.2, 0.1])  # higher and pitched down: rows not aligned
+    right = Camera(K, look_at(centre, target + np.array([0, 0.6, 0])), centre, 240, 180)
+    im_l, im_r = render(planes, left)[0], render(planes, right)[0]
+    cv2.imwrite(str(tmp_path / "l.png"), im_l)
+    cv2.imwrite(str(tmp_path / "r.png"), im_r)
+    out = tmp_path / "out"
+    args = [str(tmp_path / "l.png"), str(tmp_path / "r.png"), "--model", "census"]
+    result = CliRunner().invoke(match_command, [*args, "--labels", "24", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["mode"] == "uncalibrated" and report["rectification"]["method"] == "rotation"
+    rect = json.loads((out / "rectification.json").read_text())
+    width, height = rect["size"]
+    assert np.load(out / "disparity.npy").shape == (height, width)
+    assert np.load(out / "disparity_left.npy").shape == im_l.shape
+    assert (out / "disparity_left.png").is_file()
 
 
 def test_sampson_error_of_a_rectified_pair_is_the_row_gap_over_root_two():

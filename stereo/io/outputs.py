@@ -29,6 +29,8 @@ RESULT_FILES = frozenset(
     {
         "depth.npy",
         "disparity.npy",
+        "disparity_left.npy",
+        "disparity_left.png",
         "confidence.npy",
         "depth.png",
         "disparity.png",
