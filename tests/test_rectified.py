@@ -21,6 +21,7 @@ from stereo.geometry.rectify import (
     consistent_disparities,
     rectify_uncalibrated,
     sampson_errors,
+    shifted_onto_canvas,
 )
 from stereo.pipeline import match_rectified, match_uncalibrated
 
@@ -226,3 +227,14 @@ def test_auto_rectification_falls_back_to_projective_when_rotations_leave_rows_a
     assert rect["method"] == "projective" and rect["row_residual_px"] < 1.5
     with pytest.raises(StereoError, match=r"disagree by \d+\.\d px across rows"):
         rectify_uncalibrated(im_l, im_r, "rotation")
+
+
+def test_a_rectification_that_would_blow_the_image_up_is_refused():
+    matches = np.array([[10.0, 10.0], [100.0, 50.0]])
+    steep = np.array([[1.0, 0, 0], [0, 1, 0], [-0.0038, 0, 1]])  # x = 240 → about 2,700
+    with pytest.raises(StereoError, match="stretch the left image more than 3×"):
+        shifted_onto_canvas(steep, np.eye(3), matches, matches, 240, 180)
+    seen_left_of = matches - np.array([5.0, 0.0])  # disparity 5 px
+    H1, H2, size = shifted_onto_canvas(np.eye(3), np.eye(3), matches, seen_left_of, 240, 180)
+    assert size == (240, 180) and np.allclose(H1, np.eye(3))
+    assert np.allclose(apply_homography(H2, seen_left_of), matches)  # median disparity 0

@@ -43,7 +43,7 @@ FOCAL_EXPONENT_STARTS = (-0.5, 0.0, 0.5)
 #: a match sets the disparity range only if its disparity lies within this many px (per
 #: 768 px of the image's long side) of the median of its nearest matches' — matches along
 #: an epipolar line onto repeated structure satisfy F but not their neighbours (castle-P19
-#: views 5 and 7: 10 % of the inliers 165–470 px off the truth's −29…45 px)
+#: views 5 and 7, 0.8 ratio test: 10 % of the inliers 165–470 px off the truth's −29…45 px)
 NEIGHBOUR_TOLERANCE_PX = 4.0
 NEIGHBOURS = 8
 #: SIFT's ratio test for rectifying, where at least DISTINCT_MATCHES matches pass it (else the
