@@ -146,10 +146,23 @@ def sift_matches(
 
     Images larger than ``max_side`` on the long side are matched reduced to it (time and
     memory stay bounded whatever the input size) and the points scaled back."""
+    return sift_matches_with_distances(a, b, n, ratio, max_side)[:2]
+
+
+def sift_matches_with_distances(
+    a: np.ndarray,
+    b: np.ndarray,
+    n: int = 4000,
+    ratio: float = 0.8,
+    max_side: int = SIFT_MAX_SIDE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`sift_matches` and each match's descriptor distances to its nearest and
+    second-nearest neighbour ``(M, 2)``: a stricter ratio test ``r`` keeps the matches with
+    ``distances[:, 0] < r · distances[:, 1]``, without matching again."""
     small_a, scale_a = _reduced(a, max_side)
     small_b, scale_b = _reduced(b, max_side)
-    x1, x2 = _sift_matches(small_a, small_b, n, ratio)
-    return (x1 + 0.5) / scale_a - 0.5, (x2 + 0.5) / scale_b - 0.5
+    x1, x2, distances = _sift_matches(small_a, small_b, n, ratio)
+    return (x1 + 0.5) / scale_a - 0.5, (x2 + 0.5) / scale_b - 0.5, distances
 
 
 def _reduced(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -166,15 +179,16 @@ def _sift_matches(a: np.ndarray, b: np.ndarray, n: int, ratio: float):
     k1, d1 = sift.detectAndCompute(a, None)
     k2, d2 = sift.detectAndCompute(b, None)
     if d1 is None or d2 is None or len(k1) < 2 or len(k2) < 2:
-        return np.zeros((0, 2)), np.zeros((0, 2))
+        return np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2))
     pairs = [
-        (m.queryIdx, m.trainIdx)
+        (m.queryIdx, m.trainIdx, m.distance, n_.distance)
         for m, n_ in cv2.BFMatcher().knnMatch(d1, d2, k=2)
         if m.distance < ratio * n_.distance
     ]
-    x1 = np.array([k1[i].pt for i, _ in pairs]).reshape(-1, 2)
-    x2 = np.array([k2[j].pt for _, j in pairs]).reshape(-1, 2)
-    return x1, x2
+    x1 = np.array([k1[i].pt for i, *_ in pairs]).reshape(-1, 2)
+    x2 = np.array([k2[j].pt for _, j, *_ in pairs]).reshape(-1, 2)
+    distances = np.array([pair[2:] for pair in pairs]).reshape(-1, 2)
+    return x1, x2, distances
 
 
 def disparity_span(disparities: np.ndarray, margin: float = 0.25) -> tuple[float, float]:

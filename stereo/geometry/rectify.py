@@ -24,7 +24,7 @@ from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
 from stereo.errors import StereoError
-from stereo.geometry.matches import SIFT_MAX_SIDE, disparity_span, sift_matches
+from stereo.geometry.matches import SIFT_MAX_SIDE, disparity_span, sift_matches_with_distances
 
 #: the fundamental matrix of a rectified pair: ``m2ᵀ F m1 = y1 − y2``
 RECTIFIED_F = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -160,10 +160,12 @@ def left_epipole(F: np.ndarray) -> np.ndarray:
 def inlier_matches(left: np.ndarray, right: np.ndarray, min_inliers: int) -> tuple[np.ndarray, ...]:
     """``(F, x1, x2)``: the fundamental matrix from SIFT matches (RANSAC) and its inlier
     matches ``(N, 2)``: the matches of the strict ratio test :data:`DISTINCT_RATIO` where
-    :data:`DISTINCT_MATCHES` pass it, else of the usual one; raises when too few agree."""
-    x1, x2 = sift_matches(left, right, ratio=DISTINCT_RATIO)
-    if len(x1) < DISTINCT_MATCHES:
-        x1, x2 = sift_matches(left, right)
+    :data:`DISTINCT_MATCHES` pass it, else of the usual one (one matching, both tests);
+    raises when too few agree."""
+    x1, x2, distances = sift_matches_with_distances(left, right)
+    distinct = distances[:, 0] < DISTINCT_RATIO * distances[:, 1]
+    if distinct.sum() >= DISTINCT_MATCHES:
+        x1, x2 = x1[distinct], x2[distinct]
     if len(x1) < min_inliers:
         raise StereoError(
             f"only {len(x1)} matches between the images: too few to estimate "
