@@ -190,20 +190,20 @@ def final_volume(
     images: tuple[np.ndarray, np.ndarray],
     sweep: Sweep,
     search: Search,
-) -> tuple[np.ndarray, StereoConfig]:
+) -> tuple[np.ndarray, StereoConfig, dict[str, Any] | None]:
     """The ``(L, h, w)`` normalised volume the MRF solves from the cost's raw volume of
-    ``images`` (reference, other) under ``sweep``, and the configuration it solves it with:
-    with edge fusion (:mod:`stereo.edge_fusion`) where the run asks for it, the hand-made
-    cost near depth edges and its expansion cycles (what the fusion did goes to
-    ``cost.info``)."""
+    ``images`` (reference, other) under ``sweep``, the configuration it solves it with, and
+    what edge fusion did (None without it): with edge fusion (:mod:`stereo.edge_fusion`)
+    where the run asks for it, the hand-made cost near depth edges and its expansion
+    cycles."""
     volume = normalise_volume(raw)
     edge_cost = edge_cost_name(cfg, cost, sweep)
     if edge_cost == EDGE_OFF:
-        return volume, cfg
-    volume, cost.info["edge_fusion"] = edge_fused_volume(
+        return volume, cfg, None
+    volume, info = edge_fused_volume(
         cfg, volume, images, sweep, search.values, search.inverse, edge_cost
     )
-    return volume, edge_fusion_config(cfg, edge_cost)
+    return volume, edge_fusion_config(cfg, edge_cost), info
 
 
 def solve_pair(
@@ -233,7 +233,9 @@ def solve_pair(
             raw_other = sweep_volume(cfg, cost, images[::-1], search.backward, progress)[0]
         if cascade_info is not None:
             cost.info["cascade"] = cascade_info
-    volume, mrf_cfg = final_volume(cfg, cost, raw, images, search.forward, search)
+    volume, mrf_cfg, fusion_info = final_volume(cfg, cost, raw, images, search.forward, search)
+    if fusion_info is not None:  # the reference image's, as the cascade's
+        cost.info["edge_fusion"] = fusion_info
     confidence = informative_confidence(volume)
     t = stage_done(times, "cost_volume", t)
     labels, energy_wta, energy_final, values = optimise(
@@ -243,7 +245,7 @@ def solve_pair(
     lr_rejected = None
     if cfg.lr_check:
         t = time.time()
-        other_volume, mrf_cfg = final_volume(
+        other_volume, mrf_cfg, _ = final_volume(
             cfg, cost, raw_other, images[::-1], search.backward, search
         )
         other_values = optimise(other_volume, other, search.values, mrf_cfg, search.inverse)[3]

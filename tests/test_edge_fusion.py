@@ -121,3 +121,19 @@ def test_the_memory_check_counts_edge_fusion_where_it_may_run(monkeypatch):
         config.check_volume_fits(StereoConfig(n_labels=64), 100, 200, row_search=True)
     with pytest.raises(StereoError, match="lower --labels or --size"):
         config.check_volume_fits(StereoConfig(edge_cost="census"), 100, 200, row_search=False)
+
+
+def test_the_report_gives_the_reference_images_edge_fusion_with_the_left_right_check(small_pair):
+    """With --lr-check the second image's volume is fused too; the report keeps the
+    reference image's figures (as without the check), not the second image's."""
+    common = dict(model="census", n_labels=12, working_size=96, edge_radius=3, edge_cost="zncc")
+    alone = match_rectified(*small_pair, StereoConfig(**common), (1.0, 12.0))
+    checked = match_rectified(*small_pair, StereoConfig(lr_check=True, **common), (1.0, 12.0))
+    assert checked.report["edge_fusion"] == alone.report["edge_fusion"]
+    mirrored = match_rectified(
+        small_pair[1][:, ::-1].copy(),
+        small_pair[0][:, ::-1].copy(),
+        StereoConfig(**common),
+        (1.0, 12.0),
+    )
+    assert mirrored.report["edge_fusion"] != alone.report["edge_fusion"]  # the check can tell
