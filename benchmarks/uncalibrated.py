@@ -24,7 +24,6 @@ import time
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from stereo.bench.middlebury import sgbm_disparity
@@ -32,7 +31,7 @@ from stereo.bench.results import run_pairs
 from stereo.bench.specs import parse_method, parse_pair
 from stereo.bench.strecha import ProtocolPair, load_pair
 from stereo.geometry.planesweep import backproject
-from stereo.geometry.rectify import apply_homography, rectify_uncalibrated
+from stereo.geometry.rectify import apply_homography, rectify_uncalibrated, warped_onto_canvas
 from stereo.pipeline import match_uncalibrated
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,9 +78,7 @@ def run_method(method: str, pair: ProtocolPair, size: int) -> tuple[np.ndarray, 
     """The rectified left image's disparity map and the rectification of one method."""
     if method == "sgbm":
         rect = rectify_uncalibrated(pair.reference, pair.other)
-        canvas = tuple(rect["size"])
-        left = cv2.warpPerspective(pair.reference, np.array(rect["H1"]), canvas)
-        right = cv2.warpPerspective(pair.other, np.array(rect["H2"]), canvas)
+        left, right = warped_onto_canvas(pair.reference, pair.other, rect)
         return sgbm_disparity(left, right, *rect["disparity_range_px"]), rect
     cfg = parse_method(method).config(working_size=round(size * SCORE_SCALE))
     result = match_uncalibrated(pair.reference, pair.other, cfg)

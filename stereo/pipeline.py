@@ -37,7 +37,7 @@ from stereo.geometry.matches import (
     working_pair,
 )
 from stereo.geometry.planesweep import backproject, check_sweep_geometry, inverse_depth_labels
-from stereo.geometry.rectify import rectify_uncalibrated
+from stereo.geometry.rectify import rectify_uncalibrated, warped_onto_canvas
 from stereo.geometry.sweep import Sweep
 from stereo.mrf.graphcut import (
     MRFConfig,
@@ -417,19 +417,14 @@ def match_uncalibrated(
     """
     cfg = config or StereoConfig()
     rect = rectify_uncalibrated(left, right, cfg.rectification)
-    H1, H2, canvas = np.array(rect["H1"]), np.array(rect["H2"]), tuple(rect["size"])
-    left_r = cv2.warpPerspective(left, H1, canvas)
-    right_r = cv2.warpPerspective(right, H2, canvas)
+    H1, canvas = np.array(rect["H1"]), tuple(rect["size"])
+    left_r, right_r = warped_onto_canvas(left, right, rect)
     # the canvas is matched at the input's pixel density (up to a working size
-    # MAX_CANVAS_DENSITY_GROWTH times --size), not squeezed into --size;
+    # MAX_CANVAS_DENSITY_GROWTH times --size), not squeezed into --size; a given
     # --disparity-range is in pixels of the input pair, not of the rectified one: the
-    # inliers' rectified disparities give it (rectify_uncalibrated)
+    # inliers' rectified disparities give the range (rectify_uncalibrated)
     growth = min(max(canvas) / max(left.shape), MAX_CANVAS_DENSITY_GROWTH)
-    cfg = replace(
-        cfg,
-        working_size=max(cfg.working_size, round(cfg.working_size * growth)),
-        disparity_range=None,
-    )
+    cfg = replace(cfg, working_size=max(cfg.working_size, round(cfg.working_size * growth)))
     result = match_rectified(
         left_r, right_r, cfg, tuple(rect["disparity_range_px"]), progress=progress
     )

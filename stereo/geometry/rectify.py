@@ -275,3 +275,15 @@ def rectify_uncalibrated(
             disparity_span(consistent_disparities(rectified_1, disparities, max(h, w)))
         ),
     }
+
+
+def warped_onto_canvas(
+    left: np.ndarray, right: np.ndarray, rect: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``left`` and ``right`` warped onto the canvas of :func:`rectify_uncalibrated`'s
+    ``rect`` (``rect["size"]``; black outside each image)."""
+    canvas = tuple(rect["size"])
+    return (
+        cv2.warpPerspective(left, np.array(rect["H1"]), canvas),
+        cv2.warpPerspective(right, np.array(rect["H2"]), canvas),
+    )
