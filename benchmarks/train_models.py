@@ -31,8 +31,10 @@ from stereo.datasets.stereo_windows import (
     real_stereo_windows,
     synthetic_stereo_windows,
 )
+from stereo.datasets.synthetic_keypoints import synthetic_keypoint_patches
 from stereo.errors import StereoError
 from stereo.patchnet.data.patchset import PatchSet
+from stereo.patchnet.data.sources import joined
 from stereo.patchnet.manifest import write_manifest
 from stereo.patchnet.models import PatchNet, build_model
 from stereo.patchnet.models.l2net import L2NetTower
@@ -47,12 +49,17 @@ SHARED = ROOT.parent / "shared" / "data"
 #: benchmark scene: castle-P19 is the training scene, Oxford the patch benchmark's homography
 #: sequences)
 SYNTHETIC_PAIRS = 600
+#: view pairs of the synthetic keypoint set (castle+synthetic-keypoints): ~45,000 points
+SYNTHETIC_KEYPOINT_PAIRS = 300
 #: view pairs of the GPU-scale set (synthetic-stereo-2ch-xl): ~2 CPU-minutes on 16 cores
 SYNTHETIC_PAIRS_XL = 2400
 TEXTURE_FOLDERS = [
     SHARED / "strecha" / "castle-P19" / "images",
     *(SHARED / "oxford" / name for name in ("bark", "bikes", "boat", "graf", "trees", "ubc")),
 ]
+#: texture folders of the synthetic keypoint sets: no Oxford image, so that the Oxford
+#: descriptor benchmark (benchmarks/oxford_map.py) stays unseen
+KEYPOINT_TEXTURE_FOLDERS = [SHARED / "strecha" / "castle-P19" / "images"]
 
 #: training sets: name → (file, description); file None: generated on the fly.
 #: "castle+oxford": keypoint-normalised patches (scale factor 5, rotated), for descriptor
@@ -187,6 +194,15 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "after it, 64-px windows warped by each hypothesis' own plane, near misses at every "
         "half label from 0.5 to 6 labels off",
     ),
+    "castle+synthetic-keypoints": (
+        None,
+        "castle+synthetic-keypoints: castle-P19 (Strecha) keypoint patches (as castle-keypoints) "
+        f"and those of {SYNTHETIC_KEYPOINT_PAIRS} random synthetic view pairs (512x384, rigs as "
+        "synthetic-stereo's, the second camera rolled by up to 180 degrees; textures from "
+        "scikit-image's samples and castle-P19 alone), DoG keypoints matched by "
+        "the exact depth alone (position, size, orientation), scale- and orientation-"
+        "normalised as castle's (stereo.datasets.synthetic_keypoints, seed 10)",
+    ),
     "castle-stereo": (
         ROOT / "datasets" / "stereo" / "castle-P19.npz",
         "castle-stereo: castle-P19 (Strecha), upright windows at image scale 0.5, two near "
@@ -246,6 +262,16 @@ SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo-2ch-hard": 7,
     "synthetic-stereo-2ch-edge": 8,
     "synthetic-stereo-2ch-edge-ws4": 9,
+}
+#: keypoint sets generated from random scenes, each joined to a real scene's keypoint
+#: patches: name → (real patch file, view pairs, seed, scene)
+SYNTHETIC_KEYPOINT_SETS: dict[str, tuple[Path, int, int, SceneSpec]] = {
+    "castle+synthetic-keypoints": (
+        ROOT / "datasets" / "patches" / "castle-P19.npz",
+        SYNTHETIC_KEYPOINT_PAIRS,
+        10,
+        SceneSpec(width=512, height=384, roll_deg=180.0),
+    ),
 }
 #: scenes of a generated set where they differ from SceneSpec()'s
 SYNTHETIC_SCENES: dict[str, SceneSpec] = {
@@ -444,6 +470,8 @@ def load_train_set(train_set: str) -> PatchSet:
                 f"../shared/data/strecha/{folder.name} --out {folder.relative_to(ROOT)}`"
             )
         return real_stereo_windows(folder, offsets, windows=windows, views=views)
+    if train_set in SYNTHETIC_KEYPOINT_SETS:
+        return synthetic_keypoint_set(train_set)
     missing = [str(f) for f in TEXTURE_FOLDERS if not f.is_dir()]
     if missing:
         sys.exit(f"error: texture folder(s) {', '.join(missing)} missing (../shared/data)")
@@ -455,6 +483,20 @@ def load_train_set(train_set: str) -> PatchSet:
         windows=SYNTHETIC_WINDOWS.get(train_set),
         workers=torch.get_num_threads(),
     )
+
+
+def synthetic_keypoint_set(train_set: str) -> PatchSet:
+    """A :data:`SYNTHETIC_KEYPOINT_SETS` set: its real keypoint patches joined to the
+    generated ones."""
+    real_file, n_pairs, seed, scene = SYNTHETIC_KEYPOINT_SETS[train_set]
+    missing = [str(f) for f in KEYPOINT_TEXTURE_FOLDERS if not f.is_dir()]
+    if missing:
+        sys.exit(f"error: texture folder(s) {', '.join(missing)} missing (../shared/data)")
+    real = PatchSet.load(real_file)
+    generated = synthetic_keypoint_patches(
+        n_pairs, KEYPOINT_TEXTURE_FOLDERS, seed=seed, scene=scene, workers=torch.get_num_threads()
+    )
+    return joined([real, generated], {"source": TRAIN_SETS[train_set][1]})
 
 
 def train_one(

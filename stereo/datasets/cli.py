@@ -346,6 +346,53 @@ def synthetic_command(n_pairs: int, seed: int, out_dir: str, textures: tuple[str
     click.echo(json.dumps({"out": str(out_dir), "seed": seed, "rigs": rigs}, indent=2))
 
 
+@cli.command("synthetic-keypoints")
+@click.option("--pairs", "n_pairs", type=click.IntRange(1, 100000), default=50, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Pair i is drawn from (seed, i)."
+)
+@click.option("--out", "output", type=click.Path(), required=True, help="Patch file (.npz).")
+@click.option(
+    "--textures",
+    multiple=True,
+    type=click.Path(),
+    help="Folder of photographs to texture the planes with (repeatable; scikit-image's "
+    "samples are always used).",
+)
+@click.option("--width", type=click.IntRange(64, 4096), default=512, show_default=True)
+@click.option("--height", type=click.IntRange(64, 4096), default=384, show_default=True)
+@click.option(
+    "--roll",
+    "roll_deg",
+    type=click.FloatRange(0, 180),
+    default=180.0,
+    show_default=True,
+    help="The second camera turns about its axis by up to ± this many degrees.",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+def synthetic_keypoints_command(
+    n_pairs: int,
+    seed: int,
+    output: str,
+    textures: tuple[str, ...],
+    width: int,
+    height: int,
+    roll_deg: float,
+    workers: int,
+) -> None:
+    """Keypoint patches (scale and orientation normalised, as `build` cuts a real scene's) of
+    random synthetic view pairs, matched by their exact depth."""
+    from stereo.datasets.random_scenes import SceneSpec
+    from stereo.datasets.synthetic_keypoints import synthetic_keypoint_patches
+
+    if not output.endswith(".npz"):
+        raise StereoError(f"--out {output}: give a .npz file name")
+    scene = SceneSpec(width=width, height=height, roll_deg=roll_deg)
+    patches = synthetic_keypoint_patches(n_pairs, textures, seed, scene, workers=workers)
+    patches.save(output)
+    click.echo(f"wrote {len(patches)} patches ({patches.n_points} points) to {output}")
+
+
 @cli.command("merge")
 @click.argument("output", type=click.Path())
 @click.argument("inputs", nargs=-1, required=True)

@@ -57,6 +57,7 @@ class SceneSpec:
     rigs: tuple[str, ...] = RIGS
     faint_share: float = 0.0  # share of textures whose contrast is cut to FAINT_CONTRAST
     thin_share: float = 0.0  # share of panels drawn as thin bars (aspect THIN_ASPECT)
+    roll_deg: float = 0.0  # the second camera turns about its axis by up to ± this, degrees
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.rigs) - set(RIGS))
@@ -86,6 +87,8 @@ def texture_pool(folders: Sequence[str | Path] = ()) -> list[np.ndarray]:
 
     pool = sample_photographs()
     for folder in folders:
+        if not Path(folder).is_dir():
+            raise StereoError(f"texture folder {folder} does not exist; give a folder of images")
         files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise StereoError(f"no images in texture folder {folder}; give a folder of images")
@@ -233,6 +236,8 @@ def random_rig(
         R2 = R1 @ _rotation(*rng.uniform(-0.05, 0.05, 3))
     else:
         raise StereoError(f"unknown rig {kind!r}; valid rigs: {', '.join(RIGS)}")
+    if spec.roll_deg > 0:  # drawn only when asked: the other sets' streams stay as they were
+        R2 = R2 @ _rotation(0.0, 0.0, np.radians(rng.uniform(-spec.roll_deg, spec.roll_deg)))
     cams = [Camera(K, R, C, spec.width, spec.height) for R, C in ((R1, C1), (R2, C2))]
     if rng.random() < 0.5:  # either view may be the reference (forward: ahead or behind)
         cams.reverse()

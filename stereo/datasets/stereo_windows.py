@@ -25,17 +25,15 @@ negative of the match in its own view.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
-from stereo.datasets.random_scenes import SceneSpec, ViewPair, random_view_pair, texture_pool
+from stereo.datasets.random_scenes import SceneSpec, ViewPair, random_view_pair
+from stereo.datasets.worker_pool import TEXTURES, map_pairs
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera
 from stereo.geometry.matches import percentile_depth_range
@@ -291,21 +289,10 @@ def pair_windows(
     }
 
 
-_WORKER_POOL: list[np.ndarray] = []
-
-
-def _init_worker(folders: Sequence[str], one_thread: bool = False) -> None:
-    """Read the texture pool once per process; ``one_thread``: OpenCV runs on one thread (a
-    pool worker: the pool already fills the cores)."""
-    if one_thread:
-        cv2.setNumThreads(1)
-    _WORKER_POOL[:] = texture_pool(folders)
-
-
 def _pair_task(args: tuple[int, int, SceneSpec, WindowSpec]) -> dict[str, np.ndarray]:
     """Windows of view pair ``i`` of ``seed`` (run in a worker)."""
     seed, i, scene, windows = args
-    pair = random_view_pair((seed, i), _WORKER_POOL, scene)
+    pair = random_view_pair((seed, i), TEXTURES, scene)
     return pair_windows(pair, np.random.default_rng((seed, i, 1)), windows)
 
 
@@ -331,32 +318,11 @@ def synthetic_stereo_windows(
     if n_pairs < 1:
         raise StereoError(f"need at least one view pair, not {n_pairs}")
     scene, windows = scene or SceneSpec(), windows or WindowSpec()
-    folders = [str(f) for f in texture_folders]
     tasks = [(seed, i, scene, windows) for i in range(n_pairs)]
-    if workers > 1:
-        # fresh ("spawn") workers: a fork of a process whose OpenCV and torch thread pools
-        # have run can deadlock (a forked CI run hung here twice, in sessions 18 and 19)
-        executor = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(folders, True),
-        )
-        with executor:
-            results = list(
-                tqdm(
-                    executor.map(_pair_task, tasks),
-                    total=n_pairs,
-                    desc="synthetic pairs",
-                    disable=not progress,
-                )
-            )
-    else:
-        _init_worker(folders)
-        results = [_pair_task(t) for t in tqdm(tasks, desc="synthetic pairs", disable=not progress)]
+    results = map_pairs(_pair_task, tasks, texture_folders, workers, progress, "synthetic pairs")
     meta = {
         "source": f"synthetic stereo windows: {n_pairs} random view pairs, seed {seed}",
-        "texture_folders": [Path(f).name for f in folders],
+        "texture_folders": [Path(f).name for f in texture_folders],
         "scene": asdict(scene),
         "windows": asdict(windows),
     }

@@ -13,6 +13,7 @@ Several sources joined with ``+`` are concatenated (their point ids kept distinc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,12 @@ def load_patch_source(spec: str, seed: int = 0) -> PatchSet:
         raise StereoError("no patch data given")
     if len(sets) == 1:
         return sets[0]
+    return joined(sets, {"source": spec})
+
+
+def joined(sets: Sequence[PatchSet], meta: dict) -> PatchSet:
+    """``sets`` as one patch set: patches concatenated, point ids (and ``near_of``) shifted so
+    that no two sets share a point, views kept apart when every set has them."""
     patches, ids, nears, views, offset, view_offset = [], [], [], [], 0, 0
     for s in sets:
         patches.append(s.patches)
@@ -68,6 +75,4 @@ def load_patch_source(spec: str, seed: int = 0) -> PatchSet:
             view_offset = int(views[-1].max()) + 1
     near_of = np.concatenate(nears) if any(s.near_of is not None for s in sets) else None
     view_ids = np.concatenate(views) if len(views) == len(sets) else None
-    return PatchSet(
-        np.concatenate(patches), np.concatenate(ids), {"source": spec}, near_of, view_ids
-    )
+    return PatchSet(np.concatenate(patches), np.concatenate(ids), meta, near_of, view_ids)
