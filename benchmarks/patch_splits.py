@@ -11,7 +11,10 @@ trains it on castle+oxford (:func:`train_models.keypoint_overrides`), on
 ``runs/patch_splits/SCENE/MODEL.SCENE.pt`` (``MODEL.TAG.SCENE.pt`` with ``--tag``), where
 ``benchmarks/patches.py`` finds it (``--models MODEL.TAG``). ``--recipe`` and ``--set``
 replace the plan's recipe and override its fields (the last example: in-batch hardest
-negatives, as ``l2net.castle-keypoints.hard``). The scenes train side by side, one thread
+negatives, as ``l2net.castle-keypoints.hard``). ``--synthetic-pairs N`` joins to each scene's
+patches the keypoint patches of N random synthetic view pairs textured from that scene's own
+images (``stereo.datasets.synthetic_keypoints``; castle+synthetic-keypoints takes 300): no
+split ever sees a test scene's photographs. The scenes train side by side, one thread
 each (~50 minutes for the two default scenes on 2 cores); each scene's log goes to
 ``runs/patch_splits/SCENE.log`` (``SCENE.TAG.log`` with a tag). Needs ``datasets/patches``
 (``benchmarks/README.md``, "Patch datasets").
@@ -27,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from train_models import PLAN, keypoint_overrides
+from train_models import KEYPOINT_SCENE, KEYPOINT_SEED, PLAN, SHARED, keypoint_overrides
 
+from stereo.datasets.synthetic_keypoints import synthetic_keypoint_patches
 from stereo.errors import StereoError
 from stereo.patchnet.data.patchset import PatchSet
+from stereo.patchnet.data.sources import joined
 from stereo.patchnet.recipes import RECIPES, checked_overrides, get_recipe
 from stereo.patchnet.train import train
 
@@ -51,6 +56,22 @@ class SplitPlan:
     steps: int | None = None
     overrides: dict[str, str] = field(default_factory=dict)
     tag: str = ""
+    synthetic_pairs: int = 0  # synthetic keypoint pairs joined to the scene's patches
+
+
+def training_patches(scene: str, synthetic_pairs: int) -> tuple[PatchSet, str]:
+    """``scene``'s keypoint patches, joined with those of ``synthetic_pairs`` random view pairs
+    textured from scikit-image's photographs and the scene's own images (never another
+    scene's) when > 0, drawn as castle+synthetic-keypoints' (``train_models.py``)."""
+    data = PatchSet.load(patches_path(scene))
+    if synthetic_pairs <= 0:
+        return data
+    folder = SHARED / "strecha" / scene / "images"
+    generated = synthetic_keypoint_patches(
+        synthetic_pairs, [folder], KEYPOINT_SEED, KEYPOINT_SCENE, progress=False
+    )
+    source = f"{patches_path(scene).relative_to(ROOT)} + {synthetic_pairs} synthetic pairs"
+    return joined([data, generated], {"source": f"{source} textured from {scene}"})
 
 
 def patches_path(scene: str) -> Path:
@@ -63,7 +84,7 @@ def train_scene(scene: str, models: list[str], out: Path, plan: SplitPlan) -> st
     into ``out/SCENE`` (``MODEL.SCENE.pt``, or ``MODEL.TAG.SCENE.pt`` with a tag) with its log
     in ``out/SCENE[.TAG].log``; returns the scene."""
     torch.set_num_threads(1)
-    data = PatchSet.load(patches_path(scene))
+    data, description = training_patches(scene, plan.synthetic_pairs)
     stem = f".{plan.tag}" if plan.tag else ""
     with open(out / f"{scene}{stem}.log", "w") as stream, contextlib.redirect_stderr(stream):
         for model in models:
@@ -75,7 +96,7 @@ def train_scene(scene: str, models: list[str], out: Path, plan: SplitPlan) -> st
                 out / scene,
                 weights_name=f"{model}{stem}.{scene}.pt",
                 half=True,
-                data_description=str(patches_path(scene).relative_to(ROOT)),
+                data_description=description,
             )
             print(f"{scene}: {model} done", file=stream, flush=True)
     return scene
@@ -90,6 +111,13 @@ def main() -> None:
     parser.add_argument("--recipe", choices=list(RECIPES), help="instead of each plan's recipe")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
+        "--synthetic-pairs",
+        type=int,
+        default=0,
+        help="join the keypoint patches of this many synthetic view pairs, textured from the "
+        "scene's own images, to each scene's (castle+synthetic-keypoints used 300)",
+    )
+    parser.add_argument(
         "--tag", default="", help="weights MODEL.TAG.SCENE.pt (patches.py: --models MODEL.TAG)"
     )
     args = parser.parse_args()
@@ -103,7 +131,7 @@ def main() -> None:
         overrides = checked_overrides(args.set, args.recipe or "stereo")
     except StereoError as error:
         sys.exit(f"error: {error}")
-    plan = SplitPlan(args.recipe, args.steps, overrides, args.tag)
+    plan = SplitPlan(args.recipe, args.steps, overrides, args.tag, args.synthetic_pairs)
     args.out.mkdir(parents=True, exist_ok=True)
     n = len(args.scenes)
     with ProcessPoolExecutor(max_workers=n) as pool:

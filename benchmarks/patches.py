@@ -36,22 +36,46 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "datasets" / "patches"
 MODELS = ["2ch", "2ch-deep", "2ch-2stream", "siam", "siam-l2", "siam-2stream-l2", "cnn3", "l2net"]
 SCENES = ["castle-P19", "fountain-P11", "Herz-Jesu-P8"]
-#: training sets and the scenes they contain (a split never tests on a training scene)
-TRAINING_SCENES = {"castle+oxford": {"castle-P19"}, **{s: {s} for s in SCENES}}
+#: the patch table's training sets and the scenes they contain (a split never tests on a
+#: training scene)
+TABLE_TRAINING_SCENES = {"castle+oxford": {"castle-P19"}, **{s: {s} for s in SCENES}}
+#: every training set a split may name: the table's and the castle keypoint sets
+TRAINING_SCENES = {
+    **TABLE_TRAINING_SCENES,
+    "castle-keypoints": {"castle-P19"},
+    "castle+synthetic-keypoints": {"castle-P19"},
+}
 DEFAULT_SPLITS = [
-    f"{a}:{b}" for a, seen in TRAINING_SCENES.items() for b in SCENES if b not in seen
+    f"{a}:{b}" for a, seen in TABLE_TRAINING_SCENES.items() for b in SCENES if b not in seen
 ]
 
 
 def find_weights(model: str, train: str) -> Path | None:
-    """Weights of ``model`` trained on ``train``, shipped first."""
+    """Weights of ``model`` (``FAMILY`` or ``FAMILY.TAG``) trained on ``train``, shipped
+    first (``models/FAMILY.TRAIN.TAG.pt`` for a tagged model)."""
+    family, _, tag = model.partition(".")
+    shipped = f"{family}.{train}.{tag}.pt" if tag else f"{model}.{train}.pt"
     for path in (
-        ROOT / "models" / f"{model}.{train}.pt",
+        ROOT / "models" / shipped,
         ROOT / "runs" / "patch_splits" / train / f"{model}.{train}.pt",
     ):
         if path.is_file():
             return path
     return None
+
+
+def checked_split(split: str) -> tuple[str, str]:
+    """``TRAIN:TEST`` of a split; exits with a one-line error for an unknown training set or
+    test scene, or a test scene the training set contains."""
+    train, _, test = split.partition(":")
+    if train not in TRAINING_SCENES or test not in SCENES:
+        sys.exit(
+            f"error: bad split {split!r}; write TRAIN:TEST with TRAIN one of "
+            f"{', '.join(TRAINING_SCENES)} and TEST one of {', '.join(SCENES)}"
+        )
+    if test in TRAINING_SCENES[train]:
+        sys.exit(f"error: split {split}: {train} trained on {test}; test on another scene")
+    return train, test
 
 
 def main() -> None:
@@ -77,7 +101,7 @@ def main() -> None:
         saved = json.loads(Path(args.out).with_suffix(".json").read_text())["splits"]
         results = {k: v for k, v in saved.items() if k in args.splits}
     for split in [] if args.from_json else args.splits:
-        train, test = split.split(":")
+        train, test = checked_split(split)
         pairs_path = DATA / f"{test}.pairs.npz"
         if not pairs_path.is_file():
             sys.exit(f"error: {pairs_path} missing; build it (see benchmarks/README.md)")

@@ -265,12 +265,15 @@ SYNTHETIC_SEEDS: dict[str, int] = {
 }
 #: keypoint sets generated from random scenes, each joined to a real scene's keypoint
 #: patches: name → (real patch file, view pairs, seed, scene)
+#: the random scenes of the synthetic keypoint sets, and their seed
+KEYPOINT_SCENE = SceneSpec(width=512, height=384, roll_deg=180.0)
+KEYPOINT_SEED = 10
 SYNTHETIC_KEYPOINT_SETS: dict[str, tuple[Path, int, int, SceneSpec]] = {
     "castle+synthetic-keypoints": (
         ROOT / "datasets" / "patches" / "castle-P19.npz",
         SYNTHETIC_KEYPOINT_PAIRS,
-        10,
-        SceneSpec(width=512, height=384, roll_deg=180.0),
+        KEYPOINT_SEED,
+        KEYPOINT_SCENE,
     ),
 }
 #: scenes of a generated set where they differ from SceneSpec()'s
