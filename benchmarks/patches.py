@@ -95,6 +95,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(2)
+    for split in args.splits:  # every split checked before the first one runs
+        checked_split(split)
     results: dict[str, dict] = {}
     baseline_names = ["sift", "ncc", "raw-l2"]
     if args.from_json:

@@ -117,3 +117,23 @@ def test_uncalibrated_script_checks_pairs_and_methods_before_running(tmp_path):
         "error: method 'census:sideways': option 'sideways' is not"
     )
     assert not list(tmp_path.iterdir())
+
+
+def test_patch_table_refuses_a_split_that_tests_on_a_training_scene(tmp_path):
+    """A split whose test scene the training set contains, or an unknown training set,
+    stops the patch benchmark before any split runs: one line, nothing written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "patches.py"
+    base = [sys.executable, str(script), "--out", str(tmp_path / "table"), "--splits"]
+    good = "castle+synthetic-keypoints:fountain-P11"
+    for bad, message in (
+        ("castle+synthetic-keypoints:castle-P19", "castle+synthetic-keypoints trained on"),
+        ("brown:fountain-P11", "bad split 'brown:fountain-P11'"),
+    ):
+        child = subprocess.run([*base, good, bad], capture_output=True, text=True, timeout=120)
+        assert child.returncode != 0 and message in child.stderr
+        assert len(child.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
