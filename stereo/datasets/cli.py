@@ -29,6 +29,7 @@ with ``--truth``, the agreement with the scene's sparse truth).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -317,19 +318,40 @@ def _view_summary(
     return row
 
 
+def random_pair_options(default_pairs: int) -> Callable[[Callable], Callable]:
+    """``--pairs`` (default ``default_pairs``), ``--seed`` and ``--textures``: the options of
+    the commands that draw random synthetic view pairs."""
+    options = (
+        click.option(
+            "--pairs",
+            "n_pairs",
+            type=click.IntRange(1, 100000),
+            default=default_pairs,
+            show_default=True,
+        ),
+        click.option(
+            "--seed", type=int, default=0, show_default=True, help="Pair i is drawn from (seed, i)."
+        ),
+        click.option(
+            "--textures",
+            multiple=True,
+            type=click.Path(),
+            help="Folder of photographs to texture the planes with (repeatable; scikit-image's "
+            "samples are always used).",
+        ),
+    )
+
+    def decorate(command: Callable) -> Callable:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @cli.command("synthetic")
-@click.option("--pairs", "n_pairs", type=click.IntRange(1, 100000), default=8, show_default=True)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Pair i is drawn from (seed, i)."
-)
+@random_pair_options(default_pairs=8)
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder for pair-NNNN/.")
-@click.option(
-    "--textures",
-    multiple=True,
-    type=click.Path(),
-    help="Folder of photographs to texture the planes with (repeatable; scikit-image's "
-    "samples are always used).",
-)
 def synthetic_command(n_pairs: int, seed: int, out_dir: str, textures: tuple[str, ...]) -> None:
     """Random wide-baseline view pairs with exact depth, as calibrated scenes."""
     from stereo.datasets.random_scenes import random_view_pair, texture_pool
@@ -347,18 +369,8 @@ def synthetic_command(n_pairs: int, seed: int, out_dir: str, textures: tuple[str
 
 
 @cli.command("synthetic-keypoints")
-@click.option("--pairs", "n_pairs", type=click.IntRange(1, 100000), default=50, show_default=True)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Pair i is drawn from (seed, i)."
-)
+@random_pair_options(default_pairs=50)
 @click.option("--out", "output", type=click.Path(), required=True, help="Patch file (.npz).")
-@click.option(
-    "--textures",
-    multiple=True,
-    type=click.Path(),
-    help="Folder of photographs to texture the planes with (repeatable; scikit-image's "
-    "samples are always used).",
-)
 @click.option("--width", type=click.IntRange(64, 4096), default=512, show_default=True)
 @click.option("--height", type=click.IntRange(64, 4096), default=384, show_default=True)
 @click.option(
