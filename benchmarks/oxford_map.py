@@ -14,6 +14,7 @@ synthetic sets, which take Oxford photographs as textures) are refused unless
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -169,6 +170,31 @@ def write_table(summary: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def update_cards(summary: dict, out: Path, models: Path = ROOT / "models") -> None:
+    """Set ``oxford_map`` (mean and per-sequence mAP, SIFT's in the same results, the table)
+    in the model card (``models/NAME.json``) of every model that has a row in every sequence."""
+    results = summary["results"]
+    sequences = [s for s in SEQUENCES if s in results]
+    for method in sorted({m for s in sequences for m in results[s]}):
+        card_path = models / f"{method}.json"
+        if method in BASELINES or not card_path.is_file():
+            continue
+        if not all(method in results[s] for s in sequences):
+            continue
+        per_sequence = {s: round(mean_map(results[s][method]), 4) for s in sequences}
+        entry = {"mean": round(float(np.mean(list(per_sequence.values()))), 4)}
+        entry["per_sequence"] = per_sequence
+        if all("sift" in results[s] for s in sequences):
+            sift = [mean_map(results[s]["sift"]) for s in sequences]
+            entry["sift_mean_same_results"] = round(float(np.mean(sift)), 4)
+        table = out.with_suffix(".md").resolve()
+        entry["table"] = str(table.relative_to(ROOT) if table.is_relative_to(ROOT) else table)
+        card = json.loads(card_path.read_text())
+        card["oxford_map"] = entry
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        print(f"{card_path.name}: oxford_map {entry['mean']}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["sift", "l2net.castle-fixed"])
@@ -177,6 +203,12 @@ def main() -> None:
     parser.add_argument("--allow-oxford-trained", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "oxford_map"))
     parser.add_argument("--table-only", action="store_true", help="rewrite the Markdown only")
+    parser.add_argument(
+        "--update-cards",
+        action="store_true",
+        help="write each shipped model's mean mAP (and SIFT's of the same results) into its "
+        "model card (models/NAME.json)",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     summary = saved_results(out, required=args.table_only)
@@ -198,6 +230,8 @@ def main() -> None:
         )
     save_results(out, summary, write_table)
     print(out.with_suffix(".md").read_text())
+    if args.update_cards:
+        update_cards(summary, out)
 
 
 if __name__ == "__main__":

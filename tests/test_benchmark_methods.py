@@ -137,3 +137,29 @@ def test_patch_table_refuses_a_split_that_tests_on_a_training_scene(tmp_path):
         assert child.returncode != 0 and message in child.stderr
         assert len(child.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_oxford_cards_get_the_mean_map_of_complete_rows(tmp_path):
+    """--update-cards writes a model's per-sequence and mean mAP (the mean over steps, then
+    over sequences) and SIFT's of the same results; a model missing a sequence is left out."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from oxford_map import update_cards
+
+    row = lambda values: {"map": dict(zip("23456", values, strict=True))}  # noqa: E731
+    summary = {
+        "results": {
+            "bark": {"net": row([1.0, 0.8, 0.6, 0.4, 0.2]), "sift": row([0.5] * 5)},
+            "ubc": {"net": row([0.5] * 5), "sift": row([0.7] * 5), "partial": row([1.0] * 5)},
+        }
+    }
+    for name in ("net", "partial"):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"model": "l2net"}))
+    update_cards(summary, tmp_path / "table", models=tmp_path)
+    card = json.loads((tmp_path / "net.json").read_text())["oxford_map"]
+    assert card["per_sequence"] == {"bark": 0.6, "ubc": 0.5}
+    assert card["mean"] == 0.55 and card["sift_mean_same_results"] == 0.6
+    assert "oxford_map" not in json.loads((tmp_path / "partial.json").read_text())
