@@ -492,6 +492,11 @@ def synthetic_keypoint_set(train_set: str) -> PatchSet:
     """A :data:`SYNTHETIC_KEYPOINT_SETS` set: its real keypoint patches joined to the
     generated ones."""
     real_file, n_pairs, seed, scene = SYNTHETIC_KEYPOINT_SETS[train_set]
+    if not real_file.is_file():
+        sys.exit(
+            f"error: {real_file} is missing; make it with `stereo-dataset build "
+            f"../shared/data/strecha/{real_file.stem} --out {real_file.parent.relative_to(ROOT)}`"
+        )
     missing = [str(f) for f in KEYPOINT_TEXTURE_FOLDERS if not f.is_dir()]
     if missing:
         sys.exit(f"error: texture folder(s) {', '.join(missing)} missing (../shared/data)")
