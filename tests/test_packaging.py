@@ -61,6 +61,7 @@ def test_a_file_outside_the_shipped_folder_is_not_checked(tmp_path):
     copy = tmp_path / file.name
     shutil.copy(file, copy)
     assert load_weights_file(copy).name == "l2net"
+    assert load_weights_file(str(copy)).name == "l2net"  # a path given as text loads too
 
 
 def test_pyproject_lists_every_package_of_the_tree():

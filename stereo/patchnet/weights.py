@@ -122,9 +122,10 @@ def check_archive(path: Path) -> None:
         )
 
 
-def load_weights_file(path: Path, device: str | torch.device = "cpu") -> PatchNet:
+def load_weights_file(path: str | Path, device: str | torch.device = "cpu") -> PatchNet:
     """Build the model a weights file names and load it strictly (CPU first, then device)."""
     device = check_device(str(device))
+    path = Path(path)
     if not path.is_file():
         raise StereoError(f"weights file {path} does not exist")
     check_archive(path)
