@@ -381,6 +381,15 @@ def synthetic_command(n_pairs: int, seed: int, out_dir: str, textures: tuple[str
     show_default=True,
     help="The second camera turns about its axis by up to ± this many degrees.",
 )
+@click.option(
+    "--max-angle",
+    "max_angle_deg",
+    type=click.FloatRange(0, 180),
+    default=25.0,
+    show_default=True,
+    help="Orientation error a correspondence may have, degrees (180: no orientation rule, "
+    "as the castle builder's track extension).",
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
 def synthetic_keypoints_command(
     n_pairs: int,
@@ -390,17 +399,19 @@ def synthetic_keypoints_command(
     width: int,
     height: int,
     roll_deg: float,
+    max_angle_deg: float,
     workers: int,
 ) -> None:
     """Keypoint patches (scale and orientation normalised, as `build` cuts a real scene's) of
     random synthetic view pairs, matched by their exact depth."""
     from stereo.datasets.random_scenes import SceneSpec
-    from stereo.datasets.synthetic_keypoints import synthetic_keypoint_patches
+    from stereo.datasets.synthetic_keypoints import KeypointSpec, synthetic_keypoint_patches
 
     if not output.endswith(".npz"):
         raise StereoError(f"--out {output}: give a .npz file name")
     scene = SceneSpec(width=width, height=height, roll_deg=roll_deg)
-    patches = synthetic_keypoint_patches(n_pairs, textures, seed, scene, workers=workers)
+    spec = KeypointSpec(max_angle_deg=max_angle_deg)
+    patches = synthetic_keypoint_patches(n_pairs, textures, seed, scene, spec, workers=workers)
     patches.save(output)
     click.echo(f"wrote {len(patches)} patches ({patches.n_points} points) to {output}")
 

@@ -149,6 +149,13 @@ def test_command_writes_the_set_and_refuses_bad_arguments(tmp_path):
     written = PatchSet.load(out)
     assert np.array_equal(written.patches, expected.patches)
     assert f"({expected.n_points} points)" in result.output
+    any_angle = tmp_path / "any.npz"
+    result = CliRunner().invoke(
+        cli, [*args, "--seed", "3", "--max-angle", "180", "--out", str(any_angle)]
+    )
+    assert result.exit_code == 0, result.output
+    loose = synthetic_keypoint_patches(2, seed=3, scene=scene, spec=KeypointSpec(max_angle_deg=180))
+    assert np.array_equal(PatchSet.load(any_angle).patches, loose.patches)
     for bad, message in (
         (["--out", str(tmp_path / "kp.txt")], "give a .npz file name"),
         (["--textures", str(tmp_path / "none"), "--out", str(out)], "does not exist"),
