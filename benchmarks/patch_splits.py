@@ -62,16 +62,18 @@ class SplitPlan:
 def training_patches(scene: str, synthetic_pairs: int) -> tuple[PatchSet, str]:
     """``scene``'s keypoint patches, joined with those of ``synthetic_pairs`` random view pairs
     textured from scikit-image's photographs and the scene's own images (never another
-    scene's) when > 0, drawn as castle+synthetic-keypoints' (``train_models.py``)."""
+    scene's) when > 0, drawn as castle+synthetic-keypoints' (``train_models.py``); and a
+    description of them for the model card."""
     data = PatchSet.load(patches_path(scene))
+    description = str(patches_path(scene).relative_to(ROOT))
     if synthetic_pairs <= 0:
-        return data
+        return data, description
     folder = SHARED / "strecha" / scene / "images"
     generated = synthetic_keypoint_patches(
         synthetic_pairs, [folder], KEYPOINT_SEED, KEYPOINT_SCENE, progress=False
     )
-    source = f"{patches_path(scene).relative_to(ROOT)} + {synthetic_pairs} synthetic pairs"
-    return joined([data, generated], {"source": f"{source} textured from {scene}"})
+    description += f" + {synthetic_pairs} synthetic keypoint pairs textured from {scene}"
+    return joined([data, generated], {"source": description}), description
 
 
 def patches_path(scene: str) -> Path:

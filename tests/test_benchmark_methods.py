@@ -163,3 +163,45 @@ def test_oxford_cards_get_the_mean_map_of_complete_rows(tmp_path):
     assert card["per_sequence"] == {"bark": 0.6, "ubc": 0.5}
     assert card["mean"] == 0.55 and card["sift_mean_same_results"] == 0.6
     assert "oxford_map" not in json.loads((tmp_path / "partial.json").read_text())
+
+
+def test_patch_splits_train_on_the_scene_alone_or_joined_with_synthetic_pairs(
+    tmp_path, monkeypatch
+):
+    """patch_splits' training data: the scene's patches and their file as the card's data
+    without synthetic pairs; with them, the generated points joined after the scene's (views
+    kept apart), textured from the scene's own images folder."""
+    import sys
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import patch_splits
+
+    from stereo.datasets.random_scenes import SceneSpec
+    from stereo.patchnet.data.patchset import PatchSet
+
+    root = tmp_path / "root"
+    scene_file = root / "datasets" / "patches" / "scene-P1.npz"
+    scene_file.parent.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    patches = rng.integers(0, 255, (4, 64, 64), dtype=np.uint8)
+    PatchSet(patches, np.array([0, 0, 1, 1]), {}, view_ids=np.array([0, 1, 0, 1])).save(scene_file)
+    images = tmp_path / "shared" / "strecha" / "scene-P1" / "images"
+    images.mkdir(parents=True)
+    cv2.imwrite(str(images / "0000.png"), rng.integers(0, 255, (200, 300), dtype=np.uint8))
+    monkeypatch.setattr(patch_splits, "ROOT", root)
+    monkeypatch.setattr(patch_splits, "patches_path", lambda scene: scene_file)
+    monkeypatch.setattr(patch_splits, "SHARED", tmp_path / "shared")
+    small = SceneSpec(width=160, height=120, supersample=1, min_panels=1, max_panels=2)
+    monkeypatch.setattr(patch_splits, "KEYPOINT_SCENE", small)
+
+    data, description = patch_splits.training_patches("scene-P1", 0)
+    assert np.array_equal(data.patches, patches)
+    assert description == "datasets/patches/scene-P1.npz"
+    data, description = patch_splits.training_patches("scene-P1", 2)
+    assert np.array_equal(data.patches[:4], patches) and data.n_points > 2
+    assert set(data.view_ids[4:]).isdisjoint({0, 1})
+    assert description.endswith("+ 2 synthetic keypoint pairs textured from scene-P1")
