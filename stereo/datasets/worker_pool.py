@@ -41,8 +41,10 @@ def map_pairs(
     texture pool of ``texture_folders`` loaded. The workers are spawned, not forked: a script
     calling this must guard its entry point with ``if __name__ == "__main__":``."""
     folders = [str(f) for f in texture_folders]
+    # read here first: a bad folder or image is then the caller's one-line StereoError, not a
+    # worker's failed initializer (a BrokenProcessPool traceback)
+    init_worker(folders)
     if workers <= 1:
-        init_worker(folders)
         return [task(t) for t in tqdm(tasks, desc=description, disable=not progress)]
     # fresh ("spawn") workers: a fork of a process whose OpenCV and torch thread pools have
     # run can deadlock (a forked CI run hung here twice, in sessions 18 and 19)

@@ -159,6 +159,8 @@ def test_command_writes_the_set_and_refuses_bad_arguments(tmp_path):
     for bad, message in (
         (["--out", str(tmp_path / "kp.txt")], "give a .npz file name"),
         (["--textures", str(tmp_path / "none"), "--out", str(out)], "does not exist"),
+        # spawned workers: the folder is read before they start, so still one line
+        (["--workers", "2", "--textures", str(tmp_path / "none"), "--out", str(out)], "not exist"),
     ):
         result = CliRunner().invoke(cli, [*args, *bad])
         assert result.exit_code != 0 and message in result.output
