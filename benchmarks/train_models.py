@@ -49,7 +49,7 @@ SHARED = ROOT.parent / "shared" / "data"
 #: benchmark scene: castle-P19 is the training scene, Oxford the patch benchmark's homography
 #: sequences)
 SYNTHETIC_PAIRS = 600
-#: view pairs of the synthetic keypoint set (castle+synthetic-keypoints): ~45,000 points
+#: view pairs of the synthetic keypoint set (castle+synthetic-keypoints): 39,167 points
 SYNTHETIC_KEYPOINT_PAIRS = 300
 #: view pairs of the GPU-scale set (synthetic-stereo-2ch-xl): ~2 CPU-minutes on 16 cores
 SYNTHETIC_PAIRS_XL = 2400
@@ -263,11 +263,11 @@ SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo-2ch-edge": 8,
     "synthetic-stereo-2ch-edge-ws4": 9,
 }
-#: keypoint sets generated from random scenes, each joined to a real scene's keypoint
-#: patches: name → (real patch file, view pairs, seed, scene)
 #: the random scenes of the synthetic keypoint sets, and their seed
 KEYPOINT_SCENE = SceneSpec(width=512, height=384, roll_deg=180.0)
 KEYPOINT_SEED = 10
+#: keypoint sets generated from random scenes, each joined to a real scene's keypoint
+#: patches: name → (real patch file, view pairs, seed, scene)
 SYNTHETIC_KEYPOINT_SETS: dict[str, tuple[Path, int, int, SceneSpec]] = {
     "castle+synthetic-keypoints": (
         ROOT / "datasets" / "patches" / "castle-P19.npz",
@@ -475,9 +475,7 @@ def load_train_set(train_set: str) -> PatchSet:
         return real_stereo_windows(folder, offsets, windows=windows, views=views)
     if train_set in SYNTHETIC_KEYPOINT_SETS:
         return synthetic_keypoint_set(train_set)
-    missing = [str(f) for f in TEXTURE_FOLDERS if not f.is_dir()]
-    if missing:
-        sys.exit(f"error: texture folder(s) {', '.join(missing)} missing (../shared/data)")
+    require_folders(TEXTURE_FOLDERS)
     return synthetic_stereo_windows(
         SYNTHETIC_SET_PAIRS.get(train_set, SYNTHETIC_PAIRS),
         TEXTURE_FOLDERS,
@@ -486,6 +484,13 @@ def load_train_set(train_set: str) -> PatchSet:
         windows=SYNTHETIC_WINDOWS.get(train_set),
         workers=torch.get_num_threads(),
     )
+
+
+def require_folders(folders: list[Path]) -> None:
+    """Exit with a one-line error naming the texture folders that are missing."""
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        sys.exit(f"error: texture folder(s) {', '.join(missing)} missing (../shared/data)")
 
 
 def synthetic_keypoint_set(train_set: str) -> PatchSet:
@@ -497,9 +502,7 @@ def synthetic_keypoint_set(train_set: str) -> PatchSet:
             f"error: {real_file} is missing; make it with `stereo-dataset build "
             f"../shared/data/strecha/{real_file.stem} --out {real_file.parent.relative_to(ROOT)}`"
         )
-    missing = [str(f) for f in KEYPOINT_TEXTURE_FOLDERS if not f.is_dir()]
-    if missing:
-        sys.exit(f"error: texture folder(s) {', '.join(missing)} missing (../shared/data)")
+    require_folders(KEYPOINT_TEXTURE_FOLDERS)
     real = PatchSet.load(real_file)
     generated = synthetic_keypoint_patches(
         n_pairs, KEYPOINT_TEXTURE_FOLDERS, seed=seed, scene=scene, workers=torch.get_num_threads()

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
-from stereo.datasets.patches import cut_patch, footprint_inside, keypoint_frame, pyramid
+from stereo.datasets.patches import PATCH, cut_patch, footprint_inside, keypoint_frame, pyramid
 from stereo.datasets.random_scenes import SceneSpec, ViewPair, random_view_pair
 from stereo.datasets.worker_pool import TEXTURES, map_pairs
 from stereo.errors import StereoError
@@ -152,7 +152,7 @@ def pair_keypoint_patches(pair: ViewPair, spec: KeypointSpec) -> dict[str, np.nd
         if frames[0] is not None and frames[1] is not None:
             first.append(cut_patch(levels[0], frames[0]))
             second.append(cut_patch(levels[1], frames[1]))
-    empty = np.zeros((0, 64, 64), np.uint8)
+    empty = np.zeros((0, PATCH, PATCH), np.uint8)
     return {
         "first": np.stack(first) if first else empty,
         "second": np.stack(second) if second else empty,
