@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from train_models import KEYPOINT_SCENE, KEYPOINT_SEED, PLAN, SHARED, keypoint_overrides
 
-from stereo.datasets.synthetic_keypoints import synthetic_keypoint_patches
+from stereo.datasets.synthetic_keypoints import KeypointSpec, synthetic_keypoint_patches
 from stereo.errors import StereoError
 from stereo.patchnet.data.patchset import PatchSet
 from stereo.patchnet.data.sources import joined
@@ -57,22 +57,29 @@ class SplitPlan:
     overrides: dict[str, str] = field(default_factory=dict)
     tag: str = ""
     synthetic_pairs: int = 0  # synthetic keypoint pairs joined to the scene's patches
+    keypoints: KeypointSpec = field(default_factory=KeypointSpec)  # how they are matched
 
 
-def training_patches(scene: str, synthetic_pairs: int) -> tuple[PatchSet, str]:
+def training_patches(
+    scene: str, synthetic_pairs: int, keypoints: KeypointSpec | None = None
+) -> tuple[PatchSet, str]:
     """``scene``'s keypoint patches, joined with those of ``synthetic_pairs`` random view pairs
     textured from scikit-image's photographs and the scene's own images (never another
-    scene's) when > 0, drawn as castle+synthetic-keypoints' (``train_models.py``); and a
-    description of them for the model card."""
+    scene's) when > 0, drawn as castle+synthetic-keypoints' (``train_models.py``) and matched
+    by ``keypoints`` (default: ``KeypointSpec()``); and a description of them for the model
+    card."""
+    keypoints = keypoints or KeypointSpec()
     data = PatchSet.load(patches_path(scene))
     description = str(patches_path(scene).relative_to(ROOT))
     if synthetic_pairs <= 0:
         return data, description
     folder = SHARED / "strecha" / scene / "images"
     generated = synthetic_keypoint_patches(
-        synthetic_pairs, [folder], KEYPOINT_SEED, KEYPOINT_SCENE, progress=False
+        synthetic_pairs, [folder], KEYPOINT_SEED, KEYPOINT_SCENE, keypoints, progress=False
     )
     description += f" + {synthetic_pairs} synthetic keypoint pairs textured from {scene}"
+    if keypoints != KeypointSpec():
+        description += f" (orientations within {keypoints.max_angle_deg:g} degrees)"
     return joined([data, generated], {"source": description}), description
 
 
@@ -86,7 +93,7 @@ def train_scene(scene: str, models: list[str], out: Path, plan: SplitPlan) -> st
     into ``out/SCENE`` (``MODEL.SCENE.pt``, or ``MODEL.TAG.SCENE.pt`` with a tag) with its log
     in ``out/SCENE[.TAG].log``; returns the scene."""
     torch.set_num_threads(1)
-    data, description = training_patches(scene, plan.synthetic_pairs)
+    data, description = training_patches(scene, plan.synthetic_pairs, plan.keypoints)
     stem = f".{plan.tag}" if plan.tag else ""
     with open(out / f"{scene}{stem}.log", "w") as stream, contextlib.redirect_stderr(stream):
         for model in models:
@@ -120,6 +127,13 @@ def main() -> None:
         "scene's own images, to each scene's (castle+synthetic-keypoints used 300)",
     )
     parser.add_argument(
+        "--max-angle",
+        type=float,
+        default=KeypointSpec().max_angle_deg,
+        help="the synthetic pairs' orientation error allowed in a match, degrees (180: any, "
+        "the real scenes' own rule)",
+    )
+    parser.add_argument(
         "--tag", default="", help="weights MODEL.TAG.SCENE.pt (patches.py: --models MODEL.TAG)"
     )
     args = parser.parse_args()
@@ -133,7 +147,11 @@ def main() -> None:
         overrides = checked_overrides(args.set, args.recipe or "stereo")
     except StereoError as error:
         sys.exit(f"error: {error}")
-    plan = SplitPlan(args.recipe, args.steps, overrides, args.tag, args.synthetic_pairs)
+    try:
+        keypoints = KeypointSpec(max_angle_deg=args.max_angle)
+    except StereoError as error:
+        sys.exit(f"error: {error}")
+    plan = SplitPlan(args.recipe, args.steps, overrides, args.tag, args.synthetic_pairs, keypoints)
     args.out.mkdir(parents=True, exist_ok=True)
     n = len(args.scenes)
     with ProcessPoolExecutor(max_workers=n) as pool:

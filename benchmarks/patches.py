@@ -44,6 +44,7 @@ TRAINING_SCENES = {
     **TABLE_TRAINING_SCENES,
     "castle-keypoints": {"castle-P19"},
     "castle+synthetic-keypoints": {"castle-P19"},
+    "castle+synthetic-keypoints-any-angle": {"castle-P19"},
 }
 DEFAULT_SPLITS = [
     f"{a}:{b}" for a, seen in TABLE_TRAINING_SCENES.items() for b in SCENES if b not in seen

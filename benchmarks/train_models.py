@@ -31,7 +31,7 @@ from stereo.datasets.stereo_windows import (
     real_stereo_windows,
     synthetic_stereo_windows,
 )
-from stereo.datasets.synthetic_keypoints import synthetic_keypoint_patches
+from stereo.datasets.synthetic_keypoints import KeypointSpec, synthetic_keypoint_patches
 from stereo.errors import StereoError
 from stereo.patchnet.data.patchset import PatchSet
 from stereo.patchnet.data.sources import joined
@@ -203,6 +203,13 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "the exact depth alone (position, size, orientation), scale- and orientation-"
         "normalised as castle's (stereo.datasets.synthetic_keypoints, seed 10)",
     ),
+    "castle+synthetic-keypoints-any-angle": (
+        None,
+        "castle+synthetic-keypoints-any-angle: as castle+synthetic-keypoints (the same 300 "
+        "view pairs, seed 10), the synthetic keypoints matched with any orientation error "
+        "(castle's own rule: position and size alone), so positives whose keypoints took "
+        "different orientations are kept",
+    ),
     "castle-stereo": (
         ROOT / "datasets" / "stereo" / "castle-P19.npz",
         "castle-stereo: castle-P19 (Strecha), upright windows at image scale 0.5, two near "
@@ -267,13 +274,21 @@ SYNTHETIC_SEEDS: dict[str, int] = {
 KEYPOINT_SCENE = SceneSpec(width=512, height=384, roll_deg=180.0)
 KEYPOINT_SEED = 10
 #: keypoint sets generated from random scenes, each joined to a real scene's keypoint
-#: patches: name → (real patch file, view pairs, seed, scene)
-SYNTHETIC_KEYPOINT_SETS: dict[str, tuple[Path, int, int, SceneSpec]] = {
+#: patches: name → (real patch file, view pairs, seed, scene, matching rule)
+SYNTHETIC_KEYPOINT_SETS: dict[str, tuple[Path, int, int, SceneSpec, KeypointSpec]] = {
     "castle+synthetic-keypoints": (
         ROOT / "datasets" / "patches" / "castle-P19.npz",
         SYNTHETIC_KEYPOINT_PAIRS,
         KEYPOINT_SEED,
         KEYPOINT_SCENE,
+        KeypointSpec(),
+    ),
+    "castle+synthetic-keypoints-any-angle": (
+        ROOT / "datasets" / "patches" / "castle-P19.npz",
+        SYNTHETIC_KEYPOINT_PAIRS,
+        KEYPOINT_SEED,
+        KEYPOINT_SCENE,
+        KeypointSpec(max_angle_deg=180.0),
     ),
 }
 #: scenes of a generated set where they differ from SceneSpec()'s
@@ -496,7 +511,7 @@ def require_folders(folders: list[Path]) -> None:
 def synthetic_keypoint_set(train_set: str) -> PatchSet:
     """A :data:`SYNTHETIC_KEYPOINT_SETS` set: its real keypoint patches joined to the
     generated ones."""
-    real_file, n_pairs, seed, scene = SYNTHETIC_KEYPOINT_SETS[train_set]
+    real_file, n_pairs, seed, scene, spec = SYNTHETIC_KEYPOINT_SETS[train_set]
     if not real_file.is_file():
         sys.exit(
             f"error: {real_file} is missing; make it with `stereo-dataset build "
@@ -505,7 +520,12 @@ def synthetic_keypoint_set(train_set: str) -> PatchSet:
     require_folders(KEYPOINT_TEXTURE_FOLDERS)
     real = PatchSet.load(real_file)
     generated = synthetic_keypoint_patches(
-        n_pairs, KEYPOINT_TEXTURE_FOLDERS, seed=seed, scene=scene, workers=torch.get_num_threads()
+        n_pairs,
+        KEYPOINT_TEXTURE_FOLDERS,
+        seed=seed,
+        scene=scene,
+        spec=spec,
+        workers=torch.get_num_threads(),
     )
     return joined([real, generated], {"source": TRAIN_SETS[train_set][1]})
 

@@ -205,3 +205,7 @@ def test_patch_splits_train_on_the_scene_alone_or_joined_with_synthetic_pairs(
     assert np.array_equal(data.patches[:4], patches) and data.n_points > 2
     assert set(data.view_ids[4:]).isdisjoint({0, 1})
     assert description.endswith("+ 2 synthetic keypoint pairs textured from scene-P1")
+    any_angle = patch_splits.KeypointSpec(max_angle_deg=180.0)
+    wider, description = patch_splits.training_patches("scene-P1", 2, any_angle)
+    assert wider.n_points >= data.n_points  # every match of the 25-degree rule and more
+    assert description.endswith("(orientations within 180 degrees)")

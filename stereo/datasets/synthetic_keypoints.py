@@ -58,6 +58,10 @@ class KeypointSpec:
     def __post_init__(self) -> None:
         if self.max_keypoints < 1 or self.scale_factor <= 0 or self.max_offset <= 0:
             raise StereoError("keypoint spec: max_keypoints, scale_factor, max_offset must be > 0")
+        if not 0.0 <= self.max_angle_deg <= 180.0:
+            raise StereoError(
+                f"keypoint spec: max_angle_deg {self.max_angle_deg} must lie in [0, 180] degrees"
+            )
 
 
 def detect(image: np.ndarray, max_keypoints: int) -> np.ndarray:

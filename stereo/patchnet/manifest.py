@@ -20,7 +20,12 @@ from stereo.io.jsonfile import dumps
 MANIFEST_NAME = "manifest.json"
 #: training sets of keypoint patches (scale- and orientation-normalised); every other set
 #: holds windows cut as the stereo matcher compares them
-KEYPOINT_SETS = ("castle+oxford", "castle-keypoints", "castle+synthetic-keypoints")
+KEYPOINT_SETS = (
+    "castle+oxford",
+    "castle-keypoints",
+    "castle+synthetic-keypoints",
+    "castle+synthetic-keypoints-any-angle",
+)
 #: side of every shipped network's input, in network pixels
 NETWORK_INPUT = 64
 

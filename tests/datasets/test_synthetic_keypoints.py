@@ -97,6 +97,18 @@ def test_correspondences_keep_tolerances_wrap_angles_and_are_one_to_one():
     valid[0] = False
     assert correspondences(predicted, valid, found, spec).tolist() == [[1, 0], [2, 3]]
     assert correspondences(predicted, valid, found[:0], spec).shape == (0, 2)
+    any_angle = KeypointSpec(max_angle_deg=180.0)  # the turned one matches too
+    assert sorted(correspondences(predicted, valid, found, any_angle).tolist()) == [
+        [1, 0],
+        [2, 3],
+        [3, 2],
+    ]
+
+
+@pytest.mark.parametrize("angle", [-1.0, 181.0, float("nan")])
+def test_an_orientation_rule_outside_0_to_180_degrees_is_refused(angle):
+    with pytest.raises(StereoError, match="max_angle_deg"):
+        KeypointSpec(max_angle_deg=angle)
 
 
 def test_patches_of_a_correspondence_show_the_same_surface():
