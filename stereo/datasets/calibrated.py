@@ -56,6 +56,8 @@ class SceneBuildConfig:
     near_shift_px: tuple[float, float] = (2.0, 6.0)  # their shift, pixels at fixed_scale
     extend_tracks: bool = True  # add the detections of every view near the projection
     max_scale_octaves: float = 0.25  # extension: |log2(size / predicted size)| limit
+    # extension: orientation error allowed (Brown et al.'s π/8), degrees; 180: no rule
+    max_orientation_deg: float = 22.5
     roi: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) detection window
     views: tuple[int, ...] | None = None  # subset of view indices (default: all)
 
@@ -125,11 +127,40 @@ def _match(d1: np.ndarray, d2: np.ndarray, ratio: float) -> np.ndarray:
     return np.array(good, np.int64).reshape(-1, 2)
 
 
+def carried_angle(X: np.ndarray, keypoint: np.ndarray, camera: Camera, other: Camera) -> float:
+    """Orientation (degrees, OpenCV's convention) in ``other``'s image of ``keypoint``
+    ``(x, y, size, angle)`` seen by ``camera`` at the 3D point ``X`` (world units), the surface
+    taken as facing ``camera`` (the plane at X's depth): the keypoint's orientation step of
+    one keypoint size carried onto that plane and projected into ``other``."""
+    x, y, size, angle = keypoint
+    theta = np.deg2rad(angle)
+    tip = np.array([x + size * np.cos(theta), y + size * np.sin(theta), 1.0])
+    depth = camera.to_camera(X[None])[0, 2]
+    tip_world = camera.C + camera.R @ (np.linalg.solve(camera.K, tip) * depth)
+    (start, end), _ = other.project(np.stack([X, tip_world]))
+    return float(np.degrees(np.arctan2(end[1] - start[1], end[0] - start[0])))
+
+
+def angle_error(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+    """Absolute difference of orientations ``a`` and ``b`` (degrees), in [0, 180]."""
+    return np.abs((np.asarray(a) - b + 180.0) % 360.0 - 180.0)
+
+
+def _track_angle(X, nodes, kp_all, view_of, cameras, other: Camera) -> float:
+    """The orientation (degrees) a track's keypoints ``nodes`` predict in ``other``: the
+    circular mean of each one's :func:`carried_angle`."""
+    angles = np.deg2rad([carried_angle(X, kp_all[n], cameras[view_of[n]], other) for n in nodes])
+    return float(np.degrees(np.arctan2(np.sin(angles).mean(), np.cos(angles).mean())))
+
+
 def _extend_tracks(tracks, points, kp_all, view_of, offsets, cameras, cfg):
     """Add to each track the keypoint of every other view that lies within
-    ``max_reprojection_px`` of the 3D point's projection and whose size agrees with the size
-    predicted from the track within ``max_scale_octaves`` (Brown et al.'s rule): positives
-    then include views whose descriptors did not match, as in the Brown set."""
+    ``max_reprojection_px`` of the 3D point's projection, whose size agrees with the size
+    predicted from the track within ``max_scale_octaves`` and whose orientation agrees with
+    the track's (:func:`_track_angle`) within ``max_orientation_deg`` (Brown et al.'s rule; of
+    several such — SIFT repeats a keypoint for each strong orientation — the nearest in
+    orientation): positives then include views whose descriptors did not match, as in the
+    Brown set."""
     from scipy.spatial import cKDTree
 
     X = np.array(points)
@@ -154,13 +185,21 @@ def _extend_tracks(tracks, points, kp_all, view_of, offsets, cameras, cfg):
         for k in np.nonzero(inside)[0]:
             if vi in members[k]:
                 continue
-            dist, j = tree.query(xy[k], distance_upper_bound=cfg.max_reprojection_px)
-            if not np.isfinite(dist):
-                continue
-            node = int(offsets[vi] + j)
+            near = tree.query_ball_point(xy[k], cfg.max_reprojection_px)
             predicted = world_size[k] * focal[vi] / z[k]
-            if node in used or abs(np.log2(own[j, 2] / predicted)) > cfg.max_scale_octaves:
+            near = [
+                j
+                for j in near
+                if int(offsets[vi] + j) not in used
+                and abs(np.log2(own[j, 2] / predicted)) <= cfg.max_scale_octaves
+            ]
+            if not near:
                 continue
+            angle = _track_angle(X[k], tracks[k], kp_all, view_of, cameras, cam)
+            errors = angle_error(own[near, 3], angle)
+            if errors.min() > cfg.max_orientation_deg:
+                continue
+            node = int(offsets[vi] + near[int(errors.argmin())])
             members[k][vi] = node
             used.add(node)
     new_tracks, new_errors = [], []

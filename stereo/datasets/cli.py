@@ -60,10 +60,12 @@ def build_source(
     fixed_scale: float = 0.5,
     near_misses: int = 0,
     views: tuple[int, ...] | None = None,
+    max_orientation_deg: float = SceneBuildConfig.max_orientation_deg,
 ) -> PatchSet:
     """Patches of one scene or sequence folder (``near_misses``: scenes with fixed windows
     only, shifted windows per observation; ``views``: scenes only, the view indices to use
-    (0-based, name order; default all); see :mod:`stereo.datasets.calibrated`)."""
+    (0-based, name order; default all); ``max_orientation_deg``: scenes only, the orientation
+    a keypoint added to a track may differ by; see :mod:`stereo.datasets.calibrated`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise StereoError(f"data folder {folder} does not exist")
@@ -88,6 +90,7 @@ def build_source(
         fixed_scale=fixed_scale,
         near_misses=near_misses,
         views=views,
+        max_orientation_deg=max_orientation_deg,
     )
     return build_scene_patches(load_scene(folder), cfg, progress=progress).patches
 
@@ -173,6 +176,16 @@ def cli() -> None:
     help="Calibrated scenes: use only these views (0-based indices in name order, e.g. 0-9 "
     "or 0-4,7), to hold the others out for validation.  [default: all]",
 )
+@click.option(
+    "--max-orientation",
+    "max_orientation_deg",
+    type=click.FloatRange(0, 180),
+    default=SceneBuildConfig.max_orientation_deg,
+    show_default=True,
+    help="Calibrated scenes: a keypoint joins a track (a positive) only if its orientation "
+    "lies within this many degrees of the track's (Brown et al.'s pi/8); 180: no "
+    "orientation rule (the builder before session 30 had none).",
+)
 @click.option("--brown", is_flag=True, help="Also write each set in Brown format.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Rebuild outputs that exist.")
@@ -185,6 +198,7 @@ def build_command(
     fixed_scale: float,
     near_misses: int,
     views_spec: str | None,
+    max_orientation_deg: float,
     brown: bool,
     seed: int,
     overwrite: bool,
@@ -208,6 +222,7 @@ def build_command(
                 fixed_scale=fixed_scale,
                 near_misses=near_misses,
                 views=views,
+                max_orientation_deg=max_orientation_deg,
             )
             patchset.save(target)
         n_near = 0

@@ -74,6 +74,60 @@ def test_calibrated_builder_on_a_rendered_scene(synthetic_scene_dir):
     assert ncc[pairs.label == 1].mean() > ncc[pairs.label == 0].mean() + 0.5
 
 
+def _camera(roll_deg: float = 0.0, centre=(0.0, 0.0, 0.0)):
+    from stereo.geometry.camera import Camera
+
+    c, s = np.cos(np.deg2rad(roll_deg)), np.sin(np.deg2rad(roll_deg))
+    K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    roll = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    return Camera(K, roll, np.array(centre, float), 640, 480)
+
+
+def test_orientations_are_carried_between_views_by_the_cameras():
+    from stereo.datasets.calibrated import angle_error, carried_angle
+
+    X = np.array([0.4, -0.3, 5.0])
+    first = _camera()
+    xy = first.project(X[None])[0][0]
+    keypoint = np.array([*xy, 8.0, 40.0])
+    assert carried_angle(X, keypoint, first, first) == pytest.approx(40.0)
+    # a camera moved sideways sees a fronto-parallel surface turned by nothing
+    assert carried_angle(X, keypoint, first, _camera(centre=(1.0, 0.0, 0.0))) == pytest.approx(40)
+    # a camera rolled by 30 degrees about its axis sees every direction turned by -30
+    assert carried_angle(X, keypoint, first, _camera(roll_deg=30.0)) == pytest.approx(10.0)
+    assert carried_angle(X, keypoint, first, _camera(roll_deg=-150.0)) == pytest.approx(-170.0)
+    np.testing.assert_allclose(angle_error([170.0, 10.0, -90.0], -170.0), [20.0, 180.0, 80.0])
+
+
+def test_extended_tracks_keep_orientations_within_the_rule(synthetic_scene_dir):
+    from stereo.datasets.calibrated import _track_angle, angle_error, build_tracks
+
+    scene = load_scene(synthetic_scene_dir)
+    for limit in (22.5, 180.0):
+        tracks = build_tracks(scene, SceneBuildConfig(max_orientation_deg=limit), progress=False)
+        errors = [
+            angle_error(
+                tracks.keypoints[node, 3],
+                _track_angle(
+                    X,
+                    np.setdiff1d(track, [node]),
+                    tracks.keypoints,
+                    tracks.view_of,
+                    tracks.cameras,
+                    tracks.cameras[tracks.view_of[node]],
+                ),
+            )
+            for track, X in zip(tracks.tracks, tracks.points, strict=True)
+            for node in track
+        ]
+        assert len(errors) > 200
+        turned = np.mean(np.array(errors) > 22.5)
+        if limit < 180:  # every member agrees with the others, as the rule asked
+            assert turned == 0.0
+        else:  # without the rule, extension takes keypoints turned against their track
+            assert turned > 0.0
+
+
 def test_near_misses_lie_on_the_epipolar_line(synthetic_scene_dir):
     from stereo.datasets.calibrated import _epipolar_direction
     from stereo.geometry.camera import fundamental_matrix
