@@ -153,6 +153,17 @@ def _track_angle(X, nodes, kp_all, view_of, cameras, other: Camera) -> float:
     return float(np.degrees(np.arctan2(np.sin(angles).mean(), np.cos(angles).mean())))
 
 
+def _candidates(tree, point: np.ndarray, cfg: SceneBuildConfig) -> list[int]:
+    """Keypoints (indices into ``tree``'s view) that may extend a track projecting to
+    ``point``: all within ``cfg.max_reprojection_px``; without an orientation rule
+    (``max_orientation_deg`` 180) the nearest alone, exactly as the builder before session 30
+    (so its patch sets can be rebuilt)."""
+    if cfg.max_orientation_deg >= 180.0:
+        distance, j = tree.query(point, distance_upper_bound=cfg.max_reprojection_px)
+        return [int(j)] if np.isfinite(distance) else []
+    return tree.query_ball_point(point, cfg.max_reprojection_px)
+
+
 def _extend_tracks(tracks, points, kp_all, view_of, offsets, cameras, cfg):
     """Add to each track the keypoint of every other view that lies within
     ``max_reprojection_px`` of the 3D point's projection, whose size agrees with the size
@@ -185,23 +196,21 @@ def _extend_tracks(tracks, points, kp_all, view_of, offsets, cameras, cfg):
         for k in np.nonzero(inside)[0]:
             if vi in members[k]:
                 continue
-            near = tree.query_ball_point(xy[k], cfg.max_reprojection_px)
             predicted = world_size[k] * focal[vi] / z[k]
             near = [
                 j
-                for j in near
+                for j in _candidates(tree, xy[k], cfg)
                 if int(offsets[vi] + j) not in used
                 and abs(np.log2(own[j, 2] / predicted)) <= cfg.max_scale_octaves
             ]
-            if not near:
-                continue
-            angle = _track_angle(X[k], tracks[k], kp_all, view_of, cameras, cam)
-            errors = angle_error(own[near, 3], angle)
-            if errors.min() > cfg.max_orientation_deg:
-                continue
-            node = int(offsets[vi] + near[int(errors.argmin())])
-            members[k][vi] = node
-            used.add(node)
+            if near and cfg.max_orientation_deg < 180.0:
+                angle = _track_angle(X[k], tracks[k], kp_all, view_of, cameras, cam)
+                errors = angle_error(own[near, 3], angle)
+                best = int(errors.argmin())
+                near = [near[best]] if errors[best] <= cfg.max_orientation_deg else []
+            if near:
+                members[k][vi] = int(offsets[vi] + near[0])
+                used.add(members[k][vi])
     new_tracks, new_errors = [], []
     for k, m in enumerate(members):
         nodes = np.array(sorted(m.values()))

@@ -99,6 +99,20 @@ def test_orientations_are_carried_between_views_by_the_cameras():
     np.testing.assert_allclose(angle_error([170.0, 10.0, -90.0], -170.0), [20.0, 180.0, 80.0])
 
 
+def test_without_an_orientation_rule_only_the_nearest_keypoint_may_extend_a_track():
+    from scipy.spatial import cKDTree
+
+    from stereo.datasets.calibrated import _candidates
+
+    tree = cKDTree(np.array([[10.0, 10.0], [10.0, 10.0], [10.5, 10.0], [30.0, 30.0]]))
+    point = np.array([10.4, 10.0])
+    assert sorted(_candidates(tree, point, SceneBuildConfig())) == [0, 1, 2]
+    assert _candidates(tree, point, SceneBuildConfig(max_orientation_deg=180.0)) == [2]
+    far = np.array([50.0, 50.0])
+    assert _candidates(tree, far, SceneBuildConfig()) == []
+    assert _candidates(tree, far, SceneBuildConfig(max_orientation_deg=180.0)) == []
+
+
 def test_extended_tracks_keep_orientations_within_the_rule(synthetic_scene_dir):
     from stereo.datasets.calibrated import _track_angle, angle_error, build_tracks
 
@@ -245,3 +259,13 @@ def test_views_option_holds_views_out(synthetic_scene_dir, tmp_path):
     )
     assert result.exit_code != 0
     assert "views 0-2" in result.output
+    for limit, name in ((180.0, "any"), (22.5, "brown")):  # the rule reaches the builder
+        args = ["build", str(synthetic_scene_dir), "--out", str(tmp_path / name), "--pairs", "50"]
+        result = CliRunner().invoke(cli, [*args, "--max-orientation", str(limit)])
+        assert result.exit_code == 0, result.output
+        meta = PatchSet.load(tmp_path / name / f"{synthetic_scene_dir.name}.npz").meta
+        assert meta["builder"]["config"]["max_orientation_deg"] == limit
+    result = CliRunner().invoke(
+        cli, ["build", str(synthetic_scene_dir), "--out", str(out), "--max-orientation", "200"]
+    )
+    assert result.exit_code != 0 and "--max-orientation" in result.output
