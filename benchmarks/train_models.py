@@ -61,6 +61,11 @@ TEXTURE_FOLDERS = [
 #: descriptor benchmark (benchmarks/oxford_map.py) stays unseen
 KEYPOINT_TEXTURE_FOLDERS = [SHARED / "strecha" / "castle-P19" / "images"]
 
+#: the keypoint patch sets the shipped keypoint weights trained on, built before the patch
+#: builder's orientation rule (session 30) and rebuilt byte-equal without it: `stereo-dataset
+#: build ... --max-orientation 180 --out datasets/patches-any-orientation` (benchmarks/README.md,
+#: Patch datasets); the benchmark's pair files (datasets/patches) follow Brown et al.'s rule
+KEYPOINT_PATCHES = ROOT / "datasets" / "patches-any-orientation"
 #: training sets: name → (file, description); file None: generated on the fly.
 #: "castle+oxford": keypoint-normalised patches (scale factor 5, rotated), for descriptor
 #: matching; "castle-fixed": upright 64×64 windows cut at image scale 0.5 of the 1536×1024
@@ -69,15 +74,15 @@ KEYPOINT_TEXTURE_FOLDERS = [SHARED / "strecha" / "castle-P19" / "images"]
 #: 2–6 px along an epipolar line), half of every batch's negatives being near misses.
 TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
     "castle+oxford": (
-        ROOT / "datasets" / "patches" / "castle+oxford.npz",
+        KEYPOINT_PATCHES / "castle+oxford.npz",
         "castle+oxford: castle-P19 (Strecha) + Oxford graf, bark, boat, bikes, trees, ubc; "
-        "built by `stereo-dataset build` (scale factor 5)",
+        "built by `stereo-dataset build --max-orientation 180` (scale factor 5)",
     ),
     "castle-keypoints": (
-        ROOT / "datasets" / "patches" / "castle-P19.npz",
+        KEYPOINT_PATCHES / "castle-P19.npz",
         "castle-keypoints: castle-P19 (Strecha) keypoint patches alone (scale factor 5, "
-        "rotated to the dominant orientation); built by `stereo-dataset build` "
-        "(benchmarks/README.md, Patch datasets)",
+        "rotated to the dominant orientation); built by `stereo-dataset build "
+        "--max-orientation 180` (benchmarks/README.md, Patch datasets)",
     ),
     "castle-fixed": (
         ROOT / "datasets" / "fixed" / "castle-P19.npz",
@@ -277,14 +282,14 @@ KEYPOINT_SEED = 10
 #: patches: name → (real patch file, view pairs, seed, scene, matching rule)
 SYNTHETIC_KEYPOINT_SETS: dict[str, tuple[Path, int, int, SceneSpec, KeypointSpec]] = {
     "castle+synthetic-keypoints": (
-        ROOT / "datasets" / "patches" / "castle-P19.npz",
+        KEYPOINT_PATCHES / "castle-P19.npz",
         SYNTHETIC_KEYPOINT_PAIRS,
         KEYPOINT_SEED,
         KEYPOINT_SCENE,
         KeypointSpec(),
     ),
     "castle+synthetic-keypoints-any-angle": (
-        ROOT / "datasets" / "patches" / "castle-P19.npz",
+        KEYPOINT_PATCHES / "castle-P19.npz",
         SYNTHETIC_KEYPOINT_PAIRS,
         KEYPOINT_SEED,
         KEYPOINT_SCENE,
@@ -515,7 +520,8 @@ def synthetic_keypoint_set(train_set: str) -> PatchSet:
     if not real_file.is_file():
         sys.exit(
             f"error: {real_file} is missing; make it with `stereo-dataset build "
-            f"../shared/data/strecha/{real_file.stem} --out {real_file.parent.relative_to(ROOT)}`"
+            f"../shared/data/strecha/{real_file.stem} --max-orientation 180 "
+            f"--out {real_file.parent.relative_to(ROOT)}`"
         )
     require_folders(KEYPOINT_TEXTURE_FOLDERS)
     real = PatchSet.load(real_file)

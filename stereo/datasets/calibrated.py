@@ -56,10 +56,18 @@ class SceneBuildConfig:
     near_shift_px: tuple[float, float] = (2.0, 6.0)  # their shift, pixels at fixed_scale
     extend_tracks: bool = True  # add the detections of every view near the projection
     max_scale_octaves: float = 0.25  # extension: |log2(size / predicted size)| limit
-    # extension: orientation error allowed (Brown et al.'s π/8), degrees; 180: no rule
+    # extension of keypoint-normalised patches: orientation error allowed (Brown et al.'s
+    # π/8), degrees; 180: no rule. Upright windows ("fixed") do not turn with the keypoint:
+    # no rule for them.
     max_orientation_deg: float = 22.5
     roi: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) detection window
     views: tuple[int, ...] | None = None  # subset of view indices (default: all)
+
+    @property
+    def orientation_rule_deg(self) -> float:
+        """The orientation error the track extension allows, degrees: ``max_orientation_deg``
+        for keypoint-normalised patches, 180 (none) for upright windows."""
+        return self.max_orientation_deg if self.normalise == "keypoint" else 180.0
 
 
 #: tracks for sparse ground truth, as the data README makes the Strecha ``gt_sparse`` files:
@@ -156,9 +164,9 @@ def _track_angle(X, nodes, kp_all, view_of, cameras, other: Camera) -> float:
 def _candidates(tree, point: np.ndarray, cfg: SceneBuildConfig) -> list[int]:
     """Keypoints (indices into ``tree``'s view) that may extend a track projecting to
     ``point``: all within ``cfg.max_reprojection_px``; without an orientation rule
-    (``max_orientation_deg`` 180) the nearest alone, exactly as the builder before session 30
-    (so its patch sets can be rebuilt)."""
-    if cfg.max_orientation_deg >= 180.0:
+    (:attr:`SceneBuildConfig.orientation_rule_deg` 180) the nearest alone, exactly as the
+    builder before session 30 (so its patch sets can be rebuilt)."""
+    if cfg.orientation_rule_deg >= 180.0:
         distance, j = tree.query(point, distance_upper_bound=cfg.max_reprojection_px)
         return [int(j)] if np.isfinite(distance) else []
     return tree.query_ball_point(point, cfg.max_reprojection_px)
@@ -168,7 +176,7 @@ def _extend_tracks(tracks, points, kp_all, view_of, offsets, cameras, cfg):
     """Add to each track the keypoint of every other view that lies within
     ``max_reprojection_px`` of the 3D point's projection, whose size agrees with the size
     predicted from the track within ``max_scale_octaves`` and whose orientation agrees with
-    the track's (:func:`_track_angle`) within ``max_orientation_deg`` (Brown et al.'s rule; of
+    the track's (:func:`_track_angle`) within ``orientation_rule_deg`` (Brown et al.'s rule; of
     several such — SIFT repeats a keypoint for each strong orientation — the nearest in
     orientation): positives then include views whose descriptors did not match, as in the
     Brown set."""
@@ -203,11 +211,11 @@ def _extend_tracks(tracks, points, kp_all, view_of, offsets, cameras, cfg):
                 if int(offsets[vi] + j) not in used
                 and abs(np.log2(own[j, 2] / predicted)) <= cfg.max_scale_octaves
             ]
-            if near and cfg.max_orientation_deg < 180.0:
+            if near and cfg.orientation_rule_deg < 180.0:
                 angle = _track_angle(X[k], tracks[k], kp_all, view_of, cameras, cam)
                 errors = angle_error(own[near, 3], angle)
                 best = int(errors.argmin())
-                near = [near[best]] if errors[best] <= cfg.max_orientation_deg else []
+                near = [near[best]] if errors[best] <= cfg.orientation_rule_deg else []
             if near:
                 members[k][vi] = int(offsets[vi] + near[0])
                 used.add(members[k][vi])

@@ -182,9 +182,10 @@ def cli() -> None:
     type=click.FloatRange(0, 180),
     default=SceneBuildConfig.max_orientation_deg,
     show_default=True,
-    help="Calibrated scenes: a keypoint joins a track (a positive) only if its orientation "
-    "lies within this many degrees of the track's (Brown et al.'s pi/8); 180: no "
-    "orientation rule (the builder before session 30 had none).",
+    help="Calibrated scenes, keypoint patches: a keypoint joins a track (a positive) only if "
+    "its orientation lies within this many degrees of the track's (Brown et al.'s pi/8); "
+    "180: no orientation rule, as the builder before session 30 (upright --normalise fixed "
+    "windows never have one).",
 )
 @click.option("--brown", is_flag=True, help="Also write each set in Brown format.")
 @click.option("--seed", type=int, default=0, show_default=True)
