@@ -214,30 +214,28 @@ def main() -> None:
         ]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     if args.update_cards:
-        update_cards(results)
+        update_cards(results, display_path(args.data))
 
 
-def update_cards(results: dict[str, dict]) -> None:
-    """Set ``heldout_fpr95_percent`` (per test scene) in the cards of shipped weights; only
-    splits whose test scene is not a training scene count."""
-    for train in {split.split(":")[0] for split in results}:
-        for card_path in (ROOT / "models").glob(f"*.{train}.json"):
-            card = json.loads(card_path.read_text())
-            card.pop("heldout_fpr95_percent", None)
-            card_path.write_text(json.dumps(card, indent=2) + "\n")
+def update_cards(results: dict[str, dict], pair_files: str) -> None:
+    """Set ``heldout_fpr95_percent`` (per test scene) in the cards of the shipped weights
+    :func:`find_weights` scored (tagged ones too), with the pair files they were scored on;
+    only splits whose test scene is not a training scene count."""
+    cards: dict[Path, dict[str, float]] = {}
     for split, row in results.items():
         train, test = split.split(":")
         for model, value in row["fpr95"].items():
-            card_path = ROOT / "models" / f"{model}.{train}.json"
-            if not card_path.is_file():
-                continue
-            card = json.loads(card_path.read_text())
-            card.setdefault("heldout_fpr95_percent", {})[test] = round(value, 3)
-            card["heldout_protocol"] = (
-                "all pairs the test scene gives (up to 100,000, half "
-                "positive); python benchmarks/patches.py"
-            )
-            card_path.write_text(json.dumps(card, indent=2) + "\n")
+            weights = find_weights(model, train)
+            if weights is not None and weights.parent == ROOT / "models":
+                cards.setdefault(weights.with_suffix(".json"), {})[test] = round(value, 3)
+    for card_path, fpr in cards.items():
+        card = json.loads(card_path.read_text())
+        card["heldout_fpr95_percent"] = fpr
+        card["heldout_protocol"] = (
+            f"all pairs the test scene gives (up to 100,000, half positive) in {pair_files}; "
+            "python benchmarks/patches.py"
+        )
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
 
 
 if __name__ == "__main__":

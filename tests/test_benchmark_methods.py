@@ -139,6 +139,34 @@ def test_patch_table_refuses_a_split_that_tests_on_a_training_scene(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_patch_table_cards_of_tagged_shipped_weights_get_their_heldout_fpr95(tmp_path, monkeypatch):
+    """--update-cards finds tagged shipped weights (models/FAMILY.TRAIN.TAG.pt) as the table
+    does, and writes each test scene's FPR95 and the pair files; weights under runs/ and
+    baselines are left alone."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import patches
+
+    (tmp_path / "models").mkdir()
+    for name in ("l2net.castle-keypoints.hard", "l2net.castle-keypoints"):
+        (tmp_path / "models" / f"{name}.pt").write_bytes(b"")
+        (tmp_path / "models" / f"{name}.json").write_text(json.dumps({"model": "l2net"}))
+    monkeypatch.setattr(patches, "ROOT", tmp_path)
+    results = {
+        "castle-keypoints:fountain-P11": {"fpr95": {"l2net.hard": 0.1234, "sift": 1.7}},
+        "castle-keypoints:Herz-Jesu-P8": {"fpr95": {"l2net.hard": 0.4, "l2net": 0.9}},
+    }
+    patches.update_cards(results, "datasets/patches")
+    tagged = json.loads((tmp_path / "models" / "l2net.castle-keypoints.hard.json").read_text())
+    assert tagged["heldout_fpr95_percent"] == {"fountain-P11": 0.123, "Herz-Jesu-P8": 0.4}
+    assert "datasets/patches" in tagged["heldout_protocol"]
+    plain = json.loads((tmp_path / "models" / "l2net.castle-keypoints.json").read_text())
+    assert plain["heldout_fpr95_percent"] == {"Herz-Jesu-P8": 0.9}
+
+
 def test_oxford_cards_get_the_mean_map_of_complete_rows(tmp_path):
     """--update-cards writes a model's per-sequence and mean mAP (the mean over steps, then
     over sequences) and SIFT's of the same results; a model missing a sequence is left out."""
