@@ -63,6 +63,12 @@ class SceneBuildConfig:
     roi: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) detection window
     views: tuple[int, ...] | None = None  # subset of view indices (default: all)
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_orientation_deg <= 180.0:
+            raise StereoError(
+                f"max_orientation_deg {self.max_orientation_deg} must lie in [0, 180] degrees"
+            )
+
     @property
     def orientation_rule_deg(self) -> float:
         """The orientation error the track extension allows, degrees: ``max_orientation_deg``

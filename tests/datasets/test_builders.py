@@ -108,6 +108,9 @@ def test_without_an_orientation_rule_only_the_nearest_keypoint_may_extend_a_trac
     point = np.array([10.4, 10.0])
     assert sorted(_candidates(tree, point, SceneBuildConfig())) == [0, 1, 2]
     assert _candidates(tree, point, SceneBuildConfig(max_orientation_deg=180.0)) == [2]
+    for bad in (-1.0, 200.0, float("nan")):
+        with pytest.raises(StereoError, match="max_orientation_deg"):
+            SceneBuildConfig(max_orientation_deg=bad)
     upright = SceneBuildConfig(normalise="fixed")  # windows that do not turn: no rule
     assert upright.orientation_rule_deg == 180.0 and _candidates(tree, point, upright) == [2]
     far = np.array([50.0, 50.0])
