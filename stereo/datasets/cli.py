@@ -37,6 +37,7 @@ import numpy as np
 
 from stereo.datasets.calibrated import SceneBuildConfig, build_scene_patches, sparse_truth
 from stereo.datasets.homography import HomographyBuildConfig, build_sequence_patches
+from stereo.datasets.synthetic_keypoints import KeypointSpec
 from stereo.errors import StereoError, error_reporting_group
 from stereo.geometry.camera import Camera
 from stereo.geometry.scene import load_scene
@@ -401,10 +402,10 @@ def synthetic_command(n_pairs: int, seed: int, out_dir: str, textures: tuple[str
     "--max-angle",
     "max_angle_deg",
     type=click.FloatRange(0, 180),
-    default=25.0,
+    default=KeypointSpec.max_angle_deg,
     show_default=True,
     help="Orientation error a correspondence may have, degrees (180: no orientation rule, "
-    "as the castle builder's track extension).",
+    "as `build --max-orientation 180`).",
 )
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
 def synthetic_keypoints_command(
@@ -421,7 +422,7 @@ def synthetic_keypoints_command(
     """Keypoint patches (scale and orientation normalised, as `build` cuts a real scene's) of
     random synthetic view pairs, matched by their exact depth."""
     from stereo.datasets.random_scenes import SceneSpec
-    from stereo.datasets.synthetic_keypoints import KeypointSpec, synthetic_keypoint_patches
+    from stereo.datasets.synthetic_keypoints import synthetic_keypoint_patches
 
     if not output.endswith(".npz"):
         raise StereoError(f"--out {output}: give a .npz file name")
