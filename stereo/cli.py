@@ -50,6 +50,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "edge_cost",
         "edge_blend",
         "edge_radius",
+        "edge_flat_std",
     ),
     "Hypotheses": ("n_labels", "depth_range", "disparity_range", "working_size", "invalid"),
     "Optimisation and refinement": ("optimizer", "lr_check", "lr_tolerance", "sublabel"),

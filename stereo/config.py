@@ -232,6 +232,17 @@ class StereoConfig:
         "hand-made cost alone decides (the default network's window: half of it for a "
         "window to straddle the edge, half for how far the first pass may misplace it).",
     )
+    # census alone where flat too: mean bad-2 on the held-out synthetic rectified scenes
+    # 0.0893 against 0.0915 without (t 1 / 3: 0.0895 / 0.0893, 5: 0.108), castle-P19's
+    # rectified pairs 0.0334 against 0.0337; benchmarks/README.md, session 31
+    edge_flat_std: float = setting(
+        2.0,
+        flag="--edge-flat-std",
+        kind=float,
+        help="Edge fusion: where the reference image's 9x9 grey-level standard deviation "
+        "(0-255 levels) is below this, the hand-made cost alone decides too: a network's "
+        "normalised window has no texture to compare there; 0 = off.",
+    )
     lr_check: bool = setting(
         False,
         flag="--lr-check",
@@ -293,6 +304,10 @@ class StereoConfig:
             raise StereoError(f"--cascade-share must lie in [0, 1), not {self.cascade_share}")
         if not (np.isfinite(self.edge_blend) and 0.0 <= self.edge_blend <= 1.0):
             raise StereoError(f"--edge-blend must lie in [0, 1], not {self.edge_blend}")
+        if not (np.isfinite(self.edge_flat_std) and self.edge_flat_std >= 0.0):
+            raise StereoError(
+                f"--edge-flat-std must be 0 (off) or more grey levels, not {self.edge_flat_std}"
+            )
         if self.edge_radius < 0:
             raise StereoError(f"--edge-radius must be 0 or more pixels, not {self.edge_radius}")
         if self.prewarp_planes < 1:

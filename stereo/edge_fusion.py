@@ -11,13 +11,14 @@ better:
    normalised volumes; ``b`` = ``--edge-blend``);
 2. its depth edges: neighbours whose labels differ by more than :data:`EDGE_JUMP_LABELS`,
    dilated by ``--edge-radius`` pixels;
-3. the volume the final MRF solves: the hand-made cost alone within those edge zones, the
-   first pass's blend elsewhere.
+3. the volume the final MRF solves: the hand-made cost alone within those edge zones and
+   where the reference image is flat (9×9 grey-level std below ``--edge-flat-std``: the
+   network's normalised window has nothing to compare), the first pass's blend elsewhere.
 
 Blend, radius and jump chosen by the least sum of mean bad-2 on the held-out synthetic
 rectified scenes (dense truth) and castle-P19's rectified pairs (sparse truth), never on a
 benchmark pair (``benchmarks/README.md``, session 27; ``benchmarks/results/
-edge_fusion_synthetic.md``, ``edge_fusion_castle.md``).
+edge_fusion_synthetic.md``, ``edge_fusion_castle.md``); the flat rule likewise (session 31).
 """
 
 from __future__ import annotations
@@ -82,6 +83,21 @@ def depth_edges(labels: np.ndarray, radius: int, jump: float = EDGE_JUMP_LABELS)
     return cv2.dilate(edges, kernel).astype(bool)
 
 
+#: the side of the square window whose grey-level spread says whether the image is flat
+FLAT_WINDOW = 9
+
+
+def flat_pixels(image: np.ndarray, max_std: float) -> np.ndarray:
+    """``(h, w)`` bool: where the ``FLAT_WINDOW``-square window around each pixel of
+    ``image`` (``(h, w)`` grey, 0–255) has a grey-level standard deviation below
+    ``max_std`` (nowhere for 0)."""
+    grey = image.astype(np.float64)
+    size = (FLAT_WINDOW, FLAT_WINDOW)
+    mean = cv2.blur(grey, size)
+    mean_square = cv2.blur(grey * grey, size)
+    return np.sqrt(np.maximum(mean_square - mean * mean, 0.0)) < max_std
+
+
 def blended(learned: np.ndarray, handmade: np.ndarray, weight: np.ndarray | float) -> np.ndarray:
     """``(L, h, w)`` float32 ``(1 − weight) · learned + weight · handmade`` of two normalised
     volumes; ``weight`` a number or an ``(h, w)`` map. NaN where a volume with a share is
@@ -114,11 +130,14 @@ def edge_fused_volume(
     first_pass = replace(edge_fusion_config(cfg, edge_cost), sublabel=False, optimizer="graphcut")
     labels = optimise(first, images[0], values, first_pass, inverse)[0]
     edges = depth_edges(labels, cfg.edge_radius)
-    weight = np.where(edges, np.float32(1.0), np.float32(cfg.edge_blend))
+    flat = flat_pixels(images[0], cfg.edge_flat_std)
+    weight = np.where(edges | flat, np.float32(1.0), np.float32(cfg.edge_blend))
     info = {
         "edge_cost": handmade_cost.name,
         "edge_blend": cfg.edge_blend,
         "edge_radius_px": cfg.edge_radius,
         "edge_share": round(float(edges.mean()), 4),
+        "edge_flat_std": cfg.edge_flat_std,
+        "flat_share": round(float(flat.mean()), 4),
     }
     return blended(learned, handmade, weight), info

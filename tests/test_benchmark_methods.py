@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stereo.bench.specs import MethodSpec, parse_method
+from stereo.config import StereoConfig
 
 
 def test_method_options_combine():
@@ -32,6 +33,8 @@ def test_method_options_combine():
     assert parse_method("2ch-deep:noedge").config().edge_cost == "none"
     edge = parse_method("2ch-deep:edge:er16:eb30").config()
     assert (edge.edge_cost, edge.edge_radius, edge.edge_blend) == ("census", 16, 0.3)
+    assert parse_method("2ch-deep:fs0").config().edge_flat_std == 0.0
+    assert parse_method("2ch-deep").config().edge_flat_std == StereoConfig.edge_flat_std
     assert parse_method("census:projective").config().rectification == "projective"
     assert parse_method("census").config().rectification == "auto"
 
@@ -39,7 +42,7 @@ def test_method_options_combine():
 def test_unknown_method_option_exits_with_one_line():
     expected = (
         "not nosub, float32, bfloat16, int8, wta, flat, bilinear, full, zncc, census, zc, edge, "
-        "noedge, rotation, projective, sN, wsN, bandN, pN, cN, fN, tN, erN, ebN, mtN or a λ"
+        "noedge, rotation, projective, sN, wsN, bandN, pN, cN, fN, tN, erN, ebN, fsN, mtN or a λ"
     )
     with pytest.raises(SystemExit, match=expected):
         parse_method("zncc:fast")

@@ -10,7 +10,7 @@ import pytest
 from stereo.config import StereoConfig
 from stereo.cost.factory import cost_of
 from stereo.datasets.synthetic import Camera, default_planes, look_at, render
-from stereo.edge_fusion import blended, depth_edges, edge_cost_name
+from stereo.edge_fusion import FLAT_WINDOW, blended, depth_edges, edge_cost_name, flat_pixels
 from stereo.errors import StereoError
 from stereo.geometry.sweep import Sweep
 from stereo.mrf.graphcut import MRFConfig
@@ -45,6 +45,20 @@ def test_jumps_of_at_most_five_labels_are_no_depth_edge():
     assert depth_edges(labels, radius=0).sum() == 5  # itself and its four neighbours
 
 
+def test_flat_pixels_are_those_whose_window_spreads_less_than_the_threshold():
+    """A flat left half (grey 100) beside a checkerboard of 90 / 110 (std 10): pixels whose
+    9×9 window lies wholly in the flat half are flat for any threshold > 0, those whose
+    window lies in the checkerboard only for thresholds above 10 levels."""
+    image = np.full((20, 40), 100, np.uint8)
+    checker = (np.indices((20, 20)).sum(axis=0) % 2) * 20 + 90
+    image[:, 20:] = checker
+    half = FLAT_WINDOW // 2
+    flat = flat_pixels(image, 2.0)
+    assert flat[:, : 20 - half].all() and not flat[:, 20 - half :].any()
+    assert flat_pixels(image, 10.5)[:, 20 + half :].all()
+    assert not flat_pixels(image, 0.0).any()  # 0: the rule is off
+
+
 def test_the_blend_weights_each_pixel_by_its_own_share():
     rng = np.random.default_rng(0)
     learned, handmade = rng.random((2, 4, 3, 5))
@@ -67,14 +81,20 @@ def test_auto_fuses_census_for_two_channel_networks_on_rectified_pairs_only():
     assert edge_cost_name(replace(cfg, edge_cost="zncc"), census, planes) == "zncc"
 
 
-def test_full_blend_is_the_hand_made_cost_alone(small_pair):
-    """edge blend 1: the volume is census everywhere, so the run's disparities are census's."""
+@pytest.mark.parametrize(
+    "everywhere",
+    [{"edge_blend": 1.0}, {"edge_blend": 0.0, "edge_flat_std": 256.0}],
+    ids=["full blend", "every window flat"],
+)
+def test_census_everywhere_gives_the_hand_made_cost_alone(small_pair, everywhere):
+    """edge blend 1, or a flat threshold above any window's spread: the volume is census
+    everywhere, so the run's disparities are census's."""
     mrf = MRFConfig(smoothness=0.8, iterations=2)  # census's cycles, not the network's 1
     common = dict(n_labels=12, working_size=96, mrf=mrf, untrained=True)
     census = match_rectified(*small_pair, StereoConfig(model="census", **common), (1.0, 12.0))
     fused = match_rectified(
         *small_pair,
-        StereoConfig(model="2ch-deep", edge_cost="census", edge_blend=1.0, **common),
+        StereoConfig(model="2ch-deep", edge_cost="census", **everywhere, **common),
         (1.0, 12.0),
     )
     both = np.isfinite(census.depth) & np.isfinite(fused.depth)
@@ -90,6 +110,7 @@ def test_edge_fusion_marks_the_depth_edges_of_the_scene(small_pair):
     fused = match_rectified(*small_pair, StereoConfig(edge_cost="zncc", **common), (1.0, 12.0))
     share = fused.report["edge_fusion"]["edge_share"]
     assert 0.02 < share < 0.6
+    assert fused.report["edge_fusion"]["flat_share"] < 0.01  # textured planes: hardly flat
     plain = match_rectified(*small_pair, StereoConfig(**common), (1.0, 12.0))
     assert "edge_fusion" not in plain.report
 
@@ -100,6 +121,8 @@ def test_edge_fusion_marks_the_depth_edges_of_the_scene(small_pair):
         ({"edge_blend": 1.5}, "--edge-blend must lie in"),
         ({"edge_blend": float("nan")}, "--edge-blend must lie in"),
         ({"edge_radius": -1}, "--edge-radius must be 0 or more"),
+        ({"edge_flat_std": -1.0}, "--edge-flat-std must be 0 .off. or more"),
+        ({"edge_flat_std": float("nan")}, "--edge-flat-std must be 0 .off. or more"),
         ({"edge_cost": "2ch"}, "unknown --edge-cost .2ch.; valid: auto, none, census, zncc"),
     ],
 )

@@ -30,9 +30,10 @@ class MethodSpec:
     on the blend of N % proposal cost, ``--cascade-fuse N/100``) and ``tN`` (a label is scored
     in a tile where N % of its pixels propose it, ``--cascade-share N/100``); edge fusion:
     ``edge`` (census near depth edges on any search, ``--edge-cost census``), ``noedge``
-    (``--edge-cost none``), ``erN`` (``--edge-radius N``), ``ebN`` (``--edge-blend N/100``);
-    every cost: ``mtN`` (the MRF solved in N bands at once, ``--mrf-threads N``); uncalibrated
-    pairs: ``rotation`` / ``projective`` (``--rectification``)."""
+    (``--edge-cost none``), ``erN`` (``--edge-radius N``), ``ebN`` (``--edge-blend N/100``),
+    ``fsN`` (``--edge-flat-std N``, ``fs0`` off); every cost: ``mtN`` (the MRF solved in N
+    bands at once, ``--mrf-threads N``); uncalibrated pairs: ``rotation`` / ``projective``
+    (``--rectification``)."""
 
     name: str
     optimizer: str = "graphcut"
@@ -52,6 +53,7 @@ class MethodSpec:
     edge_cost: str = StereoConfig.edge_cost
     edge_blend: float = StereoConfig.edge_blend
     edge_radius: int = StereoConfig.edge_radius
+    edge_flat_std: float = StereoConfig.edge_flat_std
     mrf_threads: int = MRFConfig.threads
     rectification: str = StereoConfig.rectification
 
@@ -76,6 +78,7 @@ class MethodSpec:
             edge_cost=self.edge_cost,
             edge_blend=self.edge_blend,
             edge_radius=self.edge_radius,
+            edge_flat_std=self.edge_flat_std,
             rectification=self.rectification,
             **settings,
         )
@@ -112,6 +115,7 @@ def parse_method(spec: str) -> MethodSpec:
         "t": "cascade_share",
         "er": "edge_radius",
         "eb": "edge_blend",
+        "fs": "edge_flat_std",
         "mt": "mrf_threads",
     }
     values: dict = {}
@@ -135,7 +139,7 @@ def parse_method(spec: str) -> MethodSpec:
             except ValueError:
                 sys.exit(
                     f"error: method {spec!r}: option {option!r} is not {', '.join(flags)}, "
-                    "sN, wsN, bandN, pN, cN, fN, tN, erN, ebN, mtN or a λ"
+                    "sN, wsN, bandN, pN, cN, fN, tN, erN, ebN, fsN, mtN or a λ"
                 )
     return MethodSpec(name, **values)
 
