@@ -2,7 +2,8 @@
 
 1. DoG keypoints with scale and orientation (OpenCV SIFT) in every view.
 2. Matches between nearby views (ratio test), kept only within ``max_epipolar_px`` of the
-   epipolar lines of the ground-truth cameras.
+   epipolar lines of the ground-truth cameras — or, with ``matcher="geometry"``, pairs found
+   by the true cameras alone, no descriptor compared (:mod:`stereo.datasets.geometric_matches`).
 3. Matches joined into tracks (union-find); a track that claims two keypoints in one view is
    dropped.
 4. Each track triangulated from all its views (DLT) and kept only if it lies in front of
@@ -30,11 +31,21 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from stereo.datasets.geometric_matches import (
+    GeometricRule,
+    View,
+    angle_error,
+    carried_angles,
+    geometric_matches,
+)
 from stereo.datasets.patches import PATCH, cut_patch, footprint_inside, keypoint_frame, pyramid
 from stereo.errors import StereoError
 from stereo.geometry.camera import Camera, epipolar_distance, fundamental_matrix, triangulate
 from stereo.geometry.scene import Scene
 from stereo.patchnet.data.patchset import PatchSet
+
+#: how the builder finds its tracks' first correspondences (SceneBuildConfig.matcher)
+MATCHERS = ("descriptors", "geometry")
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,9 @@ class SceneBuildConfig:
     # π/8), degrees; 180: no rule. Upright windows ("fixed") do not turn with the keypoint:
     # no rule for them.
     max_orientation_deg: float = 22.5
+    # "descriptors": SIFT matches (ratio test) on the true epipolar lines; "geometry": pairs
+    # found by the true cameras alone, each confirmed in a third view (geometric_matches)
+    matcher: str = "descriptors"
     roi: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) detection window
     views: tuple[int, ...] | None = None  # subset of view indices (default: all)
 
@@ -68,6 +82,8 @@ class SceneBuildConfig:
             raise StereoError(
                 f"max_orientation_deg {self.max_orientation_deg} must lie in [0, 180] degrees"
             )
+        if self.matcher not in MATCHERS:
+            raise StereoError(f"unknown matcher {self.matcher!r}; valid: {', '.join(MATCHERS)}")
 
     @property
     def orientation_rule_deg(self) -> float:
@@ -143,21 +159,9 @@ def _match(d1: np.ndarray, d2: np.ndarray, ratio: float) -> np.ndarray:
 
 def carried_angle(X: np.ndarray, keypoint: np.ndarray, camera: Camera, other: Camera) -> float:
     """Orientation (degrees, OpenCV's convention) in ``other``'s image of ``keypoint``
-    ``(x, y, size, angle)`` seen by ``camera`` at the 3D point ``X`` (world units), the surface
-    taken as facing ``camera`` (the plane at X's depth): the keypoint's orientation step of
-    one keypoint size carried onto that plane and projected into ``other``."""
-    x, y, size, angle = keypoint
-    theta = np.deg2rad(angle)
-    tip = np.array([x + size * np.cos(theta), y + size * np.sin(theta), 1.0])
-    depth = camera.to_camera(X[None])[0, 2]
-    tip_world = camera.C + camera.R @ (np.linalg.solve(camera.K, tip) * depth)
-    (start, end), _ = other.project(np.stack([X, tip_world]))
-    return float(np.degrees(np.arctan2(end[1] - start[1], end[0] - start[0])))
-
-
-def angle_error(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
-    """Absolute difference of orientations ``a`` and ``b`` (degrees), in [0, 180]."""
-    return np.abs((np.asarray(a) - b + 180.0) % 360.0 - 180.0)
+    ``(x, y, size, angle)`` seen by ``camera`` at the 3D point ``X`` (world units): one row
+    of :func:`~stereo.datasets.geometric_matches.carried_angles`."""
+    return float(carried_angles(np.asarray(X)[None], np.asarray(keypoint)[None], camera, other)[0])
 
 
 def _track_angle(X, nodes, kp_all, view_of, cameras, other: Camera) -> float:
@@ -261,6 +265,27 @@ class SceneTracks:
     stats: dict = field(default_factory=dict)
 
 
+def _geometric_pair(
+    keypoints: list[np.ndarray], cameras: list[Camera], i: int, j: int, cfg: SceneBuildConfig
+) -> np.ndarray:
+    """``(M, 2)`` keypoint pairs of views ``i`` and ``j`` found by the true cameras alone
+    (:func:`~stereo.datasets.geometric_matches.geometric_matches`), confirmed in any other
+    view within ``cfg.neighbours`` of either."""
+    rule = GeometricRule(
+        cfg.max_epipolar_px,
+        cfg.max_reprojection_px,
+        cfg.max_scale_octaves,
+        cfg.orientation_rule_deg,
+    )
+    views = [View(k, c) for k, c in zip(keypoints, cameras, strict=True)]
+    thirds = [
+        views[k]
+        for k in range(len(views))
+        if k not in (i, j) and min(abs(k - i), abs(k - j)) <= cfg.neighbours
+    ]
+    return geometric_matches(views[i], views[j], thirds, rule)
+
+
 def _join_matches(
     uf: _UnionFind,
     keypoints: list[np.ndarray],
@@ -272,21 +297,26 @@ def _join_matches(
     """Match every pair of views at most ``cfg.neighbours`` apart, keep the matches within
     ``cfg.max_epipolar_px`` of the true epipolar lines and join them in ``uf`` (keypoint
     ``a`` of view ``i`` is node ``offset_i + a``). Returns the match counts before and after
-    the epipolar check."""
+    the epipolar check (equal for ``cfg.matcher`` "geometry", whose matches lie on the
+    lines by construction)."""
     offsets = np.r_[0, np.cumsum([len(k) for k in keypoints])]
     n_matches = n_epipolar = 0
     n_views = len(keypoints)
     pairs = [(i, j) for i, j in combinations(range(n_views), 2) if j - i <= cfg.neighbours]
     for i, j in tqdm(pairs, desc="match", disable=not progress, leave=False):
-        matches = _match(descriptors[i], descriptors[j], cfg.ratio)
-        n_matches += len(matches)
-        if not len(matches):
-            continue
-        F = fundamental_matrix(cameras[i], cameras[j])
-        dist = epipolar_distance(
-            F, keypoints[i][matches[:, 0], :2], keypoints[j][matches[:, 1], :2]
-        )
-        matches = matches[dist <= cfg.max_epipolar_px]
+        if cfg.matcher == "geometry":
+            matches = _geometric_pair(keypoints, cameras, i, j, cfg)
+            n_matches += len(matches)
+        else:
+            matches = _match(descriptors[i], descriptors[j], cfg.ratio)
+            n_matches += len(matches)
+            if not len(matches):
+                continue
+            F = fundamental_matrix(cameras[i], cameras[j])
+            dist = epipolar_distance(
+                F, keypoints[i][matches[:, 0], :2], keypoints[j][matches[:, 1], :2]
+            )
+            matches = matches[dist <= cfg.max_epipolar_px]
         n_epipolar += len(matches)
         for a, b in matches:
             uf.union(offsets[i] + a, offsets[j] + b)

@@ -35,7 +35,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from stereo.datasets.calibrated import SceneBuildConfig, build_scene_patches, sparse_truth
+from stereo.datasets.calibrated import (
+    MATCHERS,
+    SceneBuildConfig,
+    build_scene_patches,
+    sparse_truth,
+)
 from stereo.datasets.homography import HomographyBuildConfig, build_sequence_patches
 from stereo.datasets.synthetic_keypoints import KeypointSpec
 from stereo.errors import StereoError, error_reporting_group
@@ -62,11 +67,13 @@ def build_source(
     near_misses: int = 0,
     views: tuple[int, ...] | None = None,
     max_orientation_deg: float = SceneBuildConfig.max_orientation_deg,
+    matcher: str = SceneBuildConfig.matcher,
 ) -> PatchSet:
     """Patches of one scene or sequence folder (``near_misses``: scenes with fixed windows
     only, shifted windows per observation; ``views``: scenes only, the view indices to use
     (0-based, name order; default all); ``max_orientation_deg``: scenes only, the orientation
-    a keypoint added to a track may differ by; see :mod:`stereo.datasets.calibrated`)."""
+    a keypoint added to a track may differ by; ``matcher``: scenes only, how tracks begin;
+    see :mod:`stereo.datasets.calibrated`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise StereoError(f"data folder {folder} does not exist")
@@ -81,6 +88,11 @@ def build_source(
                 f"{folder} is a homography sequence: near misses need a calibrated scene "
                 "(epipolar lines); drop --near-misses for sequences"
             )
+        if matcher != SceneBuildConfig.matcher:
+            raise StereoError(
+                f"{folder} is a homography sequence, matched by its homographies: --matcher "
+                "chooses how calibrated scenes are matched; drop it for sequences"
+            )
         cfg = HomographyBuildConfig(
             scale_factor=scale_factor, normalise=normalise, fixed_scale=fixed_scale
         )
@@ -92,6 +104,7 @@ def build_source(
         near_misses=near_misses,
         views=views,
         max_orientation_deg=max_orientation_deg,
+        matcher=matcher,
     )
     return build_scene_patches(load_scene(folder), cfg, progress=progress).patches
 
@@ -188,6 +201,15 @@ def cli() -> None:
     "180: no orientation rule, as the builder before session 30 (upright --normalise fixed "
     "windows never have one).",
 )
+@click.option(
+    "--matcher",
+    type=click.Choice(MATCHERS),
+    default=SceneBuildConfig.matcher,
+    show_default=True,
+    help="Calibrated scenes: how tracks begin — descriptors = SIFT matches on the true "
+    "epipolar lines; geometry = keypoint pairs found by the true cameras alone, each "
+    "confirmed in a third view (positives free of SIFT's descriptor).",
+)
 @click.option("--brown", is_flag=True, help="Also write each set in Brown format.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Rebuild outputs that exist.")
@@ -201,6 +223,7 @@ def build_command(
     near_misses: int,
     views_spec: str | None,
     max_orientation_deg: float,
+    matcher: str,
     brown: bool,
     seed: int,
     overwrite: bool,
@@ -225,6 +248,7 @@ def build_command(
                 near_misses=near_misses,
                 views=views,
                 max_orientation_deg=max_orientation_deg,
+                matcher=matcher,
             )
             patchset.save(target)
         n_near = 0

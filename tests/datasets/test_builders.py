@@ -274,3 +274,24 @@ def test_views_option_holds_views_out(synthetic_scene_dir, tmp_path):
         cli, ["build", str(synthetic_scene_dir), "--out", str(out), "--max-orientation", "200"]
     )
     assert result.exit_code != 0 and "--max-orientation" in result.output
+
+
+def test_matcher_option_reaches_the_builder_and_sequences_refuse_it(synthetic_scene_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from stereo.datasets.cli import cli
+    from stereo.patchnet.data.patchset import PatchSet
+
+    out = tmp_path / "geometry"
+    args = ["build", str(synthetic_scene_dir), "--out", str(out), "--pairs", "50"]
+    result = CliRunner().invoke(cli, [*args, "--matcher", "geometry"])
+    assert result.exit_code == 0, result.output
+    meta = PatchSet.load(out / f"{synthetic_scene_dir.name}.npz").meta
+    assert meta["builder"]["config"]["matcher"] == "geometry"
+    image = sample_photographs(("astronaut",))[0]
+    _write_sequence(tmp_path / "seq", image, [np.array([[1.0, 0, 12], [0, 1, 7], [0, 0, 1]])])
+    result = CliRunner().invoke(
+        cli, ["build", str(tmp_path / "seq"), "--out", str(out), "--matcher", "geometry"]
+    )
+    assert result.exit_code == 1
+    assert "matched by its homographies" in result.output and "Traceback" not in result.output
