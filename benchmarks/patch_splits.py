@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from patches import display_path
 from train_models import KEYPOINT_SCENE, KEYPOINT_SEED, PLAN, SHARED, keypoint_overrides
 
 from stereo.datasets.synthetic_keypoints import KeypointSpec, synthetic_keypoint_patches
@@ -41,6 +42,8 @@ from stereo.patchnet.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ROOT / "runs" / "patch_splits"
+#: the folder of the scenes' keypoint patches (``--data``)
+PATCHES = ROOT / "datasets" / "patches"
 #: the splits of the patch table: the two benchmark scenes (castle-P19 trains the shipped models)
 SCENES = ["fountain-P11", "Herz-Jesu-P8"]
 #: the families of the patch table, in the order each scene trains them
@@ -58,19 +61,23 @@ class SplitPlan:
     tag: str = ""
     synthetic_pairs: int = 0  # synthetic keypoint pairs joined to the scene's patches
     keypoints: KeypointSpec = field(default_factory=KeypointSpec)  # how they are matched
+    data: Path = PATCHES  # the folder of the scenes' keypoint patches
 
 
 def training_patches(
-    scene: str, synthetic_pairs: int, keypoints: KeypointSpec | None = None
+    scene: str,
+    synthetic_pairs: int,
+    keypoints: KeypointSpec | None = None,
+    data_dir: Path = PATCHES,
 ) -> tuple[PatchSet, str]:
     """``scene``'s keypoint patches, joined with those of ``synthetic_pairs`` random view pairs
     textured from scikit-image's photographs and the scene's own images (never another
     scene's) when > 0, drawn as castle+synthetic-keypoints' (``train_models.py``) and matched
     by ``keypoints`` (default: ``KeypointSpec()``); and a description of them for the model
-    card."""
+    card. The scene's patches are ``data_dir/SCENE.npz``."""
     keypoints = keypoints or KeypointSpec()
-    data = PatchSet.load(patches_path(scene))
-    description = str(patches_path(scene).relative_to(ROOT))
+    data = PatchSet.load(patches_path(scene, data_dir))
+    description = display_path(patches_path(scene, data_dir))
     if synthetic_pairs <= 0:
         return data, description
     folder = SHARED / "strecha" / scene / "images"
@@ -83,9 +90,9 @@ def training_patches(
     return joined([data, generated], {"source": description}), description
 
 
-def patches_path(scene: str) -> Path:
-    """``datasets/patches/SCENE.npz``: a scene's keypoint patches."""
-    return ROOT / "datasets" / "patches" / f"{scene}.npz"
+def patches_path(scene: str, data_dir: Path = PATCHES) -> Path:
+    """``data_dir/SCENE.npz`` (default ``datasets/patches``): a scene's keypoint patches."""
+    return data_dir / f"{scene}.npz"
 
 
 def train_scene(scene: str, models: list[str], out: Path, plan: SplitPlan) -> str:
@@ -93,7 +100,7 @@ def train_scene(scene: str, models: list[str], out: Path, plan: SplitPlan) -> st
     into ``out/SCENE`` (``MODEL.SCENE.pt``, or ``MODEL.TAG.SCENE.pt`` with a tag) with its log
     in ``out/SCENE[.TAG].log``; returns the scene."""
     torch.set_num_threads(1)
-    data, description = training_patches(scene, plan.synthetic_pairs, plan.keypoints)
+    data, description = training_patches(scene, plan.synthetic_pairs, plan.keypoints, plan.data)
     stem = f".{plan.tag}" if plan.tag else ""
     with open(out / f"{scene}{stem}.log", "w") as stream, contextlib.redirect_stderr(stream):
         for model in models:
@@ -136,8 +143,15 @@ def main() -> None:
     parser.add_argument(
         "--tag", default="", help="weights MODEL.TAG.SCENE.pt (patches.py: --models MODEL.TAG)"
     )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=PATCHES,
+        help="folder of the scenes' keypoint patches (SCENE.npz; stereo-dataset build)",
+    )
     args = parser.parse_args()
-    missing = [str(patches_path(s)) for s in args.scenes if not patches_path(s).is_file()]
+    paths = [patches_path(s, args.data) for s in args.scenes]
+    missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         sys.exit(
             f"error: {', '.join(missing)} missing; build it with stereo-dataset build "
@@ -151,7 +165,9 @@ def main() -> None:
         keypoints = KeypointSpec(max_angle_deg=args.max_angle)
     except StereoError as error:
         sys.exit(f"error: {error}")
-    plan = SplitPlan(args.recipe, args.steps, overrides, args.tag, args.synthetic_pairs, keypoints)
+    plan = SplitPlan(
+        args.recipe, args.steps, overrides, args.tag, args.synthetic_pairs, keypoints, args.data
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     n = len(args.scenes)
     with ProcessPoolExecutor(max_workers=n) as pool:

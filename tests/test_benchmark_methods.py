@@ -223,20 +223,19 @@ def test_patch_splits_train_on_the_scene_alone_or_joined_with_synthetic_pairs(
     images = tmp_path / "shared" / "strecha" / "scene-P1" / "images"
     images.mkdir(parents=True)
     cv2.imwrite(str(images / "0000.png"), rng.integers(0, 255, (200, 300), dtype=np.uint8))
-    monkeypatch.setattr(patch_splits, "ROOT", root)
-    monkeypatch.setattr(patch_splits, "patches_path", lambda scene: scene_file)
+    folder = scene_file.parent
     monkeypatch.setattr(patch_splits, "SHARED", tmp_path / "shared")
     small = SceneSpec(width=160, height=120, supersample=1, min_panels=1, max_panels=2)
     monkeypatch.setattr(patch_splits, "KEYPOINT_SCENE", small)
 
-    data, description = patch_splits.training_patches("scene-P1", 0)
+    data, description = patch_splits.training_patches("scene-P1", 0, data_dir=folder)
     assert np.array_equal(data.patches, patches)
-    assert description == "datasets/patches/scene-P1.npz"
-    data, description = patch_splits.training_patches("scene-P1", 2)
+    assert description == str(scene_file.resolve())  # outside the repository: as given
+    data, description = patch_splits.training_patches("scene-P1", 2, data_dir=folder)
     assert np.array_equal(data.patches[:4], patches) and data.n_points > 2
     assert set(data.view_ids[4:]).isdisjoint({0, 1})
     assert description.endswith("+ 2 synthetic keypoint pairs textured from scene-P1")
     any_angle = patch_splits.KeypointSpec(max_angle_deg=180.0)
-    wider, description = patch_splits.training_patches("scene-P1", 2, any_angle)
+    wider, description = patch_splits.training_patches("scene-P1", 2, any_angle, folder)
     assert wider.n_points >= data.n_points  # every match of the 25-degree rule and more
     assert description.endswith("(orientations within 180 degrees)")
