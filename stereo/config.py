@@ -233,8 +233,8 @@ class StereoConfig:
         "window to straddle the edge, half for how far the first pass may misplace it).",
     )
     # census alone where flat too: mean bad-2 on the held-out synthetic rectified scenes
-    # 0.0893 against 0.0915 without (t 1 / 3: 0.0895 / 0.0893, 5: 0.108), castle-P19's
-    # rectified pairs 0.0334 against 0.0337; benchmarks/README.md, session 31
+    # 0.0893 against 0.0915 without (1 / 3 levels: 0.0895 / 0.0893), castle-P19's rectified
+    # pairs 0.0334 against 0.0337: results/flat_rule_synthetic.md, flat_rule_castle.md
     edge_flat_std: float = setting(
         2.0,
         flag="--edge-flat-std",
