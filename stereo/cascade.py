@@ -27,7 +27,7 @@ from stereo.cost.factory import cost_of
 from stereo.cost.two_channel import BLOCK_ROWS, TwoChannelCost
 from stereo.errors import StereoError
 from stereo.geometry.sweep import Sweep
-from stereo.mrf.graphcut import normalise_volume
+from stereo.mrf.graphcut import blended, normalise_volume
 from stereo.mrf.optimise import optimise
 from stereo.progress import LOG
 
@@ -161,11 +161,8 @@ def proposed_labels(
 def fused_volume(learned: np.ndarray, proposed: np.ndarray, weight: float) -> np.ndarray:
     """``(L, h, w)`` float32 ``(1 − weight) · normalised learned + weight · proposed``: the
     network's raw volume (worst cost where unscored) blended with the proposal cost's
-    normalised volume upsampled to the same shape; NaN where either is."""
-    blend = normalise_volume(learned)  # a new float32 array: blended in place
-    blend *= 1.0 - weight
-    blend += weight * proposed
-    return blend
+    normalised volume upsampled to the same shape; NaN where either is (0 < weight < 1)."""
+    return blended(normalise_volume(learned), proposed, weight)
 
 
 #: the proposal cost's share of the volume the MRF sees when neither ``--cascade-fuse`` nor

@@ -34,7 +34,7 @@ from stereo.cost.base import Cost
 from stereo.cost.factory import cost_of
 from stereo.cost.two_channel import TwoChannelCost
 from stereo.geometry.sweep import Sweep
-from stereo.mrf.graphcut import normalise_volume
+from stereo.mrf.graphcut import blended, normalise_volume
 from stereo.mrf.optimise import default_cycles, optimise
 
 #: what ``auto`` means for each kind of sweep, for 2-channel networks (other costs: off):
@@ -96,20 +96,6 @@ def flat_pixels(image: np.ndarray, max_std: float) -> np.ndarray:
     mean = cv2.blur(grey, size)
     mean_square = cv2.blur(grey * grey, size)
     return np.sqrt(np.maximum(mean_square - mean * mean, 0.0)) < max_std
-
-
-def blended(learned: np.ndarray, handmade: np.ndarray, weight: np.ndarray | float) -> np.ndarray:
-    """``(L, h, w)`` float32 ``(1 − weight) · learned + weight · handmade`` of two normalised
-    volumes; ``weight`` a number or an ``(h, w)`` map. NaN where a volume with a share is
-    (a weight of 1 is the hand-made volume alone, NaN where it is NaN)."""
-    weight = np.broadcast_to(np.asarray(weight, np.float32), learned.shape[1:])
-    mix = np.subtract(handmade, learned, dtype=np.float32)  # learned + w · (handmade − learned)
-    mix *= weight
-    mix += learned
-    for share, volume in ((1, handmade), (0, learned)):  # NaN only where the volume used is
-        only = weight == share
-        mix[:, only] = volume[:, only]
-    return mix
 
 
 def edge_fused_volume(

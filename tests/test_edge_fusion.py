@@ -10,10 +10,10 @@ import pytest
 from stereo.config import StereoConfig
 from stereo.cost.factory import cost_of
 from stereo.datasets.synthetic import Camera, default_planes, look_at, render
-from stereo.edge_fusion import FLAT_WINDOW, blended, depth_edges, edge_cost_name, flat_pixels
+from stereo.edge_fusion import FLAT_WINDOW, depth_edges, edge_cost_name, flat_pixels
 from stereo.errors import StereoError
 from stereo.geometry.sweep import Sweep
-from stereo.mrf.graphcut import MRFConfig
+from stereo.mrf.graphcut import MRFConfig, blended
 from stereo.pipeline import match_rectified
 
 K = np.array([[130.0, 0, 47.5], [0, 130, 35.5], [0, 0, 1]])

@@ -130,6 +130,20 @@ def normalise_volume(cost: np.ndarray, low: float = 1.0, high: float = 99.0) -> 
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def blended(learned: np.ndarray, handmade: np.ndarray, weight: np.ndarray | float) -> np.ndarray:
+    """``(L, h, w)`` float32 ``(1 − weight) · learned + weight · handmade`` of two normalised
+    volumes; ``weight`` a number or an ``(h, w)`` map. NaN where a volume with a share is
+    (a weight of 1 is the hand-made volume alone, NaN where it is NaN)."""
+    weight = np.broadcast_to(np.asarray(weight, np.float32), learned.shape[1:])
+    mix = np.subtract(handmade, learned, dtype=np.float32)  # learned + w · (handmade − learned)
+    mix *= weight
+    mix += learned
+    for share, volume in ((1, handmade), (0, learned)):  # NaN only where the volume used is
+        only = weight == share
+        mix[:, only] = volume[:, only]
+    return mix
+
+
 def edge_weights(image: np.ndarray, cfg: MRFConfig) -> tuple[np.ndarray, np.ndarray]:
     """Contrast weights of vertical ``(H−1, W)`` and horizontal ``(H, W−1)`` edges."""
     img = image.astype(np.float64)
