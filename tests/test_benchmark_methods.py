@@ -239,3 +239,39 @@ def test_patch_splits_train_on_the_scene_alone_or_joined_with_synthetic_pairs(
     wider, description = patch_splits.training_patches("scene-P1", 2, any_angle, folder)
     assert wider.n_points >= data.n_points  # every match of the 25-degree rule and more
     assert description.endswith("(orientations within 180 degrees)")
+
+
+def test_patch_failures_count_misses_by_view_gap_and_refuse_a_foreign_pair_file(tmp_path):
+    """patch_failures: misses at the threshold per view-gap bin on a hand case; a pair file
+    not drawn from its patch set with the given seed is refused by name."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import pytest
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import patch_failures
+
+    from stereo.errors import StereoError
+    from stereo.patchnet.data.patchset import PatchSet, make_pairs
+
+    scores = np.array([5.0, 1.0, 4.0, 0.5, 3.0, 9.0])
+    labels = np.array([1, 1, 1, 1, 1, 0])
+    gaps = np.array([1, 1, 2, 2, 12, 0])
+    rows = patch_failures.missed_by_gap(scores, labels, gaps, threshold=2.0)
+    by_gap = {row["gap"]: (row["n"], row["missed"]) for row in rows}
+    assert by_gap["1"] == (2, 0.5) and by_gap["2"] == (2, 0.5) and by_gap["11-18"] == (1, 0.0)
+    assert by_gap["3"][0] == 0 and np.isnan(by_gap["3"][1])
+
+    rng = np.random.default_rng(0)
+    patches = rng.integers(0, 255, (6, 64, 64), dtype=np.uint8)
+    points, views = np.array([0, 0, 1, 1, 2, 2]), np.array([0, 3, 1, 2, 0, 4])
+    PatchSet(patches, points, {}, view_ids=views).save(tmp_path / "s.npz")
+    pairs = make_pairs(PatchSet(patches, points, {}, view_ids=views), 6, seed=1)
+    found = patch_failures.pair_views(tmp_path, "s", pairs, seed=1)
+    positives = found[pairs.label == 1]
+    gaps = np.abs(positives[:, 0] - positives[:, 1])
+    assert sorted(gaps.tolist()) == [1, 3, 4]  # 0-3, 1-2, 0-4
+    with pytest.raises(StereoError, match="not drawn from its patch set with seed 2"):
+        patch_failures.pair_views(tmp_path, "s", pairs, seed=2)

@@ -20,6 +20,8 @@ def test_fpr95_hand_case():
     assert M.fpr95(scores, labels) == pytest.approx(0.4)
     # threshold 1: negatives 1.5, 1.9, 2.0, 2.5, 3, 10 → 6 of 10
     assert M.fpr_at_recall(scores, labels, 1.0) == pytest.approx(0.6)
+    assert M.recall_threshold(scores, labels) == 2.0
+    assert M.recall_threshold(scores, labels, 1.0) == 1.0
 
 
 def test_fpr95_perfect_and_worst():
