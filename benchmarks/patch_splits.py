@@ -16,14 +16,16 @@ patches the keypoint patches of N random synthetic view pairs textured from that
 images (``stereo.datasets.synthetic_keypoints``; castle+synthetic-keypoints takes 300): no
 split ever sees a test scene's photographs. The scenes train side by side, one thread
 each (~50 minutes for the two default scenes on 2 cores); each scene's log goes to
-``runs/patch_splits/SCENE.log`` (``SCENE.TAG.log`` with a tag). Needs ``datasets/patches``
-(``benchmarks/README.md``, "Patch datasets").
+``runs/patch_splits/SCENE.log`` (``SCENE.TAG.log`` with a tag). Each run keeps its checkpoint
+in ``runs/patch_splits/SCENE/MODEL[.TAG]/``; ``--resume`` with the same arguments continues a
+stopped run from it. Needs ``datasets/patches`` (``benchmarks/README.md``, "Patch datasets").
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ from stereo.patchnet.data.patchset import PatchSet
 from stereo.patchnet.data.sources import joined
 from stereo.patchnet.recipes import RECIPES, checked_overrides, get_recipe
 from stereo.patchnet.train import train
+from stereo.patchnet.weights import card_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ROOT / "runs" / "patch_splits"
@@ -62,6 +65,7 @@ class SplitPlan:
     synthetic_pairs: int = 0  # synthetic keypoint pairs joined to the scene's patches
     keypoints: KeypointSpec = field(default_factory=KeypointSpec)  # how they are matched
     data: Path = PATCHES  # the folder of the scenes' keypoint patches
+    resume: bool = False  # continue each run from its folder's checkpoint
 
 
 def training_patches(
@@ -95,25 +99,37 @@ def patches_path(scene: str, data_dir: Path = PATCHES) -> Path:
     return data_dir / f"{scene}.npz"
 
 
+def run_folder(out: Path, scene: str, model: str, tag: str) -> Path:
+    """``out/SCENE/MODEL[.TAG]``: one run's checkpoint, log and weights (so that runs of
+    other models or tags never resume from each other's checkpoint)."""
+    return out / scene / (f"{model}.{tag}" if tag else model)
+
+
 def train_scene(scene: str, models: list[str], out: Path, plan: SplitPlan) -> str:
     """Train every model of ``models`` on ``scene``'s patches as ``plan`` says, one thread,
-    into ``out/SCENE`` (``MODEL.SCENE.pt``, or ``MODEL.TAG.SCENE.pt`` with a tag) with its log
-    in ``out/SCENE[.TAG].log``; returns the scene."""
+    each in its :func:`run_folder` (resumed from its checkpoint with ``plan.resume``), its
+    weights copied to ``out/SCENE`` (``MODEL.SCENE.pt``, or ``MODEL.TAG.SCENE.pt`` with a tag,
+    where ``patches.py`` finds them) with the log in ``out/SCENE[.TAG].log``; returns the
+    scene."""
     torch.set_num_threads(1)
     data, description = training_patches(scene, plan.synthetic_pairs, plan.keypoints, plan.data)
     stem = f".{plan.tag}" if plan.tag else ""
-    with open(out / f"{scene}{stem}.log", "w") as stream, contextlib.redirect_stderr(stream):
+    mode = "a" if plan.resume else "w"
+    with open(out / f"{scene}{stem}.log", mode) as stream, contextlib.redirect_stderr(stream):
         for model in models:
             overrides = keypoint_overrides(model, plan.steps, plan.overrides)
-            train(
+            result = train(
                 model,
                 get_recipe(plan.recipe or PLAN[model][0]).with_overrides(overrides),
                 data,
-                out / scene,
+                run_folder(out, scene, model, plan.tag),
+                resume=plan.resume,
                 weights_name=f"{model}{stem}.{scene}.pt",
                 half=True,
                 data_description=description,
             )
+            for path in (result.weights, card_path(result.weights)):
+                shutil.copy2(path, out / scene / path.name)
             print(f"{scene}: {model} done", file=stream, flush=True)
     return scene
 
@@ -144,6 +160,12 @@ def main() -> None:
         "--tag", default="", help="weights MODEL.TAG.SCENE.pt (patches.py: --models MODEL.TAG)"
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue each run from the checkpoint in its folder (SCENE/MODEL[.TAG]/) with "
+        "the same arguments; a finished run only copies its weights again",
+    )
+    parser.add_argument(
         "--data",
         type=Path,
         default=PATCHES,
@@ -166,7 +188,14 @@ def main() -> None:
     except StereoError as error:
         sys.exit(f"error: {error}")
     plan = SplitPlan(
-        args.recipe, args.steps, overrides, args.tag, args.synthetic_pairs, keypoints, args.data
+        args.recipe,
+        args.steps,
+        overrides,
+        args.tag,
+        args.synthetic_pairs,
+        keypoints,
+        args.data,
+        args.resume,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     n = len(args.scenes)

@@ -275,3 +275,56 @@ def test_patch_failures_count_misses_by_view_gap_and_refuse_a_foreign_pair_file(
     assert sorted(gaps.tolist()) == [1, 3, 4]  # 0-3, 1-2, 0-4
     with pytest.raises(StereoError, match="not drawn from its patch set with seed 2"):
         patch_failures.pair_views(tmp_path, "s", pairs, seed=2)
+
+
+def test_patch_splits_keep_each_runs_checkpoint_apart_and_resume_it(
+    tmp_path, warped_small, monkeypatch
+):
+    """patch_splits: a run trains in SCENE/MODEL.TAG/ and its weights and card are copied to
+    SCENE/ where patches.py finds them; --resume continues that run's checkpoint."""
+    import json
+    import sys
+    from pathlib import Path
+
+    import pytest
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import patch_splits
+
+    data = tmp_path / "patches"
+    data.mkdir()
+    warped_small.save(data / "scene-P1.npz")
+    short = {
+        "batch_size": "32",
+        "points_sequential": "16",
+        "points_random": "16",
+        "log_every": "2",
+        "val_pairs": "100",
+        "near_negatives": "0",
+    }
+    calls = []
+    real_train = patch_splits.train
+
+    def recorded_train(*args, **kwargs):
+        calls.append((args[3], kwargs["resume"]))
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(patch_splits, "train", recorded_train)
+    plan = patch_splits.SplitPlan("stereo", 2, short, "t", data=data)
+    out = tmp_path / "splits"
+    (out / "scene-P1").mkdir(parents=True)
+    patch_splits.train_scene("scene-P1", ["l2net"], out, plan)
+    run = patch_splits.run_folder(out, "scene-P1", "l2net", "t")
+    assert run == out / "scene-P1" / "l2net.t"
+    first = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert first["step"] == 2
+    resumed = patch_splits.SplitPlan("stereo", 4, short, "t", data=data, resume=True)
+    patch_splits.train_scene("scene-P1", ["l2net"], out, resumed)
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4
+    card = json.loads((out / "scene-P1" / "l2net.t.scene-P1.json").read_text())
+    assert card["steps"] == 4 and (out / "scene-P1" / "l2net.t.scene-P1.pt").is_file()
+    assert calls == [(run, False), (run, True)]
+    carried = card["train_seconds"] - card["wall_time_s"]  # the first run's seconds
+    assert carried == pytest.approx(first["train_seconds"], abs=0.15)
+    assert (out / "scene-P1.t.log").read_text().count("scene-P1: l2net done") == 2
