@@ -28,13 +28,14 @@ import contextlib
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from patches import display_path
 from train_models import KEYPOINT_SCENE, KEYPOINT_SEED, PLAN, SHARED, keypoint_overrides
 
+from stereo.datasets.random_scenes import SceneSpec
 from stereo.datasets.synthetic_keypoints import KeypointSpec, synthetic_keypoint_patches
 from stereo.errors import StereoError
 from stereo.patchnet.data.patchset import PatchSet
@@ -66,6 +67,8 @@ class SplitPlan:
     keypoints: KeypointSpec = field(default_factory=KeypointSpec)  # how they are matched
     data: Path = PATCHES  # the folder of the scenes' keypoint patches
     resume: bool = False  # continue each run from its folder's checkpoint
+    # the synthetic pairs' views (None: castle+synthetic-keypoints'; --max-convergence)
+    views: SceneSpec | None = None
 
 
 def training_patches(
@@ -73,24 +76,29 @@ def training_patches(
     synthetic_pairs: int,
     keypoints: KeypointSpec | None = None,
     data_dir: Path = PATCHES,
+    views: SceneSpec | None = None,
 ) -> tuple[PatchSet, str]:
     """``scene``'s keypoint patches, joined with those of ``synthetic_pairs`` random view pairs
     textured from scikit-image's photographs and the scene's own images (never another
     scene's) when > 0, drawn as castle+synthetic-keypoints' (``train_models.py``) and matched
-    by ``keypoints`` (default: ``KeypointSpec()``); and a description of them for the model
-    card. The scene's patches are ``data_dir/SCENE.npz``."""
+    by ``keypoints`` (default: ``KeypointSpec()``) and rendered as ``views`` says (default:
+    ``train_models.KEYPOINT_SCENE``); and a
+    description of them for the model card. The scene's patches are ``data_dir/SCENE.npz``."""
     keypoints = keypoints or KeypointSpec()
+    views = views or KEYPOINT_SCENE
     data = PatchSet.load(patches_path(scene, data_dir))
     description = display_path(patches_path(scene, data_dir))
     if synthetic_pairs <= 0:
         return data, description
     folder = SHARED / "strecha" / scene / "images"
     generated = synthetic_keypoint_patches(
-        synthetic_pairs, [folder], KEYPOINT_SEED, KEYPOINT_SCENE, keypoints, progress=False
+        synthetic_pairs, [folder], KEYPOINT_SEED, views, keypoints, progress=False
     )
     description += f" + {synthetic_pairs} synthetic keypoint pairs textured from {scene}"
     if keypoints != KeypointSpec():
         description += f" (orientations within {keypoints.max_angle_deg:g} degrees)"
+    if views.max_convergence_deg != KEYPOINT_SCENE.max_convergence_deg:
+        description += f" (convergent views up to {views.max_convergence_deg:g} degrees apart)"
     return joined([data, generated], {"source": description}), description
 
 
@@ -112,7 +120,9 @@ def train_scene(scene: str, models: list[str], out: Path, plan: SplitPlan) -> st
     where ``patches.py`` finds them) with the log in ``out/SCENE[.TAG].log``; returns the
     scene."""
     torch.set_num_threads(1)
-    data, description = training_patches(scene, plan.synthetic_pairs, plan.keypoints, plan.data)
+    data, description = training_patches(
+        scene, plan.synthetic_pairs, plan.keypoints, plan.data, plan.views
+    )
     stem = f".{plan.tag}" if plan.tag else ""
     mode = "a" if plan.resume else "w"
     with open(out / f"{scene}{stem}.log", mode) as stream, contextlib.redirect_stderr(stream):
@@ -157,6 +167,13 @@ def main() -> None:
         "the real scenes' own rule)",
     )
     parser.add_argument(
+        "--max-convergence",
+        type=float,
+        default=KEYPOINT_SCENE.max_convergence_deg,
+        help="the synthetic pairs' widest angle between a convergent rig's optical axes, "
+        "degrees (castle-P19's positive pairs: median 31, 29 %% beyond 45)",
+    )
+    parser.add_argument(
         "--tag", default="", help="weights MODEL.TAG.SCENE.pt (patches.py: --models MODEL.TAG)"
     )
     parser.add_argument(
@@ -185,6 +202,7 @@ def main() -> None:
         sys.exit(f"error: {error}")
     try:
         keypoints = KeypointSpec(max_angle_deg=args.max_angle)
+        views = replace(KEYPOINT_SCENE, max_convergence_deg=args.max_convergence)
     except StereoError as error:
         sys.exit(f"error: {error}")
     plan = SplitPlan(
@@ -196,6 +214,7 @@ def main() -> None:
         keypoints,
         args.data,
         args.resume,
+        views,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     n = len(args.scenes)

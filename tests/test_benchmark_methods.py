@@ -238,6 +238,9 @@ def test_patch_splits_train_on_the_scene_alone_or_joined_with_synthetic_pairs(
     any_angle = patch_splits.KeypointSpec(max_angle_deg=180.0)
     wider, description = patch_splits.training_patches("scene-P1", 2, any_angle, folder)
     assert wider.n_points >= data.n_points  # every match of the 25-degree rule and more
+    wide_views = patch_splits.replace(small, max_convergence_deg=60.0)
+    _, wide = patch_splits.training_patches("scene-P1", 2, None, folder, wide_views)
+    assert wide.endswith("(convergent views up to 60 degrees apart)")
     assert description.endswith("(orientations within 180 degrees)")
 
 

@@ -39,6 +39,8 @@ POOL_IMAGE_SIDE = 1024
 FAINT_CONTRAST = (0.03, 0.25)
 #: long side / short side of a thin panel (bars, poles, frames)
 THIN_ASPECT = (6.0, 20.0)
+#: the smallest angle between a convergent rig's optical axes, degrees
+MIN_CONVERGENCE_DEG = 3.0
 #: image suffixes read from texture folders
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp")
 
@@ -65,6 +67,11 @@ class SceneSpec:
             raise StereoError(f"unknown rig(s) {unknown}; valid rigs: {', '.join(RIGS)}")
         if min(self.width, self.height) < 32 or self.supersample < 1:
             raise StereoError("synthetic views need at least 32×32 pixels and supersample ≥ 1")
+        if not MIN_CONVERGENCE_DEG < self.max_convergence_deg < 90.0:
+            raise StereoError(
+                f"max_convergence_deg must lie in ({MIN_CONVERGENCE_DEG:g}, 90) degrees, "
+                f"not {self.max_convergence_deg}"
+            )
         for name in ("procedural_share", "faint_share", "thin_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise StereoError(f"{name} must lie in [0, 1], not {getattr(self, name)}")
@@ -225,7 +232,7 @@ def random_rig(
         baseline = rng.uniform(8.0, 40.0) * target_depth / focal
         C2, R2 = C1 + baseline * R1[:, 0] * rng.choice([-1.0, 1.0]), R1
     elif kind == "convergent":
-        angle = np.radians(rng.uniform(3.0, spec.max_convergence_deg))
+        angle = np.radians(rng.uniform(MIN_CONVERGENCE_DEG, spec.max_convergence_deg))
         baseline = 2 * np.linalg.norm(target) * np.tan(angle / 2)
         direction = R1 @ np.array([rng.choice([-1.0, 1.0]), rng.uniform(-0.25, 0.25), 0.0])
         C2 = baseline * direction / np.linalg.norm(direction)

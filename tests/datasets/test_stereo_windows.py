@@ -226,6 +226,9 @@ def test_bad_specs_are_refused():
         SceneSpec(rigs=("sideways",))
     with pytest.raises(StereoError, match=r"faint_share must lie in \[0, 1\], not 1.5"):
         SceneSpec(faint_share=1.5)
+    for angle in (3.0, 90.0):  # uniform(3, max) needs max > 3; 90: the views would not overlap
+        with pytest.raises(StereoError, match=r"max_convergence_deg must lie in \(3, 90\)"):
+            SceneSpec(max_convergence_deg=angle)
     with pytest.raises(StereoError, match="must divide 64"):
         WindowSpec(window=24)
     with pytest.raises(StereoError, match="near_step 0 must lie in"):
