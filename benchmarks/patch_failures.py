@@ -23,7 +23,7 @@ from patches import DATA, display_path, find_weights
 from stereo.bench.machine import hardware
 from stereo.errors import StereoError
 from stereo.patchnet.baselines import BASELINES
-from stereo.patchnet.data.patchset import PairSet, sample_pair_indices
+from stereo.patchnet.data.patchset import PairSet, PatchSet, sample_pair_indices
 from stereo.patchnet.metrics import fpr95, recall_threshold
 from stereo.patchnet.train import score_pairs
 from stereo.patchnet.weights import load_weights_file
@@ -50,34 +50,39 @@ def missed_by_gap(
     return rows
 
 
-def pair_views(data: Path, scene: str, pairs: PairSet, seed: int) -> np.ndarray:
-    """``(N, 2)`` view of each pair's two patches, recovered by drawing the pair file's
-    indices again from the scene's patch set; refuses a pair file drawn otherwise."""
-    patchset = np.load(data / f"{scene}.npz")
-    index, labels = sample_pair_indices(patchset["point_ids"], len(pairs), seed)
-    if not (labels == pairs.label).all() or not (patchset["patches"][index[:, 0]] == pairs.a).all():
+def pair_view_gaps(data: Path, scene: str, pairs: PairSet, seed: int) -> np.ndarray:
+    """``(N,)`` how many views apart each pair's two patches were taken (0: one view),
+    recovered by drawing the pair file's indices again from the scene's patch set; refuses a
+    pair file drawn otherwise."""
+    patchset = PatchSet.load(data / f"{scene}.npz")
+    if patchset.view_ids is None:
+        raise StereoError(
+            f"{display_path(data / scene)}.npz holds no view ids; rebuild it with "
+            "stereo-dataset build"
+        )
+    index, labels = sample_pair_indices(patchset.point_ids, len(pairs), seed)
+    if not (labels == pairs.label).all() or not (patchset.patches[index[:, 0]] == pairs.a).all():
         raise StereoError(
             f"{display_path(data / scene)}.pairs.npz was not drawn from its patch set with "
             f"seed {seed}; pass the --seed it was built with, or rebuild it"
         )
-    return patchset["view_ids"][index]
+    views = patchset.view_ids[index]
+    return np.abs(views[:, 0] - views[:, 1])
 
 
-def method_row(scores: np.ndarray, labels: np.ndarray, views: np.ndarray) -> dict:
+def method_row(scores: np.ndarray, labels: np.ndarray, gaps: np.ndarray) -> dict:
     """One method's FPR95, its false positives within one view, and its misses by gap."""
     threshold = recall_threshold(scores, labels)
     false_positive = (labels == 0) & (scores >= threshold)
-    same_view = views[:, 0] == views[:, 1]
-    gaps = np.abs(views[:, 0] - views[:, 1])
     return {
         "fpr95": 100 * fpr95(scores, labels),
         "false_positives": int(false_positive.sum()),
-        "false_positives_one_view": int((false_positive & same_view).sum()),
+        "false_positives_one_view": int((false_positive & (gaps == 0)).sum()),
         "missed_by_gap": missed_by_gap(scores, labels, gaps, threshold),
     }
 
 
-def table(results: dict, views: np.ndarray, labels: np.ndarray) -> str:
+def table(results: dict, gaps: np.ndarray, labels: np.ndarray) -> str:
     """The Markdown table: a row per gap bin, a column per method."""
     names = list(results)
     lines = ["| views apart | positives | " + " | ".join(f"{n} missed" for n in names) + " |"]
@@ -87,7 +92,7 @@ def table(results: dict, views: np.ndarray, labels: np.ndarray) -> str:
         lines.append(f"| {first['gap']} | {first['n']:,} | " + " | ".join(cells) + " |")
     fprs = " | ".join(f"**{results[n]['fpr95']:.2f} %**" for n in names)
     lines.append(f"| **FPR95** | | {fprs} |")
-    share = 100 * float((views[labels == 0, 0] == views[labels == 0, 1]).mean())
+    share = 100 * float((gaps[labels == 0] == 0).mean())
     lines.append(
         f"| false positives within one view (negatives within one view: {share:.1f} %) | | "
         + " | ".join(
@@ -109,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         pairs = PairSet.load(args.data / f"{args.scene}.pairs.npz")
-        views = pair_views(args.data, args.scene, pairs, args.seed)
+        gaps = pair_view_gaps(args.data, args.scene, pairs, args.seed)
     except (StereoError, OSError) as error:
         sys.exit(f"error: {error}")
     scores = {"sift": BASELINES["sift"](pairs.a, pairs.b)}
@@ -121,8 +126,8 @@ def main() -> None:
                 f"error: no weights for {spec!r}; pass MODEL[.TAG]:TRAIN as patches.py finds them"
             )
         scores[spec] = score_pairs(load_weights_file(path), pairs)
-    results = {name: method_row(s, pairs.label, views) for name, s in scores.items()}
-    text = table(results, views, pairs.label)
+    results = {name: method_row(s, pairs.label, gaps) for name, s in scores.items()}
+    text = table(results, gaps, pairs.label)
     print(text)
     header = (
         f"# Patch benchmark errors on {args.scene} (`{display_path(args.data)}`)\n\n"

@@ -82,8 +82,8 @@ def training_patches(
     textured from scikit-image's photographs and the scene's own images (never another
     scene's) when > 0, drawn as castle+synthetic-keypoints' (``train_models.py``) and matched
     by ``keypoints`` (default: ``KeypointSpec()``) and rendered as ``views`` says (default:
-    ``train_models.KEYPOINT_SCENE``); and a
-    description of them for the model card. The scene's patches are ``data_dir/SCENE.npz``."""
+    ``train_models.KEYPOINT_SCENE``); and a description of them for the model card. The
+    scene's patches are ``data_dir/SCENE.npz``."""
     keypoints = keypoints or KeypointSpec()
     views = views or KEYPOINT_SCENE
     data = PatchSet.load(patches_path(scene, data_dir))

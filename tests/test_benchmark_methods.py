@@ -272,12 +272,13 @@ def test_patch_failures_count_misses_by_view_gap_and_refuse_a_foreign_pair_file(
     points, views = np.array([0, 0, 1, 1, 2, 2]), np.array([0, 3, 1, 2, 0, 4])
     PatchSet(patches, points, {}, view_ids=views).save(tmp_path / "s.npz")
     pairs = make_pairs(PatchSet(patches, points, {}, view_ids=views), 6, seed=1)
-    found = patch_failures.pair_views(tmp_path, "s", pairs, seed=1)
-    positives = found[pairs.label == 1]
-    gaps = np.abs(positives[:, 0] - positives[:, 1])
-    assert sorted(gaps.tolist()) == [1, 3, 4]  # 0-3, 1-2, 0-4
+    found = patch_failures.pair_view_gaps(tmp_path, "s", pairs, seed=1)
+    assert sorted(found[pairs.label == 1].tolist()) == [1, 3, 4]  # 0-3, 1-2, 0-4
     with pytest.raises(StereoError, match="not drawn from its patch set with seed 2"):
-        patch_failures.pair_views(tmp_path, "s", pairs, seed=2)
+        patch_failures.pair_view_gaps(tmp_path, "s", pairs, seed=2)
+    PatchSet(patches, points, {}).save(tmp_path / "no-views.npz")
+    with pytest.raises(StereoError, match="holds no view ids"):
+        patch_failures.pair_view_gaps(tmp_path, "no-views", pairs, seed=1)
 
 
 def test_patch_splits_keep_each_runs_checkpoint_apart_and_resume_it(

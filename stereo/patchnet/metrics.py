@@ -25,21 +25,24 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return scores, labels
 
 
-def recall_threshold(scores: np.ndarray, labels: np.ndarray, recall: float = 0.95) -> float:
-    """The loosest score threshold that reaches ``recall`` (Brown protocol): the score of the
-    ``⌈recall·P⌉``-th best positive; every pair scoring at least that is accepted."""
-    scores, labels = _check(scores, labels)
+def _threshold(scores: np.ndarray, labels: np.ndarray, recall: float) -> float:
+    """:func:`recall_threshold` of arrays already passed through :func:`_check`."""
     positives = np.sort(scores[labels])[::-1]
     k = int(np.ceil(recall * positives.size - 1e-9))
     return float(positives[max(k, 1) - 1])
 
 
+def recall_threshold(scores: np.ndarray, labels: np.ndarray, recall: float = 0.95) -> float:
+    """The loosest score threshold that reaches ``recall`` (Brown protocol): the score of the
+    ``⌈recall·P⌉``-th best positive; every pair scoring at least that is accepted."""
+    return _threshold(*_check(scores, labels), recall)
+
+
 def fpr_at_recall(scores: np.ndarray, labels: np.ndarray, recall: float = 0.95) -> float:
     """False-positive rate at :func:`recall_threshold` — a fraction in [0, 1] (multiply by
     100 for the tables)."""
-    threshold = recall_threshold(scores, labels, recall)
     scores, labels = _check(scores, labels)
-    return float(np.mean(scores[~labels] >= threshold))
+    return float(np.mean(scores[~labels] >= _threshold(scores, labels, recall)))
 
 
 def fpr95(scores: np.ndarray, labels: np.ndarray) -> float:
