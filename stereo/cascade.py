@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -187,18 +187,33 @@ def proposal_weight(cfg: StereoConfig, cost: TwoChannelCost) -> float:
     return weight
 
 
+class SweptVolume(NamedTuple):
+    """A run's raw cost volume and what came with it."""
+
+    #: ``(L, h, w)`` the cost's raw volume (through the cascade where the run cascades)
+    raw: np.ndarray
+    #: what the cascade did (:func:`cascade_volume`); None without a cascade
+    cascade: dict[str, Any] | None = None
+    #: the cascade's proposal cost (its model name) and its normalised ``(L, h, w)`` volume
+    #: when it was computed at the reference's own size (``--cascade-scale 1``), so that edge
+    #: fusion with the same hand-made cost need not compute it again; else None
+    proposal: tuple[str, np.ndarray] | None = None
+
+
 def cascade_volume(
     cfg: StereoConfig,
     cost: TwoChannelCost,
     images: tuple[np.ndarray, np.ndarray],
     sweep: Sweep,
     progress: bool = False,
-) -> tuple[np.ndarray, dict[str, Any]]:
+) -> SweptVolume:
     """The 2-channel cost volume ``(L, h, w)`` of ``images`` (reference, other; grey uint8)
-    scored in the band around the proposal cost's MRF labels, and what the cascade did
-    (proposal model, band, share of the volume scored, proposal seconds)."""
+    scored in the band around the proposal cost's MRF labels, what the cascade did
+    (proposal model, band, share of the volume scored, proposal seconds) and, at cascade
+    scale 1, the proposal's volume (:class:`SweptVolume`)."""
     start = time.time()
-    proposer = cost_of(proposal_config(cfg))
+    proposer_cfg = proposal_config(cfg)
+    proposer = cost_of(proposer_cfg)
     if isinstance(proposer, TwoChannelCost):
         raise StereoError(
             f"--cascade {cfg.cascade} is itself a 2-channel cost; propose with a cheap one "
@@ -229,7 +244,8 @@ def cascade_volume(
         "scored_fraction": round(scored, 4),
         "proposal_seconds": round(seconds, 2),
     }
-    return raw, info
+    same_size = proposed.shape[-2:] == images[0].shape
+    return SweptVolume(raw, info, (proposer_cfg.model, proposed) if same_size else None)
 
 
 def sweep_volume(
@@ -238,10 +254,10 @@ def sweep_volume(
     images: tuple[np.ndarray, np.ndarray],
     sweep: Sweep,
     progress: bool = False,
-) -> tuple[np.ndarray, dict[str, Any] | None]:
+) -> SweptVolume:
     """The raw ``(L, h, w)`` volume of ``images`` under ``sweep`` as a run computes it:
-    through the cascade when :func:`cascades` (with what it did), else ``cost.volume``
-    (with None)."""
+    through the cascade when :func:`cascades` (with what it did and its proposal's volume),
+    else ``cost.volume`` alone."""
     if cascades(cfg, cost, sweep):
         return cascade_volume(cfg, cost, images, sweep, progress)
-    return cost.volume(*images, sweep, progress=progress), None
+    return SweptVolume(cost.volume(*images, sweep, progress=progress))

@@ -106,12 +106,16 @@ def edge_fused_volume(
     values: np.ndarray,
     inverse: bool,
     edge_cost: str,
+    handmade: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The ``(L, h, w)`` volume the final MRF solves (module docstring) from the network's
     normalised volume ``learned`` of ``images`` (reference, other; grey uint8) under
-    ``sweep`` (hypotheses ``values``), and what the fusion did."""
+    ``sweep`` (hypotheses ``values``), and what the fusion did. ``handmade``: ``edge_cost``'s
+    normalised ``(L, h, w)`` volume of the same images and sweep where the run already has
+    it (a cascade that proposed with it at scale 1); else it is computed here."""
     handmade_cost = cost_of(replace(cfg, model=edge_cost))
-    handmade = normalise_volume(handmade_cost.volume(*images, sweep))
+    if handmade is None:
+        handmade = normalise_volume(handmade_cost.volume(*images, sweep))
     first = blended(learned, handmade, cfg.edge_blend)
     first_pass = replace(edge_fusion_config(cfg, edge_cost), sublabel=False, optimizer="graphcut")
     labels = optimise(first, images[0], values, first_pass, inverse)[0]

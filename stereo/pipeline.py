@@ -190,18 +190,21 @@ def final_volume(
     images: tuple[np.ndarray, np.ndarray],
     sweep: Sweep,
     search: Search,
+    proposal: tuple[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, StereoConfig, dict[str, Any] | None]:
     """The ``(L, h, w)`` normalised volume the MRF solves from the cost's raw volume of
     ``images`` (reference, other) under ``sweep``, the configuration it solves it with, and
     what edge fusion did (None without it): with edge fusion (:mod:`stereo.edge_fusion`)
     where the run asks for it, the hand-made cost near depth edges and its expansion
-    cycles."""
+    cycles. ``proposal``: the cascade's proposal cost and normalised volume at full size
+    (:class:`~stereo.cascade.SweptVolume`), reused when it is the edge cost."""
     volume = normalise_volume(raw)
     edge_cost = edge_cost_name(cfg, cost, sweep)
     if edge_cost == EDGE_OFF:
         return volume, cfg, None
+    handmade = proposal[1] if proposal is not None and proposal[0] == edge_cost else None
     volume, info = edge_fused_volume(
-        cfg, volume, images, sweep, search.values, search.inverse, edge_cost
+        cfg, volume, images, sweep, search.values, search.inverse, edge_cost, handmade
     )
     return volume, edge_fusion_config(cfg, edge_cost), info
 
@@ -223,17 +226,21 @@ def solve_pair(
         f"{len(search.values)} hypotheses, {reference.shape[1]}x{reference.shape[0]} px, "
         f"{cost.name}",
     )
+    proposal = proposal_other = None  # a cascade's proposal volumes, for edge fusion
     if cfg.lr_check and not cascades(cfg, cost, search.forward):  # each image described once
         raw, raw_other = cost.volume_pair(
             reference, other, search.forward, search.backward, progress=progress
         )
     else:
-        raw, cascade_info = sweep_volume(cfg, cost, images, search.forward, progress)
+        raw, cascade_info, proposal = sweep_volume(cfg, cost, images, search.forward, progress)
         if cfg.lr_check:
-            raw_other = sweep_volume(cfg, cost, images[::-1], search.backward, progress)[0]
+            swept_other = sweep_volume(cfg, cost, images[::-1], search.backward, progress)
+            raw_other, proposal_other = swept_other.raw, swept_other.proposal
         if cascade_info is not None:
             cost.info["cascade"] = cascade_info
-    volume, mrf_cfg, fusion_info = final_volume(cfg, cost, raw, images, search.forward, search)
+    volume, mrf_cfg, fusion_info = final_volume(
+        cfg, cost, raw, images, search.forward, search, proposal
+    )
     if fusion_info is not None:  # the reference image's, as the cascade's
         cost.info["edge_fusion"] = fusion_info
     confidence = informative_confidence(volume)
@@ -246,7 +253,7 @@ def solve_pair(
     if cfg.lr_check:
         t = time.time()
         other_volume, mrf_cfg, _ = final_volume(
-            cfg, cost, raw_other, images[::-1], search.backward, search
+            cfg, cost, raw_other, images[::-1], search.backward, search, proposal_other
         )
         other_values = optimise(other_volume, other, search.values, mrf_cfg, search.inverse)[3]
         keep = search.consistent(values, other_values, cfg.lr_tolerance * search.step)

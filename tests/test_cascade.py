@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from stereo import pipeline
 from stereo.cascade import (
     AUTO,
     DEFAULT_FUSE,
@@ -27,6 +28,7 @@ from stereo.cascade import (
 )
 from stereo.config import StereoConfig
 from stereo.cost.factory import make_cost
+from stereo.cost.handmade import CensusCost
 from stereo.cost.two_channel import BLOCK_ROWS, block_work, merged_blocks, needed_blocks
 from stereo.datasets.synthetic import make_scene
 from stereo.errors import StereoError
@@ -164,7 +166,7 @@ def test_auto_cascades_a_plane_sweep_and_fully_sweeps_a_rectified_pair(small_sce
     network = make_cost("2ch", untrained=True, precision="float32")
     assert cascades(cfg, network, planes_sweep(sc)) and not cascades(cfg, network, sweep)
     assert for_search(cfg, sweep).cascade == "none"
-    raw, info = sweep_volume(cfg, network, (left, right), sweep)
+    raw, info, _ = sweep_volume(cfg, network, (left, right), sweep)
     assert info is None
     np.testing.assert_array_equal(raw, network.volume(left, right, sweep))
     forced = replace(cfg, cascade="census")
@@ -183,7 +185,7 @@ def test_cascade_volume_scores_the_band_around_the_proposal(small_scene):
         cfg = replace(_config(cascade_band=1, cascade_scale=scale), working_size=200, n_labels=16)
         images, cameras = working_pair(sc.images[:2], sc.cameras[:2], cfg.working_size)
         sweep = Sweep.planes(*cameras, np.geomspace(4.0, 10.0, 16))
-        raw, info = cascade_volume(cfg, make_cost("2ch", untrained=True), tuple(images), sweep)
+        raw, info, _ = cascade_volume(cfg, make_cost("2ch", untrained=True), tuple(images), sweep)
         small = resized_pair(tuple(images), scale)
         small_sweep = Sweep.planes(*(c.scaled(scale) for c in cameras), sweep.labels)
         zncc = make_cost("zncc").volume(*small, small_sweep)
@@ -210,7 +212,7 @@ def test_the_proposal_takes_its_own_cycles_and_zero_is_winner_take_all(small_sce
     solved = solve(volume, images[0], replace(resolved_mrf(proposal_config(cfg)), iterations=1))
     np.testing.assert_array_equal(one, solved.labels)
     assert (one != wta).mean() > 0.01  # the MRF changed the winner-take-all labels
-    _, info = cascade_volume(
+    _, info, _ = cascade_volume(
         replace(cfg, cascade_cycles=0), make_cost("2ch", untrained=True), tuple(images), sweep
     )
     assert info["proposal_cycles"] == 0
@@ -283,11 +285,15 @@ def test_a_fused_cascade_blends_the_network_with_the_proposal_cost(small_scene):
     images, cameras = working_pair(sc.images[:2], sc.cameras[:2], cfg.working_size)
     sweep = Sweep.planes(*cameras, np.geomspace(4.0, 10.0, 16))
     network = make_cost("2ch", untrained=True)
-    alone, _ = cascade_volume(cfg, network, tuple(images), sweep)
-    fused, info = cascade_volume(replace(cfg, cascade_fuse=0.3), network, tuple(images), sweep)
+    alone = cascade_volume(cfg, network, tuple(images), sweep).raw
+    fused, info, proposal = cascade_volume(
+        replace(cfg, cascade_fuse=0.3), network, tuple(images), sweep
+    )
     zncc = normalise_volume(make_cost("zncc").volume(*images, sweep))
     expected = 0.7 * normalise_volume(alone) + 0.3 * zncc
     np.testing.assert_allclose(fused, expected, atol=1e-6)
+    assert proposal[0] == "zncc"  # at scale 1 the proposal's volume comes back for reuse
+    np.testing.assert_array_equal(proposal[1], zncc)
     assert info["proposal_weight"] == 0.3
     finite = np.isfinite(expected)
     assert np.isfinite(fused).sum() == finite.sum() > 0
@@ -297,8 +303,33 @@ def test_a_fused_cascade_blends_the_network_with_the_proposal_cost(small_scene):
         with pytest.raises(StereoError, match=r"--cascade-share must lie in \[0, 1\)"):
             _config(cascade_share=weight)
     half = replace(cfg, cascade_fuse=0.3, cascade_scale=0.5)
-    fused_half, _ = cascade_volume(half, network, tuple(images), sweep)
-    assert fused_half.shape == fused.shape  # the half-size proposal volume is upsampled
+    fused_half = cascade_volume(half, network, tuple(images), sweep)
+    assert fused_half.raw.shape == fused.shape  # the half-size proposal volume is upsampled
+    assert fused_half.proposal is None  # not the reference's size: nothing to reuse
+
+
+def test_edge_fusion_reuses_the_census_volume_the_cascade_proposed_with(small_scene, monkeypatch):
+    """``--cascade census --edge-cost census`` at cascade scale 1: census is computed once,
+    and the depth equals that of the run which computes it again for edge fusion."""
+    sc = small_scene
+    cfg = _config(cascade="census", edge_cost="census", edge_radius=2)
+    calls = []
+    census_volume = CensusCost.volume
+
+    def counted(self, *args, **kwargs):
+        calls.append(self.name)
+        return census_volume(self, *args, **kwargs)
+
+    monkeypatch.setattr(CensusCost, "volume", counted)
+    torch.manual_seed(0)  # the untrained network's weights
+    reused = match_calibrated(sc.images[0], sc.images[1], *sc.cameras[:2], cfg)
+    assert len(calls) == 1 and "edge_fusion" in reused.report
+    final_volume = pipeline.final_volume
+    monkeypatch.setattr(pipeline, "final_volume", lambda *args: final_volume(*args[:6]))
+    torch.manual_seed(0)
+    again = match_calibrated(sc.images[0], sc.images[1], *sc.cameras[:2], cfg)
+    assert len(calls) == 3  # the proposal's, then edge fusion's own
+    np.testing.assert_array_equal(reused.depth, again.depth)
 
 
 def test_the_blend_weight_is_the_runs_else_the_model_cards_else_one_half():

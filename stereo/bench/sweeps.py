@@ -36,7 +36,7 @@ def method_volume(
         score_stride=spec.score_stride,
         window_scale=spec.window_scale,
     )
-    raw, cascade = sweep_volume(
+    raw, cascade, _ = sweep_volume(
         spec.config(n_labels=len(sweep)), cost, (pair.reference, pair.other), sweep
     )
     return normalise_volume(raw), cost, cascade, time.time() - t0
