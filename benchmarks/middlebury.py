@@ -40,6 +40,7 @@ from stereo.bench.middlebury import MIDDLEBURY_PAIRS, middlebury_pair, sgbm_disp
 from stereo.bench.rectified import rectified_scene_pair, synthetic_rectified_pair
 from stereo.bench.results import run_pairs
 from stereo.bench.specs import parse_method, parse_pair
+from stereo.bench.strecha import DATA, MADE_TRUTH, truth_folder
 from stereo.config import DEFAULT_MODEL
 from stereo.evaluation import disparity_errors
 from stereo.pipeline import match_rectified
@@ -65,6 +66,13 @@ def pair_loader(name: str) -> Callable[[], tuple[np.ndarray, np.ndarray, np.ndar
     if name.startswith(f"{SYNTHETIC}:"):
         return partial(synthetic_rectified_pair, synthetic_index(name))
     return partial(rectified_scene_pair, *validation_pair(name), VALIDATION_SIZE)
+
+
+def check_truth(pairs: list[str], data: Path = DATA, made_root: Path = MADE_TRUTH) -> None:
+    """Exit with a one-line error, naming the command that makes it, when a
+    ``castle-P19:r:k`` pair of ``pairs`` has no sparse truth yet (castle-P19 ships none)."""
+    if any(pair.startswith(f"{VALIDATION_SCENE}:") for pair in pairs):
+        truth_folder(VALIDATION_SCENE, data, made_root)
 
 
 def synthetic_index(name: str) -> int:
@@ -119,6 +127,7 @@ def main() -> None:
         )
     for pair in args.pairs:  # every spec checked before the first pair runs
         pair_loader(pair)
+    check_truth(args.pairs)  # and castle-P19's truth, not only once its pair's turn comes
     out = Path(args.out)
     run_pairs(
         out,

@@ -90,6 +90,28 @@ def test_middlebury_script_checks_every_pair_before_running(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_middlebury_script_asks_for_castles_truth_before_running(tmp_path):
+    """castle-P19 ships no sparse truth: a run with a castle pair stops at once, naming the
+    command that makes it, and finds it once made."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from middlebury import check_truth
+
+    data, made = tmp_path / "data", tmp_path / "truth"
+    (data / "castle-P19").mkdir(parents=True)
+    check_truth(["synthetic:0", "tsukuba"], data, made)  # no castle pair: nothing needed
+    with pytest.raises(SystemExit) as stop:
+        check_truth(["synthetic:0", "castle-P19:0:1"], data, made)
+    assert str(stop.value) == (
+        f"error: castle-P19 has no ground truth; make it with `stereo-dataset truth "
+        f"{data / 'castle-P19'} --out {made / 'castle-P19'}`"
+    )
+    (made / "castle-P19").mkdir(parents=True)
+    check_truth(["castle-P19:0:1"], data, made)
+
+
 def test_uncalibrated_script_checks_pairs_and_methods_before_running(tmp_path):
     """A benchmark pair (not castle-P19) or an unknown method option stops the uncalibrated
     benchmark before any pair runs: one line, nothing written."""
