@@ -354,3 +354,39 @@ def test_patch_splits_keep_each_runs_checkpoint_apart_and_resume_it(
     carried = card["train_seconds"] - card["wall_time_s"]  # the first run's seconds
     assert carried == pytest.approx(first["train_seconds"], abs=0.15)
     assert (out / "scene-P1.t.log").read_text().count("scene-P1: l2net done") == 2
+
+
+def test_synthetic_calibrated_table_means_and_refusals(tmp_path):
+    """The held-out calibrated benchmark: its table's means are those of the rows, and a
+    negative pair index or an unknown method option stops it before any pair runs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(benchmarks))
+    from synthetic_calibrated import write_table
+
+    def row(a: float, b: float, c: float) -> dict:
+        scores = {"correct@0.01": a, "correct@0.02": b, "correct@0.05": c}
+        return scores | {"rig": "forward", "seconds": 1}
+
+    summary = {
+        "date": "today",
+        "hardware": "cpu",
+        "labels": 8,
+        "results": {"0": {"zncc": row(0.2, 0.4, 0.6)}, "1": {"zncc": row(0.4, 0.6, 0.9)}},
+    }
+    table = tmp_path / "table.md"
+    write_table(summary, table)
+    assert "| zncc | 0.300 | 0.500 | 0.750 |" in table.read_text()
+    script = str(benchmarks / "synthetic_calibrated.py")
+    out = tmp_path / "run"
+    for arguments, message in (
+        (["--pairs", "0", "-1"], "error: pairs are scene indices 0, 1, 2 …"),
+        (["--methods", "zncc:bogus"], "error: method 'zncc:bogus': option 'bogus' is not"),
+    ):
+        command = [sys.executable, script, *arguments, "--out", str(out)]
+        child = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert child.returncode != 0 and child.stderr.strip().startswith(message)
+    assert not list(tmp_path.glob("run*"))  # nothing written
