@@ -38,9 +38,9 @@ import numpy as np
 
 from stereo.bench.middlebury import MIDDLEBURY_PAIRS, middlebury_pair, sgbm_disparity
 from stereo.bench.rectified import rectified_scene_pair, synthetic_rectified_pair
-from stereo.bench.results import run_pairs
+from stereo.bench.results import common_methods, run_pairs
 from stereo.bench.specs import parse_method, parse_pair
-from stereo.bench.strecha import DATA, MADE_TRUTH, truth_folder
+from stereo.bench.strecha import DATA, MADE_TRUTH, truth_folder, truth_range
 from stereo.config import DEFAULT_MODEL
 from stereo.evaluation import disparity_errors
 from stereo.pipeline import match_rectified
@@ -95,7 +95,7 @@ def validation_pair(name: str) -> tuple[str, int, int]:
 def run_pair(name: str, methods: list[str], n_labels: int, size: int) -> dict[str, dict]:
     """``{method: figures}`` of every method on one pair."""
     left, right, truth = pair_loader(name)()
-    lo, hi = float(np.nanmin(truth)) / 1.05, float(np.nanmax(truth)) * 1.05
+    lo, hi = truth_range(truth)
     rows = {}
     for method in methods:
         start = time.time()
@@ -184,10 +184,9 @@ def table_title(pairs: list[str]) -> tuple[str, str]:
 def mean_rows(results: dict[str, dict[str, dict]]) -> list[str]:
     """Markdown rows of each method's mean bad-1 / bad-2 over the pairs (methods run on
     every pair only)."""
-    methods = [m for m in next(iter(results.values()), {}) if all(m in r for r in results.values())]
     lines = ["", f"Mean over the {len(results)} pairs:", "", "| method | bad-1 | bad-2 |"]
     lines.append("|---|---|---|")
-    for method in methods:
+    for method in common_methods(results):
         bad1, bad2 = (np.mean([r[method][k] for r in results.values()]) for k in ("bad1", "bad2"))
         lines.append(f"| {method} | {bad1:.3f} | {bad2:.3f} |")
     return lines

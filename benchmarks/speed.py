@@ -39,6 +39,7 @@ import torch
 from stereo.bench.machine import hardware
 from stereo.bench.middlebury import sgbm_run
 from stereo.bench.specs import parse_method
+from stereo.bench.strecha import truth_range
 from stereo.datasets.synthetic import make_scene
 from stereo.errors import StereoError
 from stereo.pipeline import match_calibrated
@@ -98,10 +99,7 @@ def time_one(scene, cost: str, size: int, labels: int, device: str = "cpu") -> d
     (``2ch-deep:untrained:full``); ``sgbm`` is :func:`time_sgbm`."""
     if cost == "sgbm":
         return time_sgbm(scene, size, labels)
-    depth_range = (
-        float(np.nanmin(scene.depths[0])) / 1.05,
-        float(np.nanmax(scene.depths[0])) * 1.05,
-    )
+    depth_range = truth_range(scene.depths[0])
     options = cost.split(":")
     spec = parse_method(":".join(option for option in options if option != "untrained"))
     cfg = spec.config(

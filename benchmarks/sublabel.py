@@ -27,7 +27,7 @@ from stereo.bench.middlebury import MIDDLEBURY_PAIRS, middlebury_pair
 from stereo.bench.results import save_results, saved_results
 from stereo.bench.specs import parse_pair
 from stereo.bench.strecha import PAIRS as STRECHA_PAIRS
-from stereo.bench.strecha import load_pair
+from stereo.bench.strecha import load_pair, truth_range
 from stereo.config import DEFAULT_MODEL, StereoConfig
 from stereo.evaluation import depth_correctness, disparity_errors
 from stereo.pipeline import StereoResult, match_calibrated, match_rectified
@@ -71,9 +71,8 @@ def strecha_rows(pair: str, method: str, n_labels: int) -> dict:
 
 def middlebury_rows(name: str, method: str, n_labels: int) -> dict:
     left, right, truth = middlebury_pair(name)
-    lo, hi = float(np.nanmin(truth)), float(np.nanmax(truth))
     cfg = StereoConfig(model=method, n_labels=n_labels, working_size=1024, sublabel=False)
-    result = match_rectified(left, right, cfg, (lo / 1.05, hi * 1.05))
+    result = match_rectified(left, right, cfg, truth_range(truth))
     rows = {}
     for kind, disparity in zip(KINDS, all_maps(result, False), strict=True):
         scores = disparity_errors(disparity, truth)

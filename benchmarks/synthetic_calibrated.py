@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stereo.bench.results import run_pairs
+from stereo.bench.results import common_methods, run_pairs
 from stereo.bench.specs import parse_method
+from stereo.bench.strecha import truth_range
 from stereo.config import DEFAULT_MODEL
 from stereo.datasets.random_scenes import SceneSpec, ViewPair, random_view_pair, texture_pool
 from stereo.evaluation import dense_truth, depth_correctness, in_second_view
@@ -50,11 +51,11 @@ def run_pair(name: str, methods: list[str], n_labels: int) -> dict[str, dict]:
     pair = synthetic_pair(int(name))
     truth = dense_truth(pair.depths[0], step=TRUTH_STEP)
     seen = in_second_view(*pair.cameras, truth)
-    lo, hi = float(truth.depth.min()) / 1.05, float(truth.depth.max()) * 1.05
+    depth_range = truth_range(truth.depth)
     rows = {}
     for method in methods:
         start = time.time()
-        cfg = parse_method(method).config(n_labels=n_labels, depth_range=(lo, hi))
+        cfg = parse_method(method).config(n_labels=n_labels, depth_range=depth_range)
         depth = match_calibrated(*pair.images, *pair.cameras, cfg).depth
         scores = depth_correctness(depth, truth, seen)
         rows[method] = {f"correct@{tau}": scores[f"correct@{tau}_in_view"] for tau in TAUS}
@@ -87,10 +88,9 @@ def write_table(summary: dict, path: Path) -> None:
                 f"| {pair} | {row['rig']} | {method} | {row['correct@0.01']:.3f} | "
                 f"{row['correct@0.02']:.3f} | {at5} | {row['seconds']} |"
             )
-    methods = [m for m in next(iter(results.values()), {}) if all(m in r for r in results.values())]
     lines += ["", f"Mean over the {len(results)} pairs:", "", "| method | @0.01 | @0.02 | @0.05 |"]
     lines.append("|---|---|---|---|")
-    for method in methods:
+    for method in common_methods(results):
         means = [np.mean([r[method][f"correct@{tau}"] for r in results.values()]) for tau in TAUS]
         lines.append(f"| {method} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
     path.write_text("\n".join(lines) + "\n")

@@ -390,3 +390,16 @@ def test_synthetic_calibrated_table_means_and_refusals(tmp_path):
         child = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert child.returncode != 0 and child.stderr.strip().startswith(message)
     assert not list(tmp_path.glob("run*"))  # nothing written
+
+
+def test_truth_range_and_the_methods_a_table_averages():
+    import numpy as np
+
+    from stereo.bench.results import common_methods
+    from stereo.bench.strecha import truth_range
+
+    low, high = truth_range(np.array([[2.0, np.nan], [4.2, 3.0]]))
+    assert (low, high) == pytest.approx((2.0 / 1.05, 4.2 * 1.05))
+    results = {"a": {"zncc": {}, "census": {}, "net": {}}, "b": {"net": {}, "zncc": {}}}
+    assert common_methods(results) == ["zncc", "net"]  # the first pair's order
+    assert common_methods({}) == []

@@ -32,6 +32,13 @@ def save_results(out: Path, summary: dict, write_table: Callable[[dict, Path], N
     write_table(summary, out.with_suffix(".md"))
 
 
+def common_methods(results: dict[str, dict[str, dict]]) -> list[str]:
+    """The methods of ``results`` (``{pair: {method: scores}}``) that ran on every pair, in
+    the first pair's order: those a table's means may average."""
+    first = next(iter(results.values()), {})
+    return [method for method in first if all(method in rows for rows in results.values())]
+
+
 def merge_scores(results: dict, pair: str, rows: dict[str, dict]) -> None:
     """Add one pair's ``{method: scores}`` to ``results`` (``{pair: {method: scores}}``): a
     method's new keys (e.g. λ values) join the ones an earlier run left."""

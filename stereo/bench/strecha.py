@@ -23,6 +23,17 @@ MADE_TRUTH = REPOSITORY / "datasets" / "truth"
 PAIRS = [f"fountain-P11:5:{k}" for k in (1, 2, 3)] + [f"Herz-Jesu-P8:3:{k}" for k in (1, 2, 3)]
 
 
+#: every benchmark searches the truth's range widened by this factor each way (± 5 %)
+TRUTH_MARGIN = 1.05
+
+
+def truth_range(truth: np.ndarray) -> tuple[float, float]:
+    """The range a benchmark searches for ``truth`` (depths in metres or disparities in
+    pixels, any shape, NaN ignored): its smallest value ÷ :data:`TRUTH_MARGIN` to its largest
+    × :data:`TRUTH_MARGIN`."""
+    return float(np.nanmin(truth)) / TRUTH_MARGIN, float(np.nanmax(truth)) * TRUTH_MARGIN
+
+
 @dataclass
 class ProtocolPair:
     """A pair of the protocol at the working size, with its ground truth."""
@@ -66,5 +77,5 @@ def load_pair(
     scale = ref_cam.width / scene.cameras[r].width
     truth = SparseDepth((truth_full.xy + 0.5) * scale - 0.5, truth_full.depth)
     in_view = in_second_view(ref_cam, other_cam, truth)
-    lo, hi = float(truth.depth.min()), float(truth.depth.max())
-    return ProtocolPair(ref_w, other_w, ref_cam, other_cam, truth, in_view, (lo / 1.05, hi * 1.05))
+    depth_range = truth_range(truth.depth)
+    return ProtocolPair(ref_w, other_w, ref_cam, other_cam, truth, in_view, depth_range)
