@@ -9,7 +9,8 @@ do not widen it) by :meth:`~stereo.cost.two_channel.TwoChannelCost.volume_at`, w
 the full sweep there; every other entry takes the worst cost. The MRF then runs
 on that volume as on any other. With ``--cascade-fuse W`` the volume the MRF sees is the
 blend ``(1 − W) · network + W · proposal`` of the two normalised volumes (the proposal's is
-computed anyway).
+computed anyway), and where the reference image is flat (``--cascade-flat-std``) the
+proposal's volume alone: a network's normalised window has nothing to compare there.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from stereo.config import StereoConfig
 from stereo.cost.base import Cost
 from stereo.cost.factory import cost_of
+from stereo.cost.flat import flat_pixels
 from stereo.cost.two_channel import BLOCK_ROWS, TwoChannelCost
 from stereo.errors import StereoError
 from stereo.geometry.sweep import Sweep
@@ -158,10 +160,13 @@ def proposed_labels(
     return proposal(cfg, proposer, images, sweep)[0]
 
 
-def fused_volume(learned: np.ndarray, proposed: np.ndarray, weight: float) -> np.ndarray:
+def fused_volume(
+    learned: np.ndarray, proposed: np.ndarray, weight: float | np.ndarray
+) -> np.ndarray:
     """``(L, h, w)`` float32 ``(1 − weight) · normalised learned + weight · proposed``: the
     network's raw volume (worst cost where unscored) blended with the proposal cost's
-    normalised volume upsampled to the same shape; NaN where either is (0 < weight < 1)."""
+    normalised volume upsampled to the same shape, ``weight`` a number or an ``(h, w)``
+    map; NaN where a volume with a share is (:func:`~stereo.mrf.graphcut.blended`)."""
     return blended(normalise_volume(learned), proposed, weight)
 
 
@@ -231,15 +236,18 @@ def cascade_volume(
     )
     raw = cost.volume_at(*images, sweep, needed, progress=progress)
     weight = proposal_weight(cfg, cost)
-    if weight:
+    flat = flat_pixels(images[0], cfg.cascade_flat_std)
+    if weight or flat.any():
         full_size = upsampled_labels(proposed, *images[0].shape)
-        raw = fused_volume(raw, full_size, weight)
+        raw = fused_volume(raw, full_size, np.where(flat, np.float32(1.0), np.float32(weight)))
     info = {
         "proposal": proposer.name,
         "band_labels": cfg.cascade_band,
         "proposal_scale": cfg.cascade_scale,
         "proposal_cycles": cfg.cascade_cycles,
         "proposal_weight": weight,
+        "flat_std": cfg.cascade_flat_std,
+        "flat_share": round(float(flat.mean()), 4),
         "tile_share": cfg.cascade_share,
         "scored_fraction": round(scored, 4),
         "proposal_seconds": round(seconds, 2),

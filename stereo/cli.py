@@ -47,6 +47,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "cascade_scale",
         "cascade_cycles",
         "cascade_fuse",
+        "cascade_flat_std",
         "edge_cost",
         "edge_blend",
         "edge_radius",

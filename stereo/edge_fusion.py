@@ -32,6 +32,7 @@ import numpy as np
 from stereo.config import EDGE_AUTO, EDGE_OFF, StereoConfig
 from stereo.cost.base import Cost
 from stereo.cost.factory import cost_of
+from stereo.cost.flat import flat_pixels
 from stereo.cost.two_channel import TwoChannelCost
 from stereo.geometry.sweep import Sweep
 from stereo.mrf.graphcut import blended, normalise_volume
@@ -81,21 +82,6 @@ def depth_edges(labels: np.ndarray, radius: int, jump: float = EDGE_JUMP_LABELS)
     edges[1:, :] |= down
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     return cv2.dilate(edges, kernel).astype(bool)
-
-
-#: the side of the square window whose grey-level spread says whether the image is flat
-FLAT_WINDOW = 9
-
-
-def flat_pixels(image: np.ndarray, max_std: float) -> np.ndarray:
-    """``(h, w)`` bool: where the ``FLAT_WINDOW``-square window around each pixel of
-    ``image`` (``(h, w)`` grey, 0–255) has a grey-level standard deviation below
-    ``max_std`` (nowhere for 0)."""
-    grey = image.astype(np.float64)
-    size = (FLAT_WINDOW, FLAT_WINDOW)
-    mean = cv2.blur(grey, size)
-    mean_square = cv2.blur(grey * grey, size)
-    return np.sqrt(np.maximum(mean_square - mean * mean, 0.0)) < max_std
 
 
 def edge_fused_volume(

@@ -23,6 +23,10 @@ def test_method_options_combine():
     assert (cfg.model, cfg.score_stride, cfg.cascade_band, cfg.n_labels) == ("2ch-deep.x", 3, 2, 16)
     assert parse_method("2ch-deep:p2").config().cascade_scale == 0.5
     assert parse_method("2ch-deep:c2").config().cascade_cycles == 2
+    assert parse_method("2ch-deep:cf0").config().cascade_flat_std == 0.0
+    assert parse_method("2ch-deep:mrf2").config().mrf.iterations == 2
+    assert parse_method("2ch-deep").config().mrf.iterations is None  # the cost's own
+    assert parse_method("2ch-deep:ezncc").config().edge_cost == "zncc"
     assert parse_method("2ch-deep:f50").config().cascade_fuse == 0.5
     assert parse_method("2ch-deep:t5").config().cascade_share == 0.05
     assert parse_method("2ch-deep:census:f50").config().cascade == "census"
@@ -42,7 +46,8 @@ def test_method_options_combine():
 def test_unknown_method_option_exits_with_one_line():
     expected = (
         "not nosub, float32, bfloat16, int8, wta, flat, bilinear, full, zncc, census, zc, edge, "
-        "noedge, rotation, projective, sN, wsN, bandN, pN, cN, fN, tN, erN, ebN, fsN, mtN or a λ"
+        "ezncc, noedge, rotation, projective, sN, wsN, bandN, pN, cN, fN, tN, cfN, erN, ebN, fsN, "
+        "mtN, mrfN or a λ"
     )
     with pytest.raises(SystemExit, match=expected):
         parse_method("zncc:fast")

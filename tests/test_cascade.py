@@ -28,6 +28,7 @@ from stereo.cascade import (
 )
 from stereo.config import StereoConfig
 from stereo.cost.factory import make_cost
+from stereo.cost.flat import flat_pixels
 from stereo.cost.handmade import CensusCost
 from stereo.cost.two_channel import BLOCK_ROWS, block_work, merged_blocks, needed_blocks
 from stereo.datasets.synthetic import make_scene
@@ -133,6 +134,7 @@ def _config(**changes) -> StereoConfig:
         untrained=True,
         depth_range=(4.0, 10.0),
         cascade_fuse=0.0,  # the network's volume alone, comparable with its full sweep
+        cascade_flat_std=0.0,  # flat pixels too
     )
     return replace(cfg, **changes)
 
@@ -306,6 +308,29 @@ def test_a_fused_cascade_blends_the_network_with_the_proposal_cost(small_scene):
     fused_half = cascade_volume(half, network, tuple(images), sweep)
     assert fused_half.raw.shape == fused.shape  # the half-size proposal volume is upsampled
     assert fused_half.proposal is None  # not the reference's size: nothing to reuse
+
+
+def test_where_the_reference_is_flat_the_proposal_cost_alone_decides(small_scene):
+    sc = small_scene
+    cfg = replace(_config(cascade_band=1, cascade_fuse=0.3), working_size=200, n_labels=16)
+    images, cameras = working_pair(sc.images[:2], sc.cameras[:2], cfg.working_size)
+    reference = images[0].copy()
+    reference[40:100, 60:140] = 128  # a flat patch the network cannot read
+    images = (reference, images[1])
+    sweep = Sweep.planes(*cameras, np.geomspace(4.0, 10.0, 16))
+    network = make_cost("2ch", untrained=True)
+    plain = cascade_volume(cfg, network, images, sweep)
+    flat_rule = cascade_volume(replace(cfg, cascade_flat_std=2.0), network, images, sweep)
+    zncc = plain.proposal[1]
+    flat = flat_pixels(reference, 2.0)
+    assert flat[45:95, 65:135].all() and 0.1 < flat.mean() < 0.5
+    np.testing.assert_array_equal(flat_rule.raw[:, flat], zncc[:, flat])
+    np.testing.assert_array_equal(flat_rule.raw[:, ~flat], plain.raw[:, ~flat])
+    assert not np.allclose(plain.raw[:, flat], zncc[:, flat], equal_nan=True)
+    assert flat_rule.cascade["flat_share"] == round(float(flat.mean()), 4)
+    assert plain.cascade["flat_share"] == 0.0  # off in _config
+    with pytest.raises(StereoError, match="--cascade-flat-std must be 0"):
+        _config(cascade_flat_std=-1.0)
 
 
 def test_edge_fusion_reuses_the_census_volume_the_cascade_proposed_with(small_scene, monkeypatch):

@@ -9,8 +9,9 @@ import pytest
 
 from stereo.config import StereoConfig
 from stereo.cost.factory import cost_of
+from stereo.cost.flat import FLAT_WINDOW, flat_pixels
 from stereo.datasets.synthetic import Camera, default_planes, look_at, render
-from stereo.edge_fusion import FLAT_WINDOW, depth_edges, edge_cost_name, flat_pixels
+from stereo.edge_fusion import depth_edges, edge_cost_name
 from stereo.errors import StereoError
 from stereo.geometry.sweep import Sweep
 from stereo.mrf.graphcut import MRFConfig, blended

@@ -28,11 +28,14 @@ class MethodSpec:
     on images resized by 1/N, ``--cascade-scale``) and ``cN`` (N expansion cycles of the
     proposal's MRF, 0 = its winner-take-all labels: ``--cascade-cycles``) and ``fN`` (the MRF
     on the blend of N % proposal cost, ``--cascade-fuse N/100``) and ``tN`` (a label is scored
-    in a tile where N % of its pixels propose it, ``--cascade-share N/100``); edge fusion:
-    ``edge`` (census near depth edges on any search, ``--edge-cost census``), ``noedge``
+    in a tile where N % of its pixels propose it, ``--cascade-share N/100``) and ``cfN`` (the
+    proposal alone where the reference is flat, ``--cascade-flat-std N``, ``cf0`` off); edge fusion:
+    ``edge`` (census near depth edges on any search, ``--edge-cost census``), ``ezncc``
+    (ZNCC there, ``--edge-cost zncc``), ``noedge``
     (``--edge-cost none``), ``erN`` (``--edge-radius N``), ``ebN`` (``--edge-blend N/100``),
     ``fsN`` (``--edge-flat-std N``, ``fs0`` off); every cost: ``mtN`` (the MRF solved in N
-    bands at once, ``--mrf-threads N``); uncalibrated pairs: ``rotation`` / ``projective``
+    bands at once, ``--mrf-threads N``) and ``mrfN`` (N expansion cycles, ``--mrf-iterations
+    N``); uncalibrated pairs: ``rotation`` / ``projective``
     (``--rectification``)."""
 
     name: str
@@ -50,11 +53,13 @@ class MethodSpec:
     cascade_cycles: int = StereoConfig.cascade_cycles
     cascade_fuse: float | None = StereoConfig.cascade_fuse
     cascade_share: float = StereoConfig.cascade_share
+    cascade_flat_std: float = StereoConfig.cascade_flat_std
     edge_cost: str = StereoConfig.edge_cost
     edge_blend: float = StereoConfig.edge_blend
     edge_radius: int = StereoConfig.edge_radius
     edge_flat_std: float = StereoConfig.edge_flat_std
     mrf_threads: int = MRFConfig.threads
+    mrf_iterations: int | None = MRFConfig.iterations
     rectification: str = StereoConfig.rectification
 
     def config(self, **settings) -> StereoConfig:
@@ -63,7 +68,9 @@ class MethodSpec:
         return StereoConfig(
             model=self.name,
             optimizer=self.optimizer,
-            mrf=MRFConfig(smoothness=self.smoothness, threads=self.mrf_threads),
+            mrf=MRFConfig(
+                smoothness=self.smoothness, threads=self.mrf_threads, iterations=self.mrf_iterations
+            ),
             prewarp=self.prewarp,
             precision=self.precision,
             sublabel=self.sublabel,
@@ -75,6 +82,7 @@ class MethodSpec:
             cascade_cycles=self.cascade_cycles,
             cascade_fuse=self.cascade_fuse,
             cascade_share=self.cascade_share,
+            cascade_flat_std=self.cascade_flat_std,
             edge_cost=self.edge_cost,
             edge_blend=self.edge_blend,
             edge_radius=self.edge_radius,
@@ -101,6 +109,7 @@ def parse_method(spec: str) -> MethodSpec:
         "census": {"cascade": "census"},
         "zc": {"cascade": "zncc,census"},
         "edge": {"edge_cost": "census"},
+        "ezncc": {"edge_cost": "zncc"},
         "noedge": {"edge_cost": "none"},
         "rotation": {"rectification": "rotation"},
         "projective": {"rectification": "projective"},
@@ -113,10 +122,12 @@ def parse_method(spec: str) -> MethodSpec:
         "c": "cascade_cycles",
         "f": "cascade_fuse",
         "t": "cascade_share",
+        "cf": "cascade_flat_std",
         "er": "edge_radius",
         "eb": "edge_blend",
         "fs": "edge_flat_std",
         "mt": "mrf_threads",
+        "mrf": "mrf_iterations",
     }
     values: dict = {}
     for option in options:
@@ -139,7 +150,7 @@ def parse_method(spec: str) -> MethodSpec:
             except ValueError:
                 sys.exit(
                     f"error: method {spec!r}: option {option!r} is not {', '.join(flags)}, "
-                    "sN, wsN, bandN, pN, cN, fN, tN, erN, ebN, fsN, mtN or a λ"
+                    "sN, wsN, bandN, pN, cN, fN, tN, cfN, erN, ebN, fsN, mtN, mrfN or a λ"
                 )
     return MethodSpec(name, **values)
 
