@@ -191,6 +191,16 @@ TRAIN_SETS: dict[str, tuple[Path | None, str]] = {
         "the other surface's window as one more negative; fine-tuned from the "
         "synthetic-stereo-2ch-edge run",
     ),
+    "synthetic-stereo-2ch-relief": (
+        None,
+        f"synthetic-stereo-2ch-relief: {SYNTHETIC_PAIRS} random wide-baseline view pairs drawn "
+        "as synthetic-stereo-2ch-fine's but from seed 11 (none shared with the other sets) and "
+        "with relief on 60 % of the planes (fractal bumps, raised and sunken "
+        "rectangles and mouldings up to 1-8 % of the depth, Lambertian shading; "
+        "stereo.datasets.random_scenes.random_relief); 64-px windows warped by each "
+        "hypothesis' own plane, near misses at every half label from 0.5 to 6 labels off; "
+        "fine-tuned from the synthetic-stereo-2ch-fine run",
+    ),
     "castle-dense-2ch": (
         None,
         "castle-dense-2ch: real stereo windows of castle-P19 views 0-9 only (views 10-18 held "
@@ -236,6 +246,7 @@ TRAIN_SET_CARD: dict[str, dict[str, float]] = {
     # (results/castle_window.md, results/castle_variants.md)
     "synthetic-stereo-2ch-fine": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
     "synthetic-stereo-2ch-hard": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
+    "synthetic-stereo-2ch-relief": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
     "synthetic-stereo-2ch-edge": {"score_stride": 6, "window_scale": 2, "cascade_fuse": 0.15},
     "synthetic-stereo-2ch-edge-ws4": {"score_stride": 6, "window_scale": 4, "cascade_fuse": 0.15},
     "synthetic-stereo-2ch-xl": {"score_stride": 6},
@@ -274,6 +285,7 @@ SYNTHETIC_SEEDS: dict[str, int] = {
     "synthetic-stereo-2ch-hard": 7,
     "synthetic-stereo-2ch-edge": 8,
     "synthetic-stereo-2ch-edge-ws4": 9,
+    "synthetic-stereo-2ch-relief": 11,
 }
 #: the random scenes of the synthetic keypoint sets, and their seed
 KEYPOINT_SCENE = SceneSpec(width=512, height=384, roll_deg=180.0)
@@ -299,6 +311,7 @@ SYNTHETIC_KEYPOINT_SETS: dict[str, tuple[Path, int, int, SceneSpec, KeypointSpec
 #: scenes of a generated set where they differ from SceneSpec()'s
 SYNTHETIC_SCENES: dict[str, SceneSpec] = {
     "synthetic-stereo-2ch-hard": SceneSpec(faint_share=0.3, thin_share=0.3),
+    "synthetic-stereo-2ch-relief": SceneSpec(relief_share=0.6),
 }
 #: how each generated set cuts its windows (default: WindowSpec(), 32 px pre-warped)
 #: 64-px windows warped by each hypothesis' own plane, near misses at every half label
@@ -309,6 +322,7 @@ SYNTHETIC_WINDOWS: dict[str, WindowSpec] = {
     "synthetic-stereo-2ch-xl": HALF_LABEL_WINDOWS,
     "synthetic-stereo-2ch-ws2": replace(HALF_LABEL_WINDOWS, window=32, enlarged=True),
     "synthetic-stereo-2ch-hard": HALF_LABEL_WINDOWS,
+    "synthetic-stereo-2ch-relief": HALF_LABEL_WINDOWS,
     "synthetic-stereo-2ch-edge": replace(
         HALF_LABEL_WINDOWS, window=32, enlarged=True, edge_share=0.75
     ),
@@ -395,6 +409,8 @@ TRAIN_SET_RECIPES: dict[str, tuple[str, int, str, dict[str, str]]] = {
     "synthetic-stereo-2ch-ws2": two_channel_fine_tune("synthetic-stereo-2ch-fine"),
     # faint textures and thin bars, from the synthetic-stereo-2ch-fine weights
     "synthetic-stereo-2ch-hard": two_channel_fine_tune("synthetic-stereo-2ch-fine"),
+    # relief on walls and panels, from the synthetic-stereo-2ch-fine weights
+    "synthetic-stereo-2ch-relief": two_channel_fine_tune("synthetic-stereo-2ch-fine"),
     # edge-straddling windows and their other surface as a negative, from the default's weights
     "synthetic-stereo-2ch-edge": two_channel_fine_tune("synthetic-stereo-2ch-fine"),
     # the same at a quarter of the network's window (16 px), from the edge run's weights

@@ -39,6 +39,16 @@ POOL_IMAGE_SIDE = 1024
 FAINT_CONTRAST = (0.03, 0.25)
 #: long side / short side of a thin panel (bars, poles, frames)
 THIN_ASPECT = (6.0, 20.0)
+#: a relief's largest height, as a share of its plane's depth (at the centre) …
+RELIEF_DEPTH_SHARE = (0.01, 0.08)
+#: … and at most this share of the plane's shorter side
+RELIEF_SIZE_SHARE = 0.15
+#: relief grid samples along a plane's longer side
+RELIEF_GRID = (48, 160)
+#: a relief's shading: the light's largest angle from the plane's normal, degrees, and the
+#: share of the light that is ambient (Lambertian, so alike in every view)
+LIGHT_ANGLE_DEG = 60.0
+AMBIENT = (0.3, 0.7)
 #: the smallest angle between a convergent rig's optical axes, degrees
 MIN_CONVERGENCE_DEG = 3.0
 #: image suffixes read from texture folders
@@ -60,6 +70,7 @@ class SceneSpec:
     faint_share: float = 0.0  # share of textures whose contrast is cut to FAINT_CONTRAST
     thin_share: float = 0.0  # share of panels drawn as thin bars (aspect THIN_ASPECT)
     roll_deg: float = 0.0  # the second camera turns about its axis by up to ± this, degrees
+    relief_share: float = 0.0  # share of the planes given relief (random_relief)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.rigs) - set(RIGS))
@@ -72,7 +83,7 @@ class SceneSpec:
                 f"max_convergence_deg must lie in ({MIN_CONVERGENCE_DEG:g}, 90) degrees, "
                 f"not {self.max_convergence_deg}"
             )
-        for name in ("procedural_share", "faint_share", "thin_share"):
+        for name in ("procedural_share", "faint_share", "thin_share", "relief_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise StereoError(f"{name} must lie in [0, 1], not {getattr(self, name)}")
 
@@ -177,7 +188,57 @@ def _plane(
     if spec.faint_share > 0 and rng.random() < spec.faint_share:
         texture = faint(texture, rng.uniform(*FAINT_CONTRAST))
     origin = centre - 0.5 * size[0] * u_axis - 0.5 * size[1] * v_axis
-    return TexturedPlane(origin, u_axis, v_axis, size[0], size[1], texture)
+    relief = None
+    if spec.relief_share > 0 and rng.random() < spec.relief_share:  # drawn only when asked
+        relief = random_relief(rng, size, float(centre[2]))
+        texture = shaded(rng, texture, relief, size)
+    return TexturedPlane(origin, u_axis, v_axis, size[0], size[1], texture, relief)
+
+
+def random_relief(rng: np.random.Generator, size: tuple[float, float], depth: float) -> np.ndarray:
+    """``(gh, gw)`` heights (world units) over a plane of ``size`` at ``depth``: fractal bumps
+    plus raised and sunken rectangles and mouldings (sharp steps, as on a façade), the
+    largest height :data:`RELIEF_DEPTH_SHARE` of the depth and at most
+    :data:`RELIEF_SIZE_SHARE` of the shorter side."""
+    long_side = int(rng.integers(*RELIEF_GRID))
+    gw, gh = (
+        (long_side, max(8, round(long_side * size[1] / size[0])))
+        if size[0] >= size[1]
+        else (max(8, round(long_side * size[0] / size[1])), long_side)
+    )
+    heights = rng.uniform(0.0, 1.0) * (fractal_noise(rng, gw, gh) / 255.0 - 0.5)
+    for _ in range(int(rng.integers(2, 12))):
+        w, h = (max(1, int(n * rng.uniform(0.05, 0.5))) for n in (gw, gh))
+        if rng.random() < 0.3:  # a moulding or pilaster: across the whole plane
+            w, h = (gw, h) if rng.random() < 0.5 else (w, gh)
+        x0, y0 = int(rng.integers(gw - w + 1)), int(rng.integers(gh - h + 1))
+        heights[y0 : y0 + h, x0 : x0 + w] += rng.uniform(-1.0, 1.0)
+    heights -= np.median(heights)
+    largest = min(rng.uniform(*RELIEF_DEPTH_SHARE) * depth, RELIEF_SIZE_SHARE * min(size))
+    return (largest * heights / max(float(np.abs(heights).max()), 1e-9)).astype(np.float32)
+
+
+def shaded(
+    rng: np.random.Generator,
+    texture: np.ndarray,
+    relief: np.ndarray,
+    size: tuple[float, float],
+) -> np.ndarray:
+    """``texture`` (uint8) lit by a distant light over a plane of ``size`` with ``relief``:
+    Lambertian, with a random ambient share, a flat patch keeping its grey. (Seen from the
+    other side, the same shading is that of a light mirrored across the normal.)"""
+    gh, gw = relief.shape
+    dh_dr, dh_ds = np.gradient(relief.astype(np.float64), size[1] / (gh - 1), size[0] / (gw - 1))
+    normals = np.dstack([-dh_ds, -dh_dr, np.ones_like(dh_ds)])
+    normals /= np.linalg.norm(normals, axis=2, keepdims=True)
+    tilt, turn = np.radians(rng.uniform(0, LIGHT_ANGLE_DEG)), rng.uniform(0, 2 * np.pi)
+    light = np.array([np.sin(tilt) * np.cos(turn), np.sin(tilt) * np.sin(turn), np.cos(tilt)])
+    ambient = rng.uniform(*AMBIENT)
+    lit = ambient + (1 - ambient) * np.clip(normals @ light, 0, None)
+    shade = lit / (ambient + (1 - ambient) * light[2])
+    th, tw = texture.shape
+    shade = cv2.resize(shade.astype(np.float32), (tw, th), interpolation=cv2.INTER_LINEAR)
+    return np.clip(np.rint(texture * shade), 0, 255).astype(np.uint8)
 
 
 def random_planes(
@@ -303,6 +364,7 @@ def random_view_pair(
             p.width,
             p.height,
             p.texture,
+            p.relief,
         )
         for p in random_planes(rng, pool, float(frame.K[0, 0]), spec)
     ]

@@ -30,6 +30,9 @@ class TexturedPlane:
     width: float
     height: float
     texture: np.ndarray
+    #: ``(gh, gw)`` heights (world units) along ``u_axis × v_axis``, a grid spanning the
+    #: rectangle (bilinear between samples); None: the rectangle is flat
+    relief: np.ndarray | None = None
 
 
 @dataclass
@@ -89,24 +92,117 @@ def look_at(centre: np.ndarray, target: np.ndarray, up: np.ndarray = UP) -> np.n
     return np.stack([x, y, z], axis=1)
 
 
+#: samples along each ray through a relief's slab (then one secant step)
+RELIEF_STEPS = 32
+#: cv2.remap reads maps of at most this many columns
+REMAP_COLUMNS = 4096
+
+
+def _bilinear(grid: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``grid`` (float32 ``(h, w)``) at the points ``(x, y)`` (``(N,)`` grid pixels),
+    bilinear, clamped at the border."""
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, np.float32)
+    rows = -(-n // REMAP_COLUMNS)
+    maps = np.zeros((2, rows * REMAP_COLUMNS), np.float32)
+    maps[0, :n] = np.clip(x, -1, grid.shape[1])
+    maps[1, :n] = np.clip(y, -1, grid.shape[0])
+    shape = (rows, REMAP_COLUMNS)
+    out = cv2.remap(
+        grid,
+        maps[0].reshape(shape),
+        maps[1].reshape(shape),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return out.reshape(-1)[:n]
+
+
+def _flat_hits(
+    plane: TexturedPlane, camera: Camera, rays: np.ndarray, nearest: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(t, s, r)`` of each ray ``C + t·ray`` on the flat rectangle; t = inf where none."""
+    normal = np.cross(plane.u_axis, plane.v_axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = ((plane.origin - camera.C) @ normal) / (rays @ normal)
+    hit = camera.C + t[:, None] * rays
+    s = (hit - plane.origin) @ plane.u_axis
+    r = (hit - plane.origin) @ plane.v_axis
+    inside = (t > 0) & (s >= 0) & (s <= plane.width) & (r >= 0) & (r <= plane.height)
+    return np.where(inside, t, np.inf), s, r
+
+
+def _relief_hits(
+    plane: TexturedPlane, camera: Camera, rays: np.ndarray, nearest: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(t, s, r)`` of each ray's first hit on the displaced surface ``origin + s·u + r·v +
+    relief(s, r)·n`` (a solid block: a ray entering through its side hits the side), sampled
+    :data:`RELIEF_STEPS` times through the slab ``|offset| ≤ max |relief|`` from the
+    camera's side, then a secant step; t = inf where none or not before ``nearest``."""
+    normal = np.cross(plane.u_axis, plane.v_axis)
+    amplitude = max(float(np.abs(plane.relief).max()), 1e-9)
+    start = camera.C - plane.origin
+    side = 1.0 if start @ normal >= 0 else -1.0
+    # along each ray, s, r and the height above the base plane are linear in t
+    s0, r0, g0 = start @ plane.u_axis, start @ plane.v_axis, start @ normal
+    ds, dr, dg = rays @ plane.u_axis, rays @ plane.v_axis, rays @ normal
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_near, t_far = (side * amplitude - g0) / dg, (-side * amplitude - g0) / dg
+    s_ends, r_ends = (s0 + np.outer(d, [1.0, 1.0]) * np.c_[t_near, t_far] for d in (ds, dr))
+    crosses = (
+        (side * dg < 0)
+        & (t_near > 0)
+        & (t_near < nearest)
+        & (s_ends.max(1) >= 0)
+        & (s_ends.min(1) <= plane.width)
+        & (r_ends.max(1) >= 0)
+        & (r_ends.min(1) <= plane.height)
+    )
+    active = np.flatnonzero(crosses)
+    t_hit, s_hit, r_hit = np.full(len(rays), np.inf), np.zeros(len(rays)), np.zeros(len(rays))
+    gh, gw = plane.relief.shape
+    heights = plane.relief.astype(np.float32)
+
+    def gap(t: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The ray's height above the surface (camera side positive), inf off the plane."""
+        s, r = s0 + t * ds[rows], r0 + t * dr[rows]
+        inside = (s >= 0) & (s <= plane.width) & (r >= 0) & (r <= plane.height)
+        h = _bilinear(heights, s / plane.width * (gw - 1), r / plane.height * (gh - 1))
+        return np.where(inside, side * (g0 + t * dg[rows] - h), np.inf)
+
+    before_t, before = t_near[active], gap(t_near[active], active)
+    for k in range(1, RELIEF_STEPS + 1):
+        t = t_near[active] + (t_far[active] - t_near[active]) * k / RELIEF_STEPS
+        now = gap(t, active)
+        crossed = now <= 0
+        if crossed.any():
+            g_0, g_1, t_0 = before[crossed], now[crossed], before_t[crossed]
+            through_top = np.isfinite(g_0)  # else: through the block's side, hit where it entered
+            with np.errstate(invalid="ignore"):
+                fraction = np.where(through_top, g_0 / np.maximum(g_0 - g_1, 1e-12), 1.0)
+            t_hit[active[crossed]] = t_0 + (t[crossed] - t_0) * np.clip(fraction, 0, 1)
+        active, before_t, before = active[~crossed], t[~crossed], now[~crossed]
+    hit = np.isfinite(t_hit)
+    t_or_0 = np.where(hit, t_hit, 0.0)
+    s_hit, r_hit = s0 + t_or_0 * ds, r0 + t_or_0 * dr
+    return t_hit, np.clip(s_hit, 0, plane.width), np.clip(r_hit, 0, plane.height)
+
+
 def render(planes: list[TexturedPlane], camera: Camera) -> tuple[np.ndarray, np.ndarray]:
-    """Ray-cast the planes: grey image ``(H, W)`` uint8 and z-depth ``(H, W)`` (NaN = none)."""
+    """Ray-cast the planes (flat or with relief): grey image ``(H, W)`` uint8 and z-depth
+    ``(H, W)`` (NaN = none)."""
     h, w = camera.height, camera.width
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
     pix = np.stack([xs, ys, np.ones_like(xs)], axis=-1).reshape(-1, 3)
     rays = pix @ np.linalg.inv(camera.K).T @ camera.R.T  # world directions, z-depth 1
     best_t = np.full(len(rays), np.inf)
     image = np.zeros(len(rays), np.float32)
-    for plane in planes:
-        normal = np.cross(plane.u_axis, plane.v_axis)
-        denom = rays @ normal
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = ((plane.origin - camera.C) @ normal) / denom
-        hit = camera.C + t[:, None] * rays
-        s = (hit - plane.origin) @ plane.u_axis
-        r = (hit - plane.origin) @ plane.v_axis
-        inside = (t > 0) & (s >= 0) & (s <= plane.width) & (r >= 0) & (r <= plane.height)
-        closer = inside & (t < best_t)
+    # flat planes first: their depths spare the relief's marching wherever they are nearer
+    for plane in sorted(planes, key=lambda plane: plane.relief is not None):
+        hits = _flat_hits if plane.relief is None else _relief_hits
+        t, s, r = hits(plane, camera, rays, best_t)
+        closer = t < best_t
         if not closer.any():
             continue
         th, tw = plane.texture.shape

@@ -347,3 +347,71 @@ def test_edge_points_are_drawn_in_their_share_and_get_the_other_surface_as_negat
     counts = np.bincount(edged["near_point"], minlength=len(edged["reference"]))
     assert counts.max() == plain.near_per_point + 1  # an edge point's extra negative
     assert len(edged["near"]) > len(windows["near"])
+
+
+def relief_wall(relief: np.ndarray) -> tuple[TexturedPlane, Camera]:
+    """A fronto-parallel 8 × 6 wall 5 units away with ``relief`` (heights along +z, away
+    from the camera at the origin) and that camera."""
+    texture = sample_photographs(("astronaut",))[0]
+    wall = TexturedPlane(
+        np.array([-4.0, -3.0, 5.0]),
+        np.array([1.0, 0, 0]),
+        np.array([0, 1.0, 0]),
+        8,
+        6,
+        texture,
+        relief.astype(np.float32),
+    )
+    K = np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]])
+    return wall, Camera(K, np.eye(3), np.zeros(3), 160, 120)
+
+
+def test_relief_moves_the_surface_along_the_normal():
+    from stereo.datasets.synthetic import render
+
+    wall, camera = relief_wall(np.full((4, 4), 0.3))
+    _, depth = render([wall], camera)
+    np.testing.assert_allclose(depth, 5.3, atol=1e-6)  # a raised wall: everywhere 0.3 farther
+    step = np.zeros((6, 8))
+    step[:, 4:] = -0.5  # the right half 0.5 nearer, ramping (bilinear) over s = 24/7 … 32/7
+    wall, camera = relief_wall(step)
+    _, depth = render([wall], camera)
+    np.testing.assert_allclose(depth[:, :62], 5.0, atol=1e-6)  # x = 79.5 + 30·(s − 4) …
+    np.testing.assert_allclose(depth[:, 99:], 4.5, atol=1e-6)  # … and 79.5 + 150·(s − 4) / 4.5
+
+
+def test_every_relief_hit_lies_on_the_surface():
+    from stereo.datasets.random_scenes import random_relief
+    from stereo.datasets.synthetic import render
+
+    relief = random_relief(np.random.default_rng(4), (8.0, 6.0), 5.0)
+    assert 0 < np.abs(relief).max() <= 0.08 * 5.0 + 1e-6
+    wall, camera = relief_wall(relief)
+    _, depth = render([wall], camera)
+    ys, xs = np.nonzero(np.isfinite(depth))
+    points = backproject(camera, np.c_[xs, ys].astype(float), depth[ys, xs])
+    s, r = points[:, 0] + 4.0, points[:, 1] + 3.0
+    from scipy.ndimage import map_coordinates
+
+    gh, gw = relief.shape
+    on_grid = map_coordinates(relief.astype(float), [r / 6 * (gh - 1), s / 8 * (gw - 1)], order=1)
+    # off by at most a secant step's error; where a step's side is hit, the surface is the side
+    off = np.abs(points[:, 2] - 5.0 - on_grid)
+    assert np.median(off) < 1e-3 and np.mean(off < 0.01) > 0.95
+
+
+def test_relief_is_drawn_only_when_asked_and_keeps_views_consistent():
+    from stereo.datasets.random_scenes import random_planes
+
+    pool = texture_pool()
+    plain = random_planes(np.random.default_rng(9), pool, 80.0, SMALL)
+    assert all(plane.relief is None for plane in plain)
+    unasked = random_planes(np.random.default_rng(9), pool, 80.0, replace(SMALL, relief_share=0))
+    for a, b in zip(plain, unasked, strict=True):
+        np.testing.assert_array_equal(a.texture, b.texture)
+    rough = random_planes(np.random.default_rng(9), pool, 80.0, replace(SMALL, relief_share=1))
+    assert all(plane.relief is not None for plane in rough)
+    pair = random_view_pair((3, 1), pool, replace(SMALL, relief_share=1.0, supersample=1))
+    _, z = visible_points(pair, margin=4)
+    # the second view's own render agrees with most of the reference's relief points
+    assert len(z) > 0.5 * np.isfinite(pair.depths[0]).sum()
