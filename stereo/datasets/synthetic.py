@@ -149,16 +149,10 @@ def _relief_hits(
     ds, dr, dg = rays @ plane.u_axis, rays @ plane.v_axis, rays @ normal
     with np.errstate(divide="ignore", invalid="ignore"):
         t_near, t_far = (side * amplitude - g0) / dg, (-side * amplitude - g0) / dg
-    s_ends, r_ends = (s0 + np.outer(d, [1.0, 1.0]) * np.c_[t_near, t_far] for d in (ds, dr))
-    crosses = (
-        (side * dg < 0)
-        & (t_near > 0)
-        & (t_near < nearest)
-        & (s_ends.max(1) >= 0)
-        & (s_ends.min(1) <= plane.width)
-        & (r_ends.max(1) >= 0)
-        & (r_ends.min(1) <= plane.height)
-    )
+    crosses = (side * dg < 0) & (t_near > 0) & (t_near < nearest)
+    for start_0, step, end in ((s0, ds, plane.width), (r0, dr, plane.height)):
+        a, b = start_0 + t_near * step, start_0 + t_far * step  # the slab's ends, s or r
+        crosses &= (np.maximum(a, b) >= 0) & (np.minimum(a, b) <= end)
     active = np.flatnonzero(crosses)
     t_hit, s_hit, r_hit = np.full(len(rays), np.inf), np.zeros(len(rays)), np.zeros(len(rays))
     gh, gw = plane.relief.shape
