@@ -393,15 +393,26 @@ def random_pair_options(default_pairs: int) -> Callable[[Callable], Callable]:
 @cli.command("synthetic")
 @random_pair_options(default_pairs=8)
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder for pair-NNNN/.")
-def synthetic_command(n_pairs: int, seed: int, out_dir: str, textures: tuple[str, ...]) -> None:
+@click.option(
+    "--relief",
+    "relief_share",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of the planes given relief (bumps, raised and sunken rectangles, mouldings).",
+)
+def synthetic_command(
+    n_pairs: int, seed: int, out_dir: str, textures: tuple[str, ...], relief_share: float
+) -> None:
     """Random wide-baseline view pairs with exact depth, as calibrated scenes."""
-    from stereo.datasets.random_scenes import random_view_pair, texture_pool
+    from stereo.datasets.random_scenes import SceneSpec, random_view_pair, texture_pool
     from stereo.datasets.synthetic import SyntheticScene
 
     pool = texture_pool(textures)
+    spec = SceneSpec(relief_share=relief_share)
     rigs = {}
     for i in range(n_pairs):
-        pair = random_view_pair((seed, i), pool)
+        pair = random_view_pair((seed, i), pool, spec)
         scene = SyntheticScene(list(pair.images), list(pair.cameras), list(pair.depths))
         name = f"pair-{i:04d}"
         scene.save(Path(out_dir) / name)

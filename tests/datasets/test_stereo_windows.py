@@ -255,6 +255,18 @@ def test_synthetic_command_writes_calibrated_scenes_with_exact_depth(tmp_path):
     np.testing.assert_array_equal(scene.image(0), pair.images[0])
     np.testing.assert_allclose(depth, pair.depths[0], rtol=1e-6)  # float32 on disk
     np.testing.assert_allclose(scene.cameras[1].K, pair.cameras[1].K, rtol=1e-8)
+    rough = CliRunner().invoke(
+        cli,
+        ["synthetic", "--pairs", "1", "--seed", "4", "--relief", "1", "--out", str(tmp_path / "r")],
+    )
+    assert rough.exit_code == 0, rough.output
+    relief = random_view_pair((4, 0), texture_pool(), SceneSpec(relief_share=1.0))
+    np.testing.assert_array_equal(
+        load_scene(tmp_path / "r" / "pair-0000").image(0), relief.images[0]
+    )
+    assert not np.array_equal(relief.images[0], pair.images[0])
+    wrong = CliRunner().invoke(cli, ["synthetic", "--relief", "2", "--out", str(tmp_path / "w")])
+    assert wrong.exit_code != 0 and "--relief" in wrong.output
 
 
 def test_synthetic_scenes_cut_as_keypoint_patches_match_across_views(tmp_path):
