@@ -133,6 +133,45 @@ def _flat_hits(
     return np.where(inside, t, np.inf), s, r
 
 
+@dataclass
+class _ReliefRays:
+    """Rays ``C + t·ray`` in a relief plane's frame: ``s``, ``r`` and the height ``g`` above
+    the base plane are linear in t (``s0 + t·ds`` …); ``side`` is the camera's side (±1)."""
+
+    plane: TexturedPlane
+    s0: float
+    r0: float
+    g0: float
+    ds: np.ndarray
+    dr: np.ndarray
+    dg: np.ndarray
+    side: float
+    heights: np.ndarray  # the relief, float32
+
+    @classmethod
+    def of(cls, plane: TexturedPlane, camera: Camera, rays: np.ndarray) -> _ReliefRays:
+        normal = np.cross(plane.u_axis, plane.v_axis)
+        start = camera.C - plane.origin
+        axes = (plane.u_axis, plane.v_axis, normal)
+        s0, r0, g0 = (float(start @ axis) for axis in axes)
+        ds, dr, dg = (rays @ axis for axis in axes)
+        heights = np.ascontiguousarray(plane.relief, np.float32)
+        return cls(plane, s0, r0, g0, ds, dr, dg, 1.0 if g0 >= 0 else -1.0, heights)
+
+    def sr(self, t: np.ndarray, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """Plane coordinates ``(s, r)`` of rays ``rows`` at ``t``."""
+        return self.s0 + t * self.ds[rows], self.r0 + t * self.dr[rows]
+
+    def gap(self, t: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Height of rays ``rows`` at ``t`` above the surface (camera side positive), inf
+        off the rectangle."""
+        plane, (gh, gw) = self.plane, self.heights.shape
+        s, r = self.sr(t, rows)
+        inside = (s >= 0) & (s <= plane.width) & (r >= 0) & (r <= plane.height)
+        h = _bilinear(self.heights, s / plane.width * (gw - 1), r / plane.height * (gh - 1))
+        return np.where(inside, self.side * (self.g0 + t * self.dg[rows] - h), np.inf)
+
+
 def _relief_hits(
     plane: TexturedPlane, camera: Camera, rays: np.ndarray, nearest: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,46 +179,28 @@ def _relief_hits(
     relief(s, r)·n`` (a solid block: a ray entering through its side hits the side), sampled
     :data:`RELIEF_STEPS` times through the slab ``|offset| ≤ max |relief|`` from the
     camera's side, then a secant step; t = inf where none or not before ``nearest``."""
-    normal = np.cross(plane.u_axis, plane.v_axis)
+    lines = _ReliefRays.of(plane, camera, rays)
     amplitude = max(float(np.abs(plane.relief).max()), 1e-9)
-    start = camera.C - plane.origin
-    side = 1.0 if start @ normal >= 0 else -1.0
-    # along each ray, s, r and the height above the base plane are linear in t
-    s0, r0, g0 = start @ plane.u_axis, start @ plane.v_axis, start @ normal
-    ds, dr, dg = rays @ plane.u_axis, rays @ plane.v_axis, rays @ normal
     with np.errstate(divide="ignore", invalid="ignore"):
-        t_near, t_far = (side * amplitude - g0) / dg, (-side * amplitude - g0) / dg
-    crosses = (side * dg < 0) & (t_near > 0) & (t_near < nearest)
-    for start_0, step, end in ((s0, ds, plane.width), (r0, dr, plane.height)):
-        a, b = start_0 + t_near * step, start_0 + t_far * step  # the slab's ends, s or r
-        crosses &= (np.maximum(a, b) >= 0) & (np.minimum(a, b) <= end)
+        t_near = (lines.side * amplitude - lines.g0) / lines.dg
+        t_far = (-lines.side * amplitude - lines.g0) / lines.dg
+    crosses = (lines.side * lines.dg < 0) & (t_near > 0) & (t_near < nearest)
+    (s_near, r_near), (s_far, r_far) = (lines.sr(t, slice(None)) for t in (t_near, t_far))
+    for a, b, size in ((s_near, s_far, plane.width), (r_near, r_far, plane.height)):
+        crosses &= (np.maximum(a, b) >= 0) & (np.minimum(a, b) <= size)  # the slab's ends
     active = np.flatnonzero(crosses)
-    t_hit, s_hit, r_hit = np.full(len(rays), np.inf), np.zeros(len(rays)), np.zeros(len(rays))
-    gh, gw = plane.relief.shape
-    heights = plane.relief.astype(np.float32)
-
-    def gap(t: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """The ray's height above the surface (camera side positive), inf off the plane."""
-        s, r = s0 + t * ds[rows], r0 + t * dr[rows]
-        inside = (s >= 0) & (s <= plane.width) & (r >= 0) & (r <= plane.height)
-        h = _bilinear(heights, s / plane.width * (gw - 1), r / plane.height * (gh - 1))
-        return np.where(inside, side * (g0 + t * dg[rows] - h), np.inf)
-
-    before_t, before = t_near[active], gap(t_near[active], active)
+    t_hit = np.full(len(rays), np.inf)
+    before_t, before = t_near[active], lines.gap(t_near[active], active)
     for k in range(1, RELIEF_STEPS + 1):
         t = t_near[active] + (t_far[active] - t_near[active]) * k / RELIEF_STEPS
-        now = gap(t, active)
+        now = lines.gap(t, active)
         crossed = now <= 0
-        if crossed.any():
-            g_0, g_1, t_0 = before[crossed], now[crossed], before_t[crossed]
-            through_top = np.isfinite(g_0)  # else: through the block's side, hit where it entered
-            with np.errstate(invalid="ignore"):
-                fraction = np.where(through_top, g_0 / np.maximum(g_0 - g_1, 1e-12), 1.0)
-            t_hit[active[crossed]] = t_0 + (t[crossed] - t_0) * np.clip(fraction, 0, 1)
+        g_0, g_1, t_0 = before[crossed], now[crossed], before_t[crossed]
+        with np.errstate(invalid="ignore"):  # g_0 = inf: entered through the side, hit there
+            fraction = np.where(np.isfinite(g_0), g_0 / np.maximum(g_0 - g_1, 1e-12), 1.0)
+        t_hit[active[crossed]] = t_0 + (t[crossed] - t_0) * np.clip(fraction, 0, 1)
         active, before_t, before = active[~crossed], t[~crossed], now[~crossed]
-    hit = np.isfinite(t_hit)
-    t_or_0 = np.where(hit, t_hit, 0.0)
-    s_hit, r_hit = s0 + t_or_0 * ds, r0 + t_or_0 * dr
+    s_hit, r_hit = lines.sr(np.where(np.isfinite(t_hit), t_hit, 0.0), slice(None))
     return t_hit, np.clip(s_hit, 0, plane.width), np.clip(r_hit, 0, plane.height)
 
 
