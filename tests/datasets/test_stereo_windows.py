@@ -226,6 +226,8 @@ def test_bad_specs_are_refused():
         SceneSpec(rigs=("sideways",))
     with pytest.raises(StereoError, match=r"faint_share must lie in \[0, 1\], not 1.5"):
         SceneSpec(faint_share=1.5)
+    with pytest.raises(StereoError, match=r"relief_share must lie in \[0, 1\], not -0.1"):
+        SceneSpec(relief_share=-0.1)
     for angle in (3.0, 90.0):  # uniform(3, max) needs max > 3; 90: the views would not overlap
         with pytest.raises(StereoError, match=r"max_convergence_deg must lie in \(3, 90\)"):
             SceneSpec(max_convergence_deg=angle)
