@@ -385,6 +385,9 @@ def test_synthetic_calibrated_table_means_and_refusals(tmp_path):
     table = tmp_path / "table.md"
     write_table(summary, table)
     assert "| zncc | 0.300 | 0.500 | 0.750 |" in table.read_text()
+    assert "with relief" not in table.read_text()
+    write_table(summary | {"relief": True}, table)
+    assert "768×512 renders with relief (`--relief`)" in table.read_text()
     script = str(benchmarks / "synthetic_calibrated.py")
     out = tmp_path / "run"
     for arguments, message in (

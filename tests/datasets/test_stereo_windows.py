@@ -429,3 +429,20 @@ def test_relief_is_drawn_only_when_asked_and_keeps_views_consistent():
     _, z = visible_points(pair, margin=4)
     # the second view's own render agrees with most of the reference's relief points
     assert len(z) > 0.5 * np.isfinite(pair.depths[0]).sum()
+
+
+def test_relief_validation_pairs_are_their_own_seeded_set():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from synthetic_calibrated import RELIEF_SEED, RELIEF_SPEC, SEED
+
+    assert RELIEF_SEED != SEED and RELIEF_SPEC.relief_share > 0
+    from stereo.datasets.random_scenes import random_planes
+
+    # scenes drawn with the benchmark's relief spec carry relief (a camera of focal 800 px)
+    planes = random_planes(
+        np.random.default_rng((RELIEF_SEED, 0)), texture_pool(), 800.0, RELIEF_SPEC
+    )
+    assert any(plane.relief is not None for plane in planes)
