@@ -17,7 +17,7 @@ Everything is drawn from a NumPy generator: one seed gives one scene, bit for bi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -357,14 +357,11 @@ def random_view_pair(
     # the scene is laid out in the frame of the rig's first camera, wherever it sits
     frame = reference if np.allclose(reference.C, 0) else other
     planes = [
-        TexturedPlane(
-            frame.R @ p.origin + frame.C,
-            frame.R @ p.u_axis,
-            frame.R @ p.v_axis,
-            p.width,
-            p.height,
-            p.texture,
-            p.relief,
+        replace(
+            p,
+            origin=frame.R @ p.origin + frame.C,
+            u_axis=frame.R @ p.u_axis,
+            v_axis=frame.R @ p.v_axis,
         )
         for p in random_planes(rng, pool, float(frame.K[0, 0]), spec)
     ]

@@ -34,6 +34,15 @@ class TexturedPlane:
     #: rectangle (bilinear between samples); None: the rectangle is flat
     relief: np.ndarray | None = None
 
+    @property
+    def normal(self) -> np.ndarray:
+        """``u_axis × v_axis``: the unit normal the relief's heights run along."""
+        return np.cross(self.u_axis, self.v_axis)
+
+    def holds(self, s: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Whether plane coordinates ``(s, r)`` (world units) lie on the rectangle."""
+        return (s >= 0) & (s <= self.width) & (r >= 0) & (r <= self.height)
+
 
 @dataclass
 class SyntheticScene:
@@ -123,14 +132,13 @@ def _flat_hits(
     plane: TexturedPlane, camera: Camera, rays: np.ndarray, nearest: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(t, s, r)`` of each ray ``C + t·ray`` on the flat rectangle; t = inf where none."""
-    normal = np.cross(plane.u_axis, plane.v_axis)
+    normal = plane.normal
     with np.errstate(divide="ignore", invalid="ignore"):
         t = ((plane.origin - camera.C) @ normal) / (rays @ normal)
     hit = camera.C + t[:, None] * rays
     s = (hit - plane.origin) @ plane.u_axis
     r = (hit - plane.origin) @ plane.v_axis
-    inside = (t > 0) & (s >= 0) & (s <= plane.width) & (r >= 0) & (r <= plane.height)
-    return np.where(inside, t, np.inf), s, r
+    return np.where((t > 0) & plane.holds(s, r), t, np.inf), s, r
 
 
 @dataclass
@@ -150,9 +158,8 @@ class _ReliefRays:
 
     @classmethod
     def of(cls, plane: TexturedPlane, camera: Camera, rays: np.ndarray) -> _ReliefRays:
-        normal = np.cross(plane.u_axis, plane.v_axis)
         start = camera.C - plane.origin
-        axes = (plane.u_axis, plane.v_axis, normal)
+        axes = (plane.u_axis, plane.v_axis, plane.normal)
         s0, r0, g0 = (float(start @ axis) for axis in axes)
         ds, dr, dg = (rays @ axis for axis in axes)
         heights = np.ascontiguousarray(plane.relief, np.float32)
@@ -167,9 +174,8 @@ class _ReliefRays:
         off the rectangle."""
         plane, (gh, gw) = self.plane, self.heights.shape
         s, r = self.sr(t, rows)
-        inside = (s >= 0) & (s <= plane.width) & (r >= 0) & (r <= plane.height)
         h = _bilinear(self.heights, s / plane.width * (gw - 1), r / plane.height * (gh - 1))
-        return np.where(inside, self.side * (self.g0 + t * self.dg[rows] - h), np.inf)
+        return np.where(plane.holds(s, r), self.side * (self.g0 + t * self.dg[rows] - h), np.inf)
 
 
 def _relief_hits(
