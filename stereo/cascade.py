@@ -141,16 +141,48 @@ def upsampled_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
     return labels[..., rows[:, None], cols[None, :]]
 
 
+def block_means(array: np.ndarray, block: int) -> np.ndarray:
+    """``(..., ⌈h/block⌉, ⌈w/block⌉)`` float32 means of ``array`` ``(..., h, w)`` over
+    ``block × block`` pixel blocks (the last row and column of blocks padded by repeating
+    the edge); NaN entries are left out of a block's mean (NaN where all are)."""
+    h, w = array.shape[-2:]
+    pad = [(0, 0)] * (array.ndim - 2) + [(0, -h % block), (0, -w % block)]
+    padded = np.pad(array.astype(np.float32), pad, mode="edge")
+    blocks = padded.reshape(*array.shape[:-2], padded.shape[-2] // block, block, -1, block)
+    finite = np.isfinite(blocks)
+    counts = finite.sum(axis=(-3, -1))
+    sums = np.where(finite, blocks, 0).sum(axis=(-3, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan).astype(np.float32)
+
+
+def pooled_labels(
+    cfg: StereoConfig, volume: np.ndarray, reference: np.ndarray, block: int
+) -> np.ndarray:
+    """``(h, w)`` labels of the proposal's MRF (``proposal_config``) on ``volume``
+    (``(L, h, w)`` normalised) and ``reference`` (grey ``(h, w)``) averaged over
+    ``block × block`` pixel blocks, each block's label repeated over its pixels."""
+    h, w = reference.shape
+    hypotheses = np.arange(volume.shape[0], dtype=float)
+    if block == 1:
+        return optimise(volume, reference, hypotheses, proposal_config(cfg))[0]
+    small_reference = np.rint(block_means(reference, block)).astype(np.uint8)
+    small_volume = block_means(volume, block)
+    labels = optimise(small_volume, small_reference, hypotheses, proposal_config(cfg))[0]
+    return np.repeat(np.repeat(labels, block, axis=0), block, axis=1)[:h, :w]
+
+
 def proposal(
     cfg: StereoConfig, proposer: Cost, images: tuple[np.ndarray, np.ndarray], sweep: Sweep
 ) -> tuple[np.ndarray, np.ndarray]:
     """The proposal cost's ``(h, w)`` label indices — from its MRF (or winner-take-all) on
-    the images resized by ``cfg.cascade_scale``, upsampled to the reference's size — and its
-    normalised ``(L, h', w')`` volume at that scale (not upsampled)."""
+    the images resized by ``cfg.cascade_scale`` and its volume there averaged over
+    ``cfg.cascade_pool`` pixel blocks, upsampled to the reference's size — and its
+    normalised ``(L, h', w')`` volume at that scale (neither upsampled nor averaged)."""
     small = resized_pair(images, cfg.cascade_scale)
     proposed = normalise_volume(proposer.volume(*small, sweep.resized(cfg.cascade_scale)))
-    labels = optimise(proposed, small[0], np.arange(len(sweep), dtype=float), proposal_config(cfg))
-    return upsampled_labels(labels[0], *images[0].shape), proposed
+    labels = pooled_labels(cfg, proposed, small[0], cfg.cascade_pool)
+    return upsampled_labels(labels, *images[0].shape), proposed
 
 
 def proposed_labels(
@@ -245,6 +277,7 @@ def cascade_volume(
         "band_labels": cfg.cascade_band,
         "proposal_scale": cfg.cascade_scale,
         "proposal_cycles": cfg.cascade_cycles,
+        "proposal_pool_px": cfg.cascade_pool,
         "proposal_weight": weight,
         "flat_std": cfg.cascade_flat_std,
         "flat_share": round(float(flat.mean()), 4),

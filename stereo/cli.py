@@ -45,6 +45,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "cascade",
         "cascade_band",
         "cascade_scale",
+        "cascade_pool",
         "cascade_cycles",
         "cascade_fuse",
         "cascade_flat_std",

@@ -37,6 +37,7 @@ RECTIFICATIONS = ("auto", "rotation", "projective")
 INVALID_MODES = ("nan", "fill")  # pixels whose match leaves the second image: NaN or kept
 MAX_LABELS = 4096  # hypotheses per pixel (memory is checked too: check_volume_fits)
 MIN_WORKING_SIZE = 32  # pixels on the long side
+MAX_CASCADE_POOL = 8  # pixels a side of the blocks the cascade's proposal MRF averages
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,15 @@ class StereoConfig:
         help="2-channel cascade: the proposal cost and its MRF run on the images resized by "
         "this factor (0.5: a quarter of the pixels) and its labels are upsampled; 1 = full "
         "resolution.",
+    )
+    cascade_pool: int = setting(
+        1,
+        flag="--cascade-pool",
+        kind=int,
+        help="2-channel cascade: the proposal's MRF runs on its full-size volume averaged "
+        "over N x N pixel blocks (about N² times less MRF work) and its labels are repeated "
+        "back; the volume blended with the network stays full size. 1 = the MRF at full "
+        "size.",
     )
     # 1: the proposal's MRF labels put the true label in the scored band far more often than
     # its winner-take-all labels on the held-out synthetic calibrated pairs (pair 0: 87 %
@@ -341,6 +351,11 @@ class StereoConfig:
             )
         if self.cascade_band < 0:
             raise StereoError(f"--cascade-band must be at least 0 labels, not {self.cascade_band}")
+        if not 1 <= self.cascade_pool <= MAX_CASCADE_POOL:
+            raise StereoError(
+                f"--cascade-pool must be 1 (off) to {MAX_CASCADE_POOL} pixels, not "
+                f"{self.cascade_pool}"
+            )
         if not (np.isfinite(self.cascade_scale) and 0.1 <= self.cascade_scale <= 1.0):
             raise StereoError(f"--cascade-scale must lie in [0.1, 1], not {self.cascade_scale}")
         if not (np.isfinite(self.lr_tolerance) and self.lr_tolerance > 0):

@@ -22,6 +22,7 @@ def test_method_options_combine():
     cfg = two_channel.config(n_labels=16)
     assert (cfg.model, cfg.score_stride, cfg.cascade_band, cfg.n_labels) == ("2ch-deep.x", 3, 2, 16)
     assert parse_method("2ch-deep:p2").config().cascade_scale == 0.5
+    assert parse_method("2ch-deep:pool2").config().cascade_pool == 2
     assert parse_method("2ch-deep:c2").config().cascade_cycles == 2
     assert parse_method("2ch-deep:cf0").config().cascade_flat_std == 0.0
     assert parse_method("2ch-deep:mrf2").config().mrf.iterations == 2
@@ -46,8 +47,8 @@ def test_method_options_combine():
 def test_unknown_method_option_exits_with_one_line():
     expected = (
         "not nosub, float32, bfloat16, int8, wta, flat, bilinear, full, zncc, census, zc, edge, "
-        "ezncc, noedge, rotation, projective, sN, wsN, bandN, pN, cN, fN, tN, cfN, erN, ebN, fsN, "
-        "mtN, mrfN or a λ"
+        "ezncc, noedge, rotation, projective, sN, wsN, bandN, pN, poolN, cN, fN, tN, cfN, erN, "
+        "ebN, fsN, mtN, mrfN or a λ"
     )
     with pytest.raises(SystemExit, match=expected):
         parse_method("zncc:fast")

@@ -15,9 +15,11 @@ from stereo.cascade import (
     DEFAULT_FUSE,
     TILE_SHARE,
     band_mask,
+    block_means,
     cascade_volume,
     cascades,
     for_search,
+    pooled_labels,
     proposal_config,
     proposal_weight,
     proposed_labels,
@@ -374,3 +376,57 @@ def test_a_volume_upsamples_as_its_label_maps_do():
     up = upsampled_labels(volume, 5, 7)
     for label in range(2):
         np.testing.assert_array_equal(up[label], upsampled_labels(volume[label], 5, 7))
+
+
+def test_block_means_average_each_block_and_skip_nan():
+    array = np.arange(15.0).reshape(3, 5)  # 3 x 5: the last block row and column are padded
+    np.testing.assert_allclose(
+        block_means(array, 2), [[3.0, 5.0, 6.5], [10.5, 12.5, 14.0]]
+    )  # e.g. (0 + 1 + 5 + 6) / 4, and the edge block (4 + 4 + 9 + 9) / 4
+    volume = np.ones((2, 4, 4), np.float32)
+    volume[0, :2, :2] = [[np.nan, 3.0], [5.0, np.nan]]
+    volume[1, 2:, 2:] = np.nan
+    means = block_means(volume, 2)
+    assert means.shape == (2, 2, 2) and means[0, 0, 0] == 4.0  # the NaN left out
+    assert np.isnan(means[1, 1, 1]) and np.isfinite(means).sum() == 7
+
+
+def test_the_pooled_proposal_repeats_each_blocks_label_over_its_pixels():
+    """A volume whose cheapest label is constant over 3 x 3 blocks: winner-take-all on the
+    block means gives those labels, repeated back over an image that the blocks do not
+    divide; one MRF cycle is the MRF's labels on the block means, repeated likewise."""
+    rng = np.random.default_rng(0)
+    block_labels = rng.integers(0, 6, size=(4, 5))
+    h, w = 11, 14  # 4 x 5 blocks of 3 px, the last ones cut short
+    truth = np.repeat(np.repeat(block_labels, 3, axis=0), 3, axis=1)[:h, :w]
+    volume = np.ones((6, h, w), np.float32)
+    np.put_along_axis(volume, truth[None], 0.0, axis=0)
+    reference = (rng.random((h, w)) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(
+        pooled_labels(_config(cascade_cycles=0), volume, reference, 3), truth
+    )
+    cfg = _config(cascade_cycles=1)
+    small = optimise(
+        block_means(volume, 3),
+        np.rint(block_means(reference, 3)).astype(np.uint8),
+        np.arange(6.0),
+        proposal_config(cfg),
+    )[0]
+    expected = np.repeat(np.repeat(small, 3, axis=0), 3, axis=1)[:h, :w]
+    np.testing.assert_array_equal(pooled_labels(cfg, volume, reference, 3), expected)
+    with pytest.raises(StereoError, match="--cascade-pool must be 1"):
+        _config(cascade_pool=0)
+
+
+def test_a_pooled_proposal_scores_bands_around_its_labels_on_the_full_size_volume(small_scene):
+    sc = small_scene
+    cfg = replace(_config(cascade_band=1, cascade_pool=2), working_size=200, n_labels=16)
+    images, cameras = working_pair(sc.images[:2], sc.cameras[:2], cfg.working_size)
+    sweep = Sweep.planes(*cameras, np.geomspace(4.0, 10.0, 16))
+    raw, info, reused = cascade_volume(cfg, make_cost("2ch", untrained=True), tuple(images), sweep)
+    zncc = normalise_volume(make_cost("zncc").volume(*images, sweep))
+    labels = pooled_labels(cfg, zncc, images[0], 2)
+    outside = np.isnan(raw)
+    np.testing.assert_array_equal(~np.isinf(raw), tile_band_mask(labels, 16, 1) | outside)
+    np.testing.assert_array_equal(reused[1], zncc)  # the blend's volume stays full size
+    assert info["proposal_pool_px"] == 2

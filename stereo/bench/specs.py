@@ -24,12 +24,13 @@ class MethodSpec:
     sweep, ``--cascade none``), ``zncc`` (the ZNCC cascade on rectified pairs too,
     ``--cascade zncc``), ``census`` (census proposes and is blended, ``--cascade
     census``), ``zc`` (the mean of ZNCC and census does, ``--cascade zncc,census``),
-    ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal
-    on images resized by 1/N, ``--cascade-scale``) and ``cN`` (N expansion cycles of the
-    proposal's MRF, 0 = its winner-take-all labels: ``--cascade-cycles``) and ``fN`` (the MRF
-    on the blend of N % proposal cost, ``--cascade-fuse N/100``) and ``tN`` (a label is scored
-    in a tile where N % of its pixels propose it, ``--cascade-share N/100``) and ``cfN`` (the
-    proposal alone where the reference is flat, ``--cascade-flat-std N``, ``cf0`` off); edge fusion:
+    ``bandN`` (``--cascade-band N``) and ``pN`` (the proposal on images resized by 1/N,
+    ``--cascade-scale``) and ``poolN`` (the proposal's MRF on its volume averaged over N × N
+    pixel blocks, ``--cascade-pool N``) and ``cN`` (N expansion cycles of the proposal's MRF, 0
+    = its winner-take-all labels: ``--cascade-cycles``) and ``fN`` (the MRF on the blend of N %
+    proposal cost, ``--cascade-fuse N/100``) and ``tN`` (a label is scored in a tile where N %
+    of its pixels propose it, ``--cascade-share N/100``) and ``cfN`` (the proposal alone where
+    the reference is flat, ``--cascade-flat-std N``, ``cf0`` off); edge fusion:
     ``edge`` (census near depth edges on any search, ``--edge-cost census``), ``ezncc``
     (ZNCC there, ``--edge-cost zncc``), ``noedge``
     (``--edge-cost none``), ``erN`` (``--edge-radius N``), ``ebN`` (``--edge-blend N/100``),
@@ -50,6 +51,7 @@ class MethodSpec:
     cascade: str = StereoConfig.cascade
     cascade_band: int = StereoConfig.cascade_band
     cascade_scale: float = StereoConfig.cascade_scale
+    cascade_pool: int = StereoConfig.cascade_pool
     cascade_cycles: int = StereoConfig.cascade_cycles
     cascade_fuse: float | None = StereoConfig.cascade_fuse
     cascade_share: float = StereoConfig.cascade_share
@@ -79,6 +81,7 @@ class MethodSpec:
             cascade=self.cascade,
             cascade_band=self.cascade_band,
             cascade_scale=self.cascade_scale,
+            cascade_pool=self.cascade_pool,
             cascade_cycles=self.cascade_cycles,
             cascade_fuse=self.cascade_fuse,
             cascade_share=self.cascade_share,
@@ -119,6 +122,7 @@ def parse_method(spec: str) -> MethodSpec:
         "ws": "window_scale",
         "band": "cascade_band",
         "p": "cascade_scale",
+        "pool": "cascade_pool",
         "c": "cascade_cycles",
         "f": "cascade_fuse",
         "t": "cascade_share",
@@ -150,7 +154,7 @@ def parse_method(spec: str) -> MethodSpec:
             except ValueError:
                 sys.exit(
                     f"error: method {spec!r}: option {option!r} is not {', '.join(flags)}, "
-                    "sN, wsN, bandN, pN, cN, fN, tN, cfN, erN, ebN, fsN, mtN, mrfN or a λ"
+                    "sN, wsN, bandN, pN, poolN, cN, fN, tN, cfN, erN, ebN, fsN, mtN, mrfN or a λ"
                 )
     return MethodSpec(name, **values)
 
