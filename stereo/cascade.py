@@ -163,13 +163,13 @@ def pooled_labels(
     (``(L, h, w)`` normalised) and ``reference`` (grey ``(h, w)``) averaged over
     ``block × block`` pixel blocks, each block's label repeated over its pixels."""
     h, w = reference.shape
+    if block > 1:
+        volume = block_means(volume, block)
+        reference = np.rint(block_means(reference, block)).astype(np.uint8)
     hypotheses = np.arange(volume.shape[0], dtype=float)
-    if block == 1:
-        return optimise(volume, reference, hypotheses, proposal_config(cfg))[0]
-    small_reference = np.rint(block_means(reference, block)).astype(np.uint8)
-    small_volume = block_means(volume, block)
-    labels = optimise(small_volume, small_reference, hypotheses, proposal_config(cfg))[0]
-    return np.repeat(np.repeat(labels, block, axis=0), block, axis=1)[:h, :w]
+    labels = optimise(volume, reference, hypotheses, proposal_config(cfg))[0]
+    small_h, small_w = labels.shape
+    return upsampled_labels(labels, small_h * block, small_w * block)[:h, :w]
 
 
 def proposal(
